@@ -1,0 +1,1 @@
+"""Volatility and regime forecasts from prices and on-chain signals."""

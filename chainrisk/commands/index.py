@@ -1,0 +1,232 @@
+"""`chainrisk index`: backfill and follow, from chainrisk.toml or ad-hoc flags."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from indexer.config import ChainConfig
+    from indexer.runner import Plan
+    from indexer.sync import Progress, Syncer
+
+log = logging.getLogger(__name__)
+
+
+def index(
+    ctx: typer.Context,
+    rpc: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--rpc", help="JSON-RPC URL; repeat for failover. Without it, chains come from the config."
+        ),
+    ] = None,
+    address: Annotated[
+        list[str] | None, typer.Option("--address", help="Only logs of this contract; repeatable.")
+    ] = None,
+    from_block: Annotated[
+        int | None, typer.Option("--from", min=0, help="First block (ad-hoc mode).")
+    ] = None,
+    to_block: Annotated[
+        int | None, typer.Option("--to", min=0, help="Last block; default: the head.")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Keep following the head after the backfill.")
+    ] = False,
+    chain_id: Annotated[
+        int | None, typer.Option(help="Expected chain id (ad-hoc); default: the node's.")
+    ] = None,
+    finality_depth: Annotated[int, typer.Option(min=0, help="Reorg window in blocks (ad-hoc).")] = 64,
+    max_range: Annotated[int, typer.Option(min=1, help="Largest eth_getLogs range (ad-hoc).")] = 2000,
+    name: Annotated[
+        str | None, typer.Option(help="Cursor name (ad-hoc); default derived from the filter.")
+    ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(envvar="CHAINRISK_METRICS_PORT", help="Serve Prometheus metrics here.")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    rewind_to: Annotated[
+        int | None, typer.Option(min=0, help="Delete rows above this block and move cursors back, then exit.")
+    ] = None,
+) -> None:
+    """Copy event logs into PostgreSQL: raw `logs`, decoded event tables, `quarantine` for bad logs.
+
+    Ad-hoc: `chainrisk index --rpc URL [--address A ...] --from N --to M`. With no address every log in
+    the range is indexed. Without --rpc, every chain and contract in chainrisk.toml is indexed.
+    Restarting resumes exactly after the last committed block.
+    """
+    from chainrisk.cli import app_context, fail
+    from chainrisk.db import to_libpq_url
+    from chainrisk.migrate import upgrade
+    from indexer.metrics import IndexerMetrics
+
+    app = app_context(ctx)
+    url = app.database_url()
+    upgrade(url)
+    conninfo = to_libpq_url(url)
+    metrics = IndexerMetrics()
+    port = metrics_port if metrics_port is not None else app.settings.metrics_port
+    if port:
+        metrics.serve(port)
+    try:
+        plans = _plans(
+            app.settings,
+            rpc,
+            address or [],
+            from_block,
+            to_block,
+            follow,
+            chain_id,
+            finality_depth,
+            max_range,
+            name,
+        )
+        if rewind_to is not None:
+            _rewind(conninfo, plans, rewind_to)
+            return
+        for plan in plans:
+            _run_one(plan, conninfo, metrics, progress)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    except Exception as exc:
+        from indexer.chain import ChainError
+        from indexer.sync import IndexerError
+
+        if isinstance(exc, ChainError | IndexerError):
+            raise fail(str(exc), code=1) from None
+        raise
+
+
+def _plans(
+    settings: Any,
+    rpc: list[str] | None,
+    addresses: list[str],
+    start: int | None,
+    stop: int | None,
+    follow: bool,
+    chain_id: int | None,
+    depth: int,
+    max_range: int,
+    name: str | None,
+) -> list[Plan]:
+    from indexer.config import ChainConfig
+    from indexer.runner import adhoc_plan, config_plan
+
+    if rpc:
+        if start is None:
+            raise ValueError("--from: the first block is required with --rpc")
+        if stop is not None and stop < start:
+            raise ValueError(f"--to ({stop}) is below --from ({start})")
+        resolved = chain_id if chain_id is not None else _node_chain_id(rpc)
+        chain = ChainConfig(
+            name=f"chain-{resolved}",
+            chain_id=resolved,
+            rpc_urls=rpc,
+            finality_depth=depth,
+            max_block_range=max_range,
+        )
+        return [adhoc_plan(chain, addresses, start, stop, follow, name)]
+    if not settings.chains:
+        raise ValueError(
+            "nothing to index: pass --rpc URL --from N, or configure [[chains]] and"
+            " [[contracts]] in chainrisk.toml"
+        )
+    return [config_plan(chain, settings.contracts, stop, follow) for chain in settings.chains]
+
+
+def _node_chain_id(urls: list[str]) -> int:
+    from indexer.chain import HttpChainClient
+
+    client = HttpChainClient(urls)
+    try:
+        return client.chain_id()
+    finally:
+        client.close()
+
+
+def _rewind(conninfo: str, plans: list[Plan], block: int) -> None:
+    from indexer.runner import rewind
+
+    for plan in plans:
+        rewind(conninfo, plan.job.chain.chain_id, block)
+        typer.echo(f"{plan.job.chain.name}: rows above block {block} deleted; cursors moved back")
+
+
+def _run_one(plan: Plan, conninfo: str, metrics: Any, show_progress: bool) -> None:
+    from indexer.runner import check_chain_id, make_client, run_plan
+
+    client = make_client(plan.job.chain, metrics)
+    try:
+        check_chain_id(client, plan.job.chain)
+        with _ProgressView(plan.job.chain, show_progress) as view:
+            cursor = run_plan(plan, conninfo, metrics, view.update, _stop_on_signal, client=client)
+        typer.echo(f"{plan.job.name}: indexed through block {cursor.block_number} ({view.summary()})")
+    finally:
+        client.close()
+
+
+def _stop_on_signal(syncer: Syncer) -> None:
+    """SIGTERM/SIGINT finish the batch in hand, then stop (the batch commits whole or not at all)."""
+
+    def handler(signum: int, frame: object) -> None:
+        syncer.stop_requested = True
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+class _ProgressView:
+    """A rich progress bar with blocks/s, logs/s and ETA; silent when disabled or not a terminal."""
+
+    def __init__(self, chain: ChainConfig, enabled: bool) -> None:
+        self.chain, self.enabled = chain, enabled
+        self.logs = self.blocks = 0
+        self.started = time.monotonic()
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _ProgressView:
+        if self.enabled:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed:,.0f}/{task.total:,.0f} blocks"),
+                TextColumn("{task.fields[bps]:,.0f} blocks/s"),
+                TextColumn("{task.fields[lps]:,.0f} logs/s"),
+                TimeRemainingColumn(),
+                transient=False,
+            )
+            self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+    def update(self, p: Progress) -> None:
+        self.logs += p.logs
+        self.blocks += p.blocks
+        if self._progress is None:
+            return
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        done_from = p.cursor - self.blocks
+        if self._task is None:
+            self._task = self._progress.add_task(self.chain.name, total=p.target - done_from, bps=0, lps=0)
+        self._progress.update(
+            self._task,
+            total=p.target - done_from,
+            completed=self.blocks,
+            bps=self.blocks / elapsed,
+            lps=self.logs / elapsed,
+        )
+
+    def summary(self) -> str:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        return (
+            f"{self.blocks:,} blocks, {self.logs:,} logs in {elapsed:.1f}s, {self.logs / elapsed:,.0f} logs/s"
+        )

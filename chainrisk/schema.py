@@ -1,0 +1,11 @@
+"""Every package's tables, for Alembic: one MetaData per package, listed here."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+
+def all_metadata() -> list[sa.MetaData]:
+    from indexer.tables import metadata as indexer_metadata
+
+    return [indexer_metadata]

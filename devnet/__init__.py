@@ -1,0 +1,1 @@
+"""A local chain (anvil) with published contracts and a market scenario."""

@@ -1,0 +1,1 @@
+"""Cross-protocol exposure graph and contagion models."""

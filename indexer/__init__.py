@@ -1,0 +1,1 @@
+"""Copies Ethereum event logs into PostgreSQL: exact, resumable and reorg-safe."""

@@ -1,0 +1,138 @@
+"""SQLAlchemy Core tables for raw chain data, the cursor, and one typed table per decoded event.
+
+Every chain-derived table carries chain_id, block_number and block_hash, and is marked with
+`info={"chain_derived": True}` so a reorg rollback finds it without a hand-kept list.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+from indexer.events import EventSpec, Param
+from indexer.registry import all_specs
+
+metadata = sa.MetaData()
+
+UINT256 = sa.Numeric(78, 0)
+CHAIN_DERIVED = {"chain_derived": True}
+
+
+def _log_position() -> list[sa.Column[object]]:
+    return [
+        sa.Column("chain_id", sa.Integer, nullable=False),
+        sa.Column("block_number", sa.BigInteger, nullable=False),
+        sa.Column("log_index", sa.Integer, nullable=False),
+        sa.Column("block_hash", sa.Text, nullable=False),
+        sa.Column("tx_hash", sa.Text, nullable=False),
+        sa.Column("address", sa.Text, nullable=False),
+    ]
+
+
+blocks = sa.Table(
+    "blocks",
+    metadata,
+    sa.Column("chain_id", sa.Integer, primary_key=True),
+    sa.Column("number", sa.BigInteger, primary_key=True),
+    sa.Column("hash", sa.Text, nullable=False),
+    sa.Column("parent_hash", sa.Text, nullable=False),
+    sa.Column("timestamp", sa.BigInteger, nullable=False),
+    info=CHAIN_DERIVED,
+    comment="Recent block headers (the unfinalized window plus batch ends), for reorg detection.",
+)
+
+cursors = sa.Table(
+    "cursors",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("chain_id", sa.Integer, nullable=False),
+    sa.Column("block_number", sa.BigInteger, nullable=False),
+    sa.Column("block_hash", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    comment="Last fully indexed block per source; commits with the rows it covers.",
+)
+
+reorgs = sa.Table(
+    "reorgs",
+    metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("chain_id", sa.Integer, nullable=False),
+    sa.Column("detected_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("fork_block", sa.BigInteger, nullable=False),
+    sa.Column("depth", sa.Integer, nullable=False),
+    sa.Column("old_hash", sa.Text, nullable=False),
+    sa.Column("new_hash", sa.Text, nullable=False),
+    comment="Every reorg seen: rows at or above fork_block were rolled back and re-indexed.",
+)
+
+logs = sa.Table(
+    "logs",
+    metadata,
+    *_log_position(),
+    sa.Column("tx_index", sa.Integer, nullable=False),
+    sa.Column("topic0", sa.Text),
+    sa.Column("topic1", sa.Text),
+    sa.Column("topic2", sa.Text),
+    sa.Column("topic3", sa.Text),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("block_timestamp", sa.BigInteger),
+    sa.PrimaryKeyConstraint("chain_id", "block_number", "log_index"),
+    sa.Index("ix_logs_address_topic0", "address", "topic0"),
+    info=CHAIN_DERIVED,
+    comment="Every fetched log, as the node returned it (hex text, lowercase).",
+)
+
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    *_log_position(),
+    sa.Column("topics", ARRAY(sa.Text), nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("event", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("chain_id", "block_number", "log_index"),
+    info=CHAIN_DERIVED,
+    comment="Logs whose topic0 names a known event but which do not decode against its ABI.",
+)
+
+
+def column_type(param: Param) -> sa.types.TypeEngine[Any]:
+    """SQL type of an event parameter: uint256 as NUMERIC(78,0), small ints as integers."""
+    t = param.type
+    if t.endswith("]"):
+        return JSONB()
+    if t == "bool":
+        return sa.Boolean()
+    for prefix in ("uint", "int"):
+        if t.startswith(prefix) and t[len(prefix) :].isdigit():
+            bits = int(t[len(prefix) :])
+            if bits <= 16:
+                return sa.Integer()
+            if bits <= 32 or (prefix == "int" and bits <= 64):
+                return sa.BigInteger()
+            return UINT256
+    return sa.Text()
+
+
+def event_table(spec: EventSpec) -> sa.Table:
+    columns = [sa.Column(p.column, column_type(p)) for p in spec.params]
+    return sa.Table(
+        spec.table,
+        metadata,
+        *_log_position(),
+        *columns,
+        sa.PrimaryKeyConstraint("chain_id", "block_number", "log_index"),
+        info=CHAIN_DERIVED,
+        comment=f"Decoded {spec.signature} events.",
+    )
+
+
+EVENT_TABLES: dict[str, sa.Table] = {spec.table: event_table(spec) for spec in all_specs()}
+
+
+def chain_derived_tables(meta: sa.MetaData | None = None) -> list[sa.Table]:
+    """Tables whose rows come from the chain and must roll back on a reorg."""
+    chosen = meta or metadata
+    return [t for t in chosen.sorted_tables if t.info.get("chain_derived")]

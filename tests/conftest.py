@@ -1,0 +1,107 @@
+"""Shared fixtures: real PostgreSQL servers, fresh databases cloned from a migrated template."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from chainrisk.db import start_embedded, to_libpq_url, to_sqlalchemy_url
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/test"
+TEMPLATE = "chainrisk_test_template"
+
+
+def shared_file(relative: str) -> Path:
+    """A file under ../shared/data: missing means skip locally, but fail in CI."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"shared data file missing in CI: {path}")
+        pytest.skip(f"shared data file missing: {path}")
+    return path
+
+
+def _reachable(url: str) -> bool:
+    try:
+        with psycopg.connect(url, connect_timeout=2):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def test_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """CHAINRISK_HOME for tests: reuse a stable one so the embedded server and npm tools persist."""
+    home = Path(os.environ.get("CHAINRISK_TEST_HOME", ROOT / ".chainrisk" / "test-home"))
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def _server_urls(home: Path) -> dict[str, str]:
+    urls = {"embedded": to_libpq_url(start_embedded(home))}
+    local = os.environ.get("CHAINRISK_TEST_PG_URL", LOCAL_PG)
+    if _reachable(local):
+        urls["pg15"] = local
+    return urls
+
+
+@pytest.fixture(scope="session")
+def pg_servers(test_home: Path) -> dict[str, str]:
+    return _server_urls(test_home)
+
+
+def _with_database(server_url: str, name: str) -> str:
+    base, _, _query = server_url.partition("?")
+    prefix = base.rsplit("/", 1)[0]
+    query = f"?{_query}" if _query else ""
+    return f"{prefix}/{name}{query}"
+
+
+def _build_template(server_url: str) -> None:
+    from chainrisk.migrate import upgrade
+
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{TEMPLATE}"')
+    upgrade(to_sqlalchemy_url(_with_database(server_url, TEMPLATE)))
+
+
+@pytest.fixture(scope="session")
+def templates(pg_servers: dict[str, str]) -> dict[str, str]:
+    for url in pg_servers.values():
+        _build_template(url)
+    return pg_servers
+
+
+def _fresh_database(server_url: str) -> Iterator[str]:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+    try:
+        yield to_sqlalchemy_url(_with_database(server_url, name))
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def db_url(templates: dict[str, str]) -> Iterator[str]:
+    """A fresh, migrated database on the embedded server (SQLAlchemy URL)."""
+    yield from _fresh_database(templates["embedded"])
+
+
+@pytest.fixture(params=["embedded", "pg15"])
+def any_db_url(request: pytest.FixtureRequest, templates: dict[str, str]) -> Iterator[str]:
+    """A fresh, migrated database on each available server: embedded PostgreSQL 18 and the local 15."""
+    if request.param not in templates:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL server {request.param!r} not reachable in CI")
+        pytest.skip(f"PostgreSQL server {request.param!r} not reachable")
+    yield from _fresh_database(templates[request.param])
