@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     log_level: str = "INFO"
     metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_addr: str = "127.0.0.1"
     chains: list[ChainConfig] = Field(default_factory=list)
     contracts: list[ContractConfig] = Field(default_factory=list)
 

@@ -87,7 +87,7 @@ def event(declaration: str, table: str) -> EventSpec:
 
 def _param(text: str) -> Param:
     match = _PARAM.match(text)
-    if not match:
+    if not match or match["name"] == "indexed":
         raise ValueError(f"not an event parameter: {text!r} (expected 'type [indexed] name')")
     return Param(type=_canonical(match["type"]), name=match["name"], indexed=bool(match["indexed"]))
 
@@ -100,4 +100,5 @@ def _canonical(type_: str) -> str:
 
 def snake_case(name: str) -> str:
     name = name.lstrip("_")
-    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()

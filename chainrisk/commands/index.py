@@ -71,7 +71,7 @@ def index(
     metrics = IndexerMetrics()
     port = metrics_port if metrics_port is not None else app.settings.metrics_port
     if port:
-        metrics.serve(port)
+        metrics.serve(port, app.settings.metrics_addr)
     try:
         plans = _plans(
             app.settings,

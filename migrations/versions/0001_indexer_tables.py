@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 16:40:41.959867
+Create Date: 2026-11-23 16:44:42.717320
 """
 
 from __future__ import annotations
@@ -258,7 +258,7 @@ def upgrade() -> None:
         sa.Column("debt_to_cover", sa.Numeric(precision=78, scale=0), nullable=True),
         sa.Column("liquidated_collateral_amount", sa.Numeric(precision=78, scale=0), nullable=True),
         sa.Column("liquidator", sa.Text(), nullable=True),
-        sa.Column("receive_atoken", sa.Boolean(), nullable=True),
+        sa.Column("receive_a_token", sa.Boolean(), nullable=True),
         sa.PrimaryKeyConstraint("chain_id", "block_number", "log_index"),
         comment="Decoded LiquidationCall(address,address,address,uint256,uint256,address,bool) events.",
         info={"chain_derived": True},
@@ -289,7 +289,7 @@ def upgrade() -> None:
         sa.Column("user_address", sa.Text(), nullable=True),
         sa.Column("repayer", sa.Text(), nullable=True),
         sa.Column("amount", sa.Numeric(precision=78, scale=0), nullable=True),
-        sa.Column("use_atokens", sa.Boolean(), nullable=True),
+        sa.Column("use_a_tokens", sa.Boolean(), nullable=True),
         sa.PrimaryKeyConstraint("chain_id", "block_number", "log_index"),
         comment="Decoded Repay(address,address,address,uint256,bool) events.",
         info={"chain_derived": True},
