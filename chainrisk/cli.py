@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from chainrisk.commands import demo as demo_cmd
 from chainrisk.commands import devnet as devnet_cmd
 from chainrisk.commands import forecast as forecast_cmd
 from chainrisk.commands import index as index_cmd
@@ -152,6 +153,7 @@ def migrate(ctx: typer.Context) -> None:
 
 
 app.command("index")(index_cmd.index)
+app.command("demo")(demo_cmd.demo)
 
 
 def main() -> None:
