@@ -159,7 +159,3 @@ app.command("demo")(demo_cmd.demo)
 def main() -> None:
     os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
     app()
-
-
-if __name__ == "__main__":
-    main()

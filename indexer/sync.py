@@ -111,9 +111,12 @@ class Syncer:
             head = self.client.head()
             target = head if self.job.stop_block is None else min(self.job.stop_block, head)
             if cursor.block_number >= target:
+                checked = self._check_tip(cursor, head)
+                if checked.block_number < cursor.block_number:
+                    cursor = checked
+                    continue
                 if self._done(cursor, head):
                     break
-                cursor = self._check_tip(cursor, head)
                 self.sleep(self.job.chain.poll_interval_s)
                 continue
             cursor = self.step(cursor, target, head)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -105,3 +106,29 @@ def any_db_url(request: pytest.FixtureRequest, templates: dict[str, str]) -> Ite
             pytest.fail(f"PostgreSQL server {request.param!r} not reachable in CI")
         pytest.skip(f"PostgreSQL server {request.param!r} not reachable")
     yield from _fresh_database(templates[request.param])
+
+
+@pytest.fixture
+def second_db_url(templates: dict[str, str]) -> Iterator[str]:
+    """Another fresh database on the embedded server, e.g. for a from-scratch comparison."""
+    yield from _fresh_database(templates["embedded"])
+
+
+@pytest.fixture(scope="session")
+def node_home(test_home: Path) -> Path:
+    """CHAINRISK_HOME with the pinned npm tools (anvil, solc-js) installed once."""
+    from devnet.npm import ensure_node_modules
+
+    ensure_node_modules(test_home)
+    return test_home
+
+
+@pytest.fixture
+def anvil_factory(node_home: Path) -> Callable[..., Any]:
+    """Builds fresh anvil nodes (context managers) on free ports with --prune-history."""
+    from devnet.anvil import Anvil
+
+    def make(**options: Any) -> Anvil:
+        return Anvil(node_home, **options)
+
+    return make

@@ -154,7 +154,9 @@ class FaultProxy:
             self.counts[kind] += 1
 
     def _forward(self, body: bytes) -> _Reply:
-        response = self._upstream.post(self.upstream_url, content=body)
+        response = self._upstream.post(
+            self.upstream_url, content=body, headers={"content-type": "application/json"}
+        )
         return _Reply(response.status_code, response.content, {"content-type": "application/json"})
 
     def _inject(self, fault: str, body: bytes) -> _Reply:

@@ -1,0 +1,5 @@
+"""`python -m chainrisk` runs the CLI."""
+
+from chainrisk.cli import main
+
+main()
