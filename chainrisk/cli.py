@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from chainrisk.commands import bench as bench_cmd
 from chainrisk.commands import demo as demo_cmd
 from chainrisk.commands import devnet as devnet_cmd
 from chainrisk.commands import forecast as forecast_cmd
@@ -30,6 +31,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(rpc_cmd.app, name="rpc", help="JSON-RPC tools: replay recorded chain data.")
 app.add_typer(devnet_cmd.app, name="devnet", help="The local chain with published contracts.")
 app.add_typer(forecast_cmd.app, name="forecast", help="Volatility and regime forecasts.")
+app.add_typer(bench_cmd.app, name="bench", help="Benchmarks with a baseline measured in the same run.")
 
 
 @dataclass

@@ -99,7 +99,7 @@ def word_decoder(param: Param) -> WordDecoder:
 def make_decoder(spec: EventSpec) -> LogDecoder:
     """A function (topics, data) → values in declaration order, raising DecodeError on a mismatch."""
     topic_decoders = [word_decoder(p) for p in spec.indexed]
-    data_decoder = _static_data_decoder(spec) if spec.is_static else _abi_data_decoder(spec)
+    data_decoder = _abi_data_decoder(spec)
     order = _merge_order(spec)
     n_topics = spec.topic_count
 
@@ -124,19 +124,6 @@ def _merge_order(spec: EventSpec) -> list[tuple[bool, int]]:
             order.append((False, n_data))
             n_data += 1
     return order
-
-
-def _static_data_decoder(spec: EventSpec) -> Callable[[str], list[Value]]:
-    decoders = [word_decoder(p) for p in spec.unindexed]
-    expected = 2 + 64 * len(decoders)
-    slices = [(2 + 64 * i, 2 + 64 * (i + 1)) for i in range(len(decoders))]
-
-    def decode(data: str) -> list[Value]:
-        if len(data) != expected:
-            raise DecodeError(f"expected {(expected - 2) // 2} data bytes, got {max(len(data) - 2, 0) // 2}")
-        return [dec(data[a:b]) for dec, (a, b) in zip(decoders, slices, strict=True)]
-
-    return decode
 
 
 def _abi_data_decoder(spec: EventSpec) -> Callable[[str], list[Value]]:

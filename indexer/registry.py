@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from indexer.decode import LogDecoder, make_decoder
 from indexer.events import EventSpec
+from indexer.fastdecode import LineDecoder, compile_static
 from indexer.protocols import aave_v3, compound_v3, erc20, governance
 
 KINDS: dict[str, tuple[EventSpec, ...]] = {
@@ -30,8 +31,19 @@ AUTO_KINDS = ("erc20", "aave_v3_pool", "aave_v3_token", "governor", "governor_al
 
 @dataclass(frozen=True)
 class Decoder:
+    """An event's decoders: values as a tuple, and for static events also as a COPY text fragment."""
+
     spec: EventSpec
     decode: LogDecoder
+    line: LineDecoder | None = None
+
+
+def build_decoder(spec: EventSpec) -> Decoder:
+    """Generated slicing decoders for static events; eth_abi for events with dynamic fields."""
+    if spec.is_static and all(p.is_static for p in spec.indexed):
+        decode, line = compile_static(spec)
+        return Decoder(spec, decode, line)
+    return Decoder(spec, make_decoder(spec))
 
 
 def all_specs() -> list[EventSpec]:
@@ -44,7 +56,7 @@ def all_specs() -> list[EventSpec]:
 
 
 def _decoders(specs: Iterable[EventSpec]) -> dict[str, Decoder]:
-    return {s.topic0: Decoder(s, make_decoder(s)) for s in specs}
+    return {s.topic0: build_decoder(s) for s in specs}
 
 
 class DecoderRegistry:

@@ -74,8 +74,10 @@ class Store:
         """Replace rows of blocks start..cursor.block_number and advance the cursor, in one transaction."""
         with self.conn.transaction():
             self._delete_range(cursor.chain_id, start, cursor.block_number, addresses)
-            self._copy(logs.name, _columns(logs), rows.logs)
+            self._copy_lines(logs.name, _columns(logs), rows.logs)
             self._copy(quarantine.name, _columns(quarantine), rows.quarantine)
+            for table, lines in rows.lines.items():
+                self._copy_lines(table, _columns(EVENT_TABLES[table]), lines)
             for table, typed_rows in rows.typed.items():
                 self._copy(table, _columns(EVENT_TABLES[table]), _wrap_json(table, typed_rows))
             self._save_headers(cursor.chain_id, headers, prune_below)
@@ -93,12 +95,17 @@ class Store:
     def _copy(self, table: str, columns: list[str], rows: Sequence[Row]) -> None:
         if not rows:
             return
-        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-            sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
-        )
-        with self.conn.cursor().copy(statement) as copy:
+        with self.conn.cursor().copy(_copy_statement(table, columns)) as copy:
             for row in rows:
                 copy.write_row(row)
+
+    def _copy_lines(self, table: str, columns: list[str], lines: list[str]) -> None:
+        """COPY rows already in text format, in chunks of about a megabyte."""
+        if not lines:
+            return
+        with self.conn.cursor().copy(_copy_statement(table, columns)) as copy:
+            for start in range(0, len(lines), _LINES_PER_WRITE):
+                copy.write("".join(lines[start : start + _LINES_PER_WRITE]))
 
     def _save_headers(self, chain_id: int, headers: Iterable[BlockHeader], prune_below: int) -> None:
         rows = [(chain_id, h.number, h.hash, h.parent_hash, h.timestamp) for h in headers]
@@ -147,6 +154,15 @@ class Store:
                 (chain_id, fork_block, depth, old_hash, new_hash),
             )
         return Cursor("", chain_id, fork_block - 1, parent_hash)
+
+
+_LINES_PER_WRITE = 2_000
+
+
+def _copy_statement(table: str, columns: list[str]) -> sql.Composed:
+    return sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
 
 
 def _wrap_json(table: str, rows: list[Row]) -> list[Row]:

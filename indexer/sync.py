@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from indexer.config import ChainConfig
 from indexer.metrics import IndexerMetrics
+from indexer.pipeline import Prefetcher, WriteJob, Writer
 from indexer.project import project
 from indexer.registry import DecoderRegistry
 from indexer.store import Cursor, Store
@@ -119,8 +120,37 @@ class Syncer:
                     break
                 self.sleep(self.job.chain.poll_interval_s)
                 continue
-            cursor = self.step(cursor, target, head)
+            boundary = self.safe_boundary(head)
+            if cursor.block_number < boundary:
+                cursor = self.backfill(cursor, min(target, boundary), head)
+            else:
+                cursor = self.step(cursor, target, head)
         return cursor
+
+    def backfill(self, cursor: Cursor, end: int, head: int) -> Cursor:
+        """Index the finalized blocks after the cursor up to `end` through the fetch/decode/write pipeline."""
+        prefetcher = Prefetcher(self.client, self.job.filter, cursor.block_number + 1, end)
+        writer = Writer(self.store, self.job.addresses, lambda job: self._committed(job, end, head))
+        try:
+            while not self.stop_requested and (batch := prefetcher.next()) is not None:
+                rows = project(self.chain_id, batch.logs, self.registry)
+                new = Cursor(self.job.name, self.chain_id, batch.end, batch.end_header.hash)
+                writer.submit(WriteJob(new, batch.start, rows, [batch.end_header], prune_below=end))
+        finally:
+            prefetcher.close()
+            committed = writer.close()
+        return committed or cursor
+
+    def _committed(self, job: WriteJob, target: int, head: int) -> None:
+        n_logs = len(job.rows.logs)
+        self._report(
+            job.cursor,
+            target,
+            head,
+            n_logs,
+            len(job.rows.quarantine),
+            job.cursor.block_number - job.start + 1,
+        )
 
     def _done(self, cursor: Cursor, head: int) -> bool:
         if self.job.stop_block is not None and cursor.block_number >= self.job.stop_block:
@@ -145,14 +175,26 @@ class Syncer:
         batch = self.client.fetch_logs(start, end, self.job.filter, all_headers=tracked)
         if tracked and not self._links(cursor, batch):
             return self._reorg(cursor, head, boundary)
-        if not _logs_match_headers(batch):
+        if tracked and not _logs_match_headers(batch):
             log.warning("logs of blocks %d..%d disagree with their headers; refetching", start, batch.end)
             return cursor
-        headers: Iterable[BlockHeader] = batch.headers.values() if tracked else [batch.end_header]
+        headers = list(batch.headers.values()) if tracked else [batch.end_header]
+        return self._write(cursor, batch, headers, target, head, prune_below=boundary)
+
+    def _write(
+        self,
+        cursor: Cursor,
+        batch: LogBatch,
+        headers: list[BlockHeader],
+        target: int,
+        head: int,
+        prune_below: int,
+    ) -> Cursor:
         rows = project(self.chain_id, batch.logs, self.registry)
         new = Cursor(self.job.name, self.chain_id, batch.end, batch.end_header.hash)
-        self.store.write_batch(new, start, rows, headers, self.job.addresses, prune_below=boundary)
-        self._report(new, target, head, len(batch.logs), len(rows.quarantine), batch.end - start + 1)
+        self.store.write_batch(new, batch.start, rows, headers, self.job.addresses, prune_below)
+        blocks = batch.end - batch.start + 1
+        self._report(new, target, head, len(batch.logs), len(rows.quarantine), blocks)
         return new
 
     def _links(self, cursor: Cursor, batch: LogBatch) -> bool:

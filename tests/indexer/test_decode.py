@@ -12,10 +12,10 @@ from eth_abi.exceptions import DecodingError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indexer.decode import DecodeError, make_decoder
+from indexer.decode import DecodeError
 from indexer.events import EventSpec, event
 from indexer.protocols import aave_v3, erc20, governance
-from indexer.registry import KINDS, DecoderRegistry, all_specs
+from indexer.registry import KINDS, DecoderRegistry, all_specs, build_decoder
 from tests.conftest import shared_file
 
 STATIC_SPECS = [s for s in all_specs() if s.is_static and all(p.is_static for p in s.indexed)]
@@ -61,8 +61,11 @@ def _encode_log(spec: EventSpec, values: list[Any]) -> tuple[list[str], str]:
 def test_hand_decoder_matches_eth_abi_encoding(spec: EventSpec, data: st.DataObject) -> None:
     values = [data.draw(_value(p.type), label=p.name) for p in spec.params]
     topics, hexdata = _encode_log(spec, values)
-    decoded = make_decoder(spec)(topics, hexdata)
+    decoder = build_decoder(spec)
+    decoded = decoder.decode(topics, hexdata)
     assert decoded == tuple(_expected(p.type, v) for p, v in zip(spec.params, values, strict=True))
+    assert decoder.line is not None
+    assert decoder.line(topics, hexdata) == "\t".join(map(str, decoded))
 
 
 @pytest.mark.parametrize("spec", STATIC_SPECS, ids=lambda s: f"{s.table}")
@@ -78,9 +81,9 @@ def test_hand_decoder_agrees_with_eth_abi_on_arbitrary_words(spec: EventSpec, wo
         reference = abi_decode(types, b"".join(raw), strict=True)
     except DecodingError:
         with pytest.raises(DecodeError):
-            make_decoder(spec)(topics, hexdata)
+            build_decoder(spec).decode(topics, hexdata)
         return
-    decoded = make_decoder(spec)(topics, hexdata)
+    decoded = build_decoder(spec).decode(topics, hexdata)
     unindexed = [v for p, v in zip(spec.params, decoded, strict=True) if not p.indexed]
     assert unindexed == [_normalise(t, v) for t, v in zip(types, reference, strict=True)]
 
@@ -115,19 +118,19 @@ def test_dynamic_event_decodes_through_eth_abi(
 ) -> None:
     spec = governance.BRAVO_EVENTS[1]
     topics, hexdata = _encode_log(spec, [voter, proposal, support, weight, reason])
-    assert make_decoder(spec)(topics, hexdata) == (voter, proposal, support, weight, reason)
+    assert build_decoder(spec).decode(topics, hexdata) == (voter, proposal, support, weight, reason)
 
 
 def test_erc721_transfer_with_four_topics_is_rejected() -> None:
     topics = [erc20.TRANSFER.topic0, "0x" + "00" * 32, "0x" + "00" * 31 + "01", "0x" + "00" * 31 + "07"]
     with pytest.raises(DecodeError, match="expected 3 topics, got 4"):
-        make_decoder(erc20.TRANSFER)(topics, "0x")
+        build_decoder(erc20.TRANSFER).decode(topics, "0x")
 
 
 def test_wrong_data_length_is_rejected() -> None:
     topics = [erc20.TRANSFER.topic0, "0x" + "00" * 32, "0x" + "00" * 32]
     with pytest.raises(DecodeError, match="expected 32 data bytes, got 31"):
-        make_decoder(erc20.TRANSFER)(topics, "0x" + "00" * 31)
+        build_decoder(erc20.TRANSFER).decode(topics, "0x" + "00" * 31)
 
 
 def test_topic0_of_every_spec_is_keccak_of_its_signature() -> None:

@@ -1,0 +1,30 @@
+"""`chainrisk bench NAME`: benchmarks with a baseline measured in the same run."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="Benchmarks: each prints its figures and a baseline from the same run.", no_args_is_help=True
+)
+
+
+@app.command("index")
+def bench_index(
+    ctx: typer.Context,
+    logs: Annotated[int, typer.Option(min=1, help="Transfer logs to produce on anvil.")] = 500_000,
+    repeats: Annotated[int, typer.Option(min=1, help="Indexing runs; the median is reported.")] = 3,
+    baseline: Annotated[bool, typer.Option(help="Also time the plain web3.py path on the same logs.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line.")] = False,
+) -> None:
+    """Index ERC-20 Transfer logs from anvil into PostgreSQL end to end (fetch, decode, COPY, cursor)."""
+    from chainrisk.bench.index import run
+    from chainrisk.cli import app_context
+
+    app = app_context(ctx)
+    say = (lambda _: None) if as_json else typer.echo
+    result = run(app.settings.home, app.database_url(), logs, repeats, baseline, say)
+    typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
