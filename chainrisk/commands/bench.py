@@ -28,3 +28,20 @@ def bench_index(
     say = (lambda _: None) if as_json else typer.echo
     result = run(app.settings.home, app.database_url(), logs, repeats, baseline, say)
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
+
+
+@app.command("hf")
+def bench_hf(
+    positions: Annotated[int, typer.Option(min=1, help="Synthetic positions.")] = 1_000_000,
+    scenarios: Annotated[int, typer.Option(min=1, help="Price-shock scenarios.")] = 100,
+    repeats: Annotated[int, typer.Option(min=1, help="Timed runs; the median is reported.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic book.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line.")] = False,
+) -> None:
+    """Health factors of every position under a grid of per-asset price shocks (liquidation-at-risk)."""
+    from chainrisk.bench import machine
+    from graph.hf_engine import benchmark
+
+    result = benchmark(positions=positions, scenarios=scenarios, seed=seed, repeats=repeats)
+    result["machine"] = {**machine(), **result.get("machine", {})}
+    typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
