@@ -115,10 +115,10 @@ class Anvil:
             try:
                 self._wait_ready()
                 return self
-            except AnvilError:
-                # Another process may have taken the port between probing and binding: try a new one.
+            except AnvilError as exc:
                 self.stop()
-                if attempt == _PORT_ATTEMPTS - 1:
+                # Another process may have taken the port between probing and binding: try a new one.
+                if "in use" not in str(exc).lower() or attempt == _PORT_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
 
@@ -129,9 +129,6 @@ class Anvil:
             self._finalizer = None
         self._process = None
         self._client = None
-        with contextlib.suppress(OSError):
-            if self.log_path.stat().st_size == 0:  # --quiet leaves most logs empty: keep only useful ones
-                self.log_path.unlink()
 
     close = stop
 
@@ -185,7 +182,7 @@ class Anvil:
             )
         self._process = process
         self._client = httpx.Client(timeout=httpx.Timeout(300.0, connect=5.0))
-        self._finalizer = weakref.finalize(self, _shutdown, process, self._client)
+        self._finalizer = weakref.finalize(self, _shutdown, process, self._client, self.log_path)
 
     def _wait_ready(self) -> None:
         assert self._process is not None
@@ -206,16 +203,18 @@ class Anvil:
             return "(no log)"
 
 
-def _shutdown(process: subprocess.Popen[bytes], client: httpx.Client) -> None:
+def _shutdown(process: subprocess.Popen[bytes], client: httpx.Client, log_path: Path) -> None:
     client.close()
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(STOP_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    with contextlib.suppress(OSError):
+        if log_path.stat().st_size == 0:  # --quiet leaves most logs empty: keep only the useful ones
+            log_path.unlink()
 
 
 def _free_port() -> int:

@@ -111,11 +111,12 @@ def send_transaction(rpc: SupportsRpc, sender: str, to: str | None, data: str, g
 
 def wait_receipt(rpc: SupportsRpc, tx_hash: str, timeout: float = RECEIPT_TIMEOUT_S) -> dict[str, Any]:
     """Poll for the receipt; raises :class:`DeployError` on revert or timeout."""
-    deadline = time.monotonic() + timeout
+    deadline, pause = time.monotonic() + timeout, 0.001
     while (receipt := rpc.rpc("eth_getTransactionReceipt", [tx_hash])) is None:
         if time.monotonic() > deadline:
             raise DeployError(f"no receipt for {tx_hash} after {timeout} s (is the node mining?)")
-        time.sleep(0.02)
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
     if receipt.get("status") != "0x1":
         raise DeployError(f"transaction {tx_hash} reverted in block {int(receipt['blockNumber'], 16)}")
     return dict(receipt)
@@ -180,9 +181,11 @@ class BulkTokenHandle:
         return self._transact("transfer", [to, value], 100_000)
 
     def mint(self, to: str, value: int) -> dict[str, Any]:
+        """Mint ``value`` to ``to`` (open to anyone on this devnet token); returns the receipt."""
         return self._transact("mint", [to, value], 100_000)
 
     def balance_of(self, account: str) -> int:
+        """``balanceOf(account)`` at the latest block."""
         data = encode_call(self.contract.abi, "balanceOf", [account])
         return int(self.rpc.rpc("eth_call", [{"to": self.address, "data": data}, "latest"]), 16)
 
