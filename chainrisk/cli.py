@@ -126,6 +126,25 @@ def db_shell(ctx: typer.Context) -> None:
     raise typer.Exit(subprocess.call([psql, url]))
 
 
+@db_app.command("grant-reader")
+def db_grant_reader(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Role to create or update, e.g. risk_reader.")],
+    password: Annotated[
+        str | None, typer.Option(envvar="CHAINRISK_READER_PASSWORD", help="Login password (else none).")
+    ] = None,
+) -> None:
+    """Create a login role that can SELECT the documented views and nothing else."""
+    from chainrisk.db import grant_reader
+    from indexer.views import VIEWS
+
+    try:
+        grant_reader(app_context(ctx).database_url(), name, password, sorted(VIEWS))
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"role {name} can read: {', '.join(sorted(VIEWS))}")
+
+
 def _find_psql() -> str | None:
     found = shutil.which("psql")
     if found:

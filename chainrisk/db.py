@@ -88,3 +88,31 @@ def make_engine(url: str) -> sa.Engine:
 def connect(url: str, autocommit: bool = False) -> psycopg.Connection[tuple[object, ...]]:
     """A raw psycopg connection, for COPY and bulk work."""
     return psycopg.connect(to_libpq_url(url), autocommit=autocommit)
+
+
+_ROLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def grant_reader(url: str, name: str, password: str | None, views: list[str]) -> None:
+    """Create (or update) a login role that can SELECT the given views and nothing else."""
+    from psycopg import sql
+
+    if not _ROLE.match(name):
+        raise ValueError(
+            f"role name {name!r}: expected lowercase letters, digits and _, starting with a letter"
+        )
+    role = sql.Identifier(name)
+    with connect(url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
+        verb = "ALTER" if exists else "CREATE"
+        conn.execute(sql.SQL(verb + " ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE").format(role))
+        if password:
+            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(role, sql.Literal(password)))
+        database = conn.execute("SELECT current_database()").fetchone()
+        assert database is not None
+        conn.execute(
+            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(str(database[0])), role)
+        )
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(role))
+        for view in views:
+            conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(sql.Identifier(view), role))
