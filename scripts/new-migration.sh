@@ -9,5 +9,6 @@ psql "$server/postgres" -qc "DROP DATABASE IF EXISTS $scratch" -c "CREATE DATABA
 export CHAINRISK_DATABASE_URL="$server/$scratch"
 .venv/bin/alembic upgrade head
 .venv/bin/alembic revision --autogenerate -m "$1" ${2:+--rev-id "$2"}
+.venv/bin/ruff check -q --fix migrations/versions
 .venv/bin/ruff format -q migrations/versions
 psql "$server/postgres" -qc "DROP DATABASE $scratch"

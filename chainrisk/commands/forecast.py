@@ -1,7 +1,275 @@
-"""`chainrisk forecast` commands."""
+"""`chainrisk forecast` commands: backtest, tune, run, bench. Heavy imports stay inside the commands."""
 
 from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
 app = typer.Typer(help="forecast commands.", no_args_is_help=True)
+
+Prices = Annotated[
+    Path,
+    typer.Option(
+        "--prices", envvar="CHAINRISK_FORECAST_PRICES", help="Exchange OHLCV CSV (daily or hourly)."
+    ),
+]
+Onchain = Annotated[
+    Path | None,
+    typer.Option(
+        "--onchain", envvar="CHAINRISK_FORECAST_ONCHAIN", help="Aave liquidations file or daily CSV."
+    ),
+]
+Target = Annotated[str, typer.Option("--target", envvar="CHAINRISK_FORECAST_TARGET", help="parkinson or rv.")]
+Start = Annotated[str, typer.Option("--start", help="First forecast day, YYYY-MM-DD.")]
+End = Annotated[str, typer.Option("--end", help="Last forecast day, YYYY-MM-DD.")]
+NeuralParams = Annotated[
+    Path | None,
+    typer.Option("--neural-params", help="JSON of neural hyper-parameters (from `forecast tune --json`)."),
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def _models(raw: list[str] | None) -> tuple[str, ...]:
+    from analytics.report import DEFAULT_MODELS
+
+    if not raw:
+        return DEFAULT_MODELS
+    return tuple(name.strip() for item in raw for name in item.split(",") if name.strip())
+
+
+def _neural_config(path: Path | None) -> Any:
+    from analytics.neural import NeuralConfig
+
+    if path is None:
+        return NeuralConfig()
+    try:
+        params = json.loads(path.read_text())
+        return NeuralConfig(**params.get("params", params))
+    except (OSError, ValueError, TypeError) as exc:
+        raise _fail(f"--neural-params: cannot read hyper-parameters from {path}: {exc}") from None
+
+
+def _check_target(target: str) -> None:
+    if target not in ("parkinson", "rv"):
+        raise _fail(f"--target: expected parkinson or rv, got {target!r}")
+
+
+def _quiet_torch() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _print_table(result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{result['prices']} · {result['target']} · {result['start']} … {result['end']}")
+    for column in (
+        "model",
+        "QLIKE",
+        "MSE",
+        "DM p vs GARCH-t",
+        "DM p vs log-HAR",
+        "MCS",
+        "VaR1%",
+        "top-decile",
+    ):
+        table.add_column(column)
+    for name, row in result["models"].items():
+        table.add_row(
+            name,
+            f"{row['qlike']:.4f}",
+            f"{row['mse']:.3g}",
+            _p(row["dm_pvalue_vs_garch_t"]),
+            _p(row["dm_pvalue_vs_log_har"]),
+            "yes" if row["in_mcs"] else "no",
+            f"{row['var_breach_rate']['1%']:.3f}",
+            f"{row['top_decile_ratio']:.2f}",
+        )
+    Console().print(table)
+    typer.echo(f"regime P(high) on stress dates: {result['regimes']['stress_p_high']}")
+
+
+def _p(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+@app.command()
+def backtest(
+    prices: Prices,
+    target: Target = "parkinson",
+    start: Start = "2020-01-01",
+    end: End = "2022-12-31",
+    onchain: Onchain = None,
+    models: Annotated[
+        list[str] | None, typer.Option("--models", help="Model names, comma-separated or repeated.")
+    ] = None,
+    refit_every: Annotated[int, typer.Option(help="Re-estimate classical models every N days.")] = 5,
+    neural_refit_every: Annotated[int, typer.Option(help="Retrain neural models every N days.")] = 90,
+    neural_params: NeuralParams = None,
+    save_forecasts: Annotated[Path | None, typer.Option(help="Also write the forecasts to this CSV.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Out-of-sample one-day-ahead backtest of volatility models, scored against a realised measure."""
+    from analytics.backtest import BacktestError
+    from analytics.loaders import PriceDataError
+    from analytics.report import BacktestConfig, run_backtest
+
+    _check_target(target)
+    _quiet_torch()
+    config = BacktestConfig(
+        prices=prices,
+        target=target,  # type: ignore[arg-type]
+        start=start,
+        end=end,
+        models=_models(models),
+        onchain=onchain,
+        refit_every=refit_every,
+        neural_refit_every=neural_refit_every,
+        neural=_neural_config(neural_params),
+    )
+    try:
+        result = run_backtest(config, save_forecasts)
+    except (BacktestError, PriceDataError) as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(result, default=float))
+    else:
+        _print_table(result)
+
+
+@app.command()
+def tune(
+    prices: Prices,
+    target: Target = "parkinson",
+    until: Annotated[
+        str, typer.Option(help="Last day the search may see (it never sees later data).")
+    ] = "2019-12-31",
+    validation_days: Annotated[int, typer.Option(help="Days before --until scored in the search.")] = 365,
+    trials: Annotated[int, typer.Option(help="Optuna trials.")] = 30,
+    seed: Annotated[int, typer.Option(help="Sampler seed.")] = 0,
+    objective: Annotated[
+        str, typer.Option(help="Score the network alone (rnn) or its log-HAR blend.")
+    ] = "rnn",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Bayesian (TPE) search of the neural hyper-parameters on data up to --until only."""
+    from analytics.loaders import PriceDataError
+    from analytics.tuning import tune_neural
+
+    _check_target(target)
+    if objective not in ("rnn", "blend"):
+        raise _fail(f"--objective: expected rnn or blend, got {objective!r}")
+    _quiet_torch()
+    try:
+        result = tune_neural(
+            prices,
+            target,  # type: ignore[arg-type]
+            until,
+            validation_days,
+            trials,
+            seed,
+            objective=objective,  # type: ignore[arg-type]
+        )
+    except (ValueError, PriceDataError) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(json.dumps(result, default=float) if as_json else json.dumps(result, indent=2, default=float))
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    prices: Prices,
+    asset: Annotated[str, typer.Option(help="Asset label stored with the forecasts, e.g. ETH.")] = "ETH",
+    target: Target = "parkinson",
+    models: Annotated[list[str] | None, typer.Option("--models", help="Models to run.")] = None,
+    database_url: Annotated[
+        str | None, typer.Option(envvar="CHAINRISK_DATABASE_URL", help="SQLAlchemy URL; default: the app's.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print what was written as JSON.")] = False,
+) -> None:
+    """Fit on all data and write the latest 1- and 7-day forecasts and regime probabilities to PostgreSQL."""
+    from analytics.live import write_latest
+    from analytics.loaders import PriceDataError
+
+    _check_target(target)
+    _quiet_torch()
+    url = database_url or _app_url(ctx)
+    names = _models(models) if models else ("garch-t", "log-har", "ewma")
+    try:
+        written = write_latest(url, prices, asset, target, names)  # type: ignore[arg-type]
+    except (ValueError, PriceDataError) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(
+        json.dumps(written, default=str) if as_json else f"wrote {len(written['forecasts'])} forecasts"
+    )
+
+
+def _app_url(ctx: typer.Context) -> str:
+    # The root context carries the app's settings object (see chainrisk.cli); it resolves the URL once.
+    app_context: Any = ctx.find_root().obj
+    if app_context is None:
+        raise _fail("no database configured: pass --database-url or set CHAINRISK_DATABASE_URL")
+    url: str = app_context.database_url()
+    return url
+
+
+@app.command()
+def bench(
+    prices: Prices,
+    start: Start = "2022-01-01",
+    end: End = "2022-03-31",
+    models: Annotated[list[str] | None, typer.Option("--models", help="Models to time.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Backtest wall time per model over a window (daily refit for classical models)."""
+    from analytics.report import BacktestConfig, run_backtest
+
+    _quiet_torch()
+    config = BacktestConfig(
+        prices=prices, start=start, end=end, models=_models(models), refit_every=1, mcs_reps=100
+    )
+    result = run_backtest(config)
+    times = {name: row["wall_s"] for name, row in result["models"].items()}
+    out = {"prices": str(prices), "start": start, "end": end, "days": result["days"], "wall_s": times}
+    typer.echo(json.dumps(out) if as_json else "\n".join(f"{k}: {v:.2f} s" for k, v in times.items()))
+    sys.stdout.flush()
+
+
+@app.command()
+def plot(
+    forecasts: Annotated[Path, typer.Option(help="CSV written by `forecast backtest --save-forecasts`.")],
+    out_dir: Annotated[Path, typer.Option(help="Folder for the PNG files.")] = Path("docs/img"),
+    label: Annotated[str, typer.Option(help="Name used in titles and file names, e.g. eth.")] = "series",
+    models: Annotated[list[str] | None, typer.Option("--models", help="Models to draw.")] = None,
+) -> None:
+    """Draw forecasts against realised volatility in the stress windows, and the regime probabilities."""
+    from analytics.plots import plot_regimes, plot_stress_windows, read_forecasts
+
+    frame = read_forecasts(forecasts)
+    names = _models(models) if models else ("garch-t", "log-har", "rnn-blend")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stress = plot_stress_windows(
+        frame, names, out_dir / f"{label}-stress.png", f"{label}: forecast vs realised"
+    )
+    regimes = plot_regimes(frame, out_dir / f"{label}-regimes.png", f"{label}: filtered regime probability")
+    typer.echo(f"{stress}\n{regimes}")
+
+
+@app.command()
+def table(
+    results: Annotated[Path, typer.Argument(help="JSON printed by `forecast backtest --json`.")],
+) -> None:
+    """Print a backtest result as a Markdown table (for docs)."""
+    from analytics.report import markdown_table
+
+    typer.echo(markdown_table(json.loads(results.read_text())))

@@ -1,0 +1,296 @@
+"""The backtest behind `chainrisk forecast backtest`: load, forecast out of sample, score, one dict."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from analytics.backtest import BacktestError, daily_frame, one_day_ahead
+from analytics.baselines import EWMA, GARCH, HAR, Blend, Forecast, VolatilityModel
+from analytics.evaluation import (
+    christoffersen,
+    diebold_mariano,
+    kupiec,
+    mincer_zarnowitz,
+    model_confidence_set,
+    mse,
+    pit_ks,
+    qlike,
+    qlike_loss,
+    top_decile_ratio,
+)
+from analytics.features import FEATURE_GROUPS, align, load_onchain, price_features
+from analytics.loaders import OHLCV, load_ohlcv, to_daily
+from analytics.neural import NeuralConfig, NeuralForecaster
+from analytics.regimes import STRESS_DATES, MarkovSwitching, stress_probabilities
+
+__all__ = ["DEFAULT_MODELS", "MODEL_NAMES", "BacktestConfig", "build_model", "load_daily", "run_backtest"]
+
+Target = Literal["parkinson", "rv"]
+BENCHMARKS = ("garch-t", "log-har")
+DEFAULT_MODELS = (
+    "garch-n",
+    "garch-t",
+    "gjr-t",
+    "egarch-t",
+    "ewma",
+    "har",
+    "log-har",
+    "log-har-x",
+    "rnn",
+    "rnn-blend",
+)
+NEURAL = ("rnn", "rnn-x", "rnn-blend", "rnn-liq", "rnn-x-blend")
+ONCHAIN_ONLY = ("log-har-liq", "rnn-liq")
+VAR_LEVELS = (0.01, 0.05)
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    """One backtest: the data, the window scored, the models and how often each is re-estimated."""
+
+    prices: Path
+    target: Target = "parkinson"
+    start: str = "2020-01-01"
+    end: str = "2022-12-31"
+    models: tuple[str, ...] = DEFAULT_MODELS
+    onchain: Path | None = None
+    refit_every: int = 5
+    neural_refit_every: int = 90
+    regime_refit_every: int = 30
+    neural: NeuralConfig = field(default_factory=NeuralConfig)
+    mcs_reps: int = 1000
+
+
+def _exog(onchain: bool) -> tuple[str, ...]:
+    groups = ("leverage", "liquidations") if onchain else ("leverage",)
+    return tuple(c for g in groups for c in FEATURE_GROUPS[g])
+
+
+def _builders(config: BacktestConfig, onchain: bool) -> dict[str, Callable[[], VolatilityModel]]:
+    exog = _exog(onchain)
+    builders: dict[str, Callable[[], VolatilityModel]] = {
+        f"{vol}-{d[0]}": (lambda vol=vol, d=d: GARCH(vol, d))  # type: ignore[misc]
+        for vol in ("garch", "gjr", "egarch")
+        for d in ("normal", "t")
+    }
+    builders.update(
+        {
+            "ewma": EWMA,
+            "har": lambda: HAR(log=False),
+            "log-har": HAR,
+            "log-har-x": lambda: HAR(features=exog),
+            "rnn": lambda: NeuralForecaster(config.neural),
+            "rnn-x": lambda: NeuralForecaster(config.neural, features=exog),
+            "rnn-blend": lambda: Blend((NeuralForecaster(config.neural), HAR()), label="rnn-blend"),
+            # Ablation: one feature group at a time.
+            "log-har-lev": lambda: HAR(features=FEATURE_GROUPS["leverage"]),
+            "log-har-liq": lambda: HAR(features=FEATURE_GROUPS["liquidations"]),
+            "rnn-liq": lambda: NeuralForecaster(config.neural, features=FEATURE_GROUPS["liquidations"]),
+            "rnn-x-blend": lambda: Blend(
+                (NeuralForecaster(config.neural, features=exog), HAR(features=exog)), label="rnn-x-blend"
+            ),
+        }
+    )
+    return builders
+
+
+MODEL_NAMES = tuple(_builders(BacktestConfig(Path(".")), True))
+
+
+def build_model(name: str, config: BacktestConfig, onchain: bool) -> VolatilityModel:
+    """A model by its CLI name; an unknown name lists the known ones."""
+    builders = _builders(config, onchain)
+    if name not in builders:
+        raise BacktestError(f"unknown model {name!r}; expected one of {', '.join(builders)}")
+    if name in ONCHAIN_ONLY and not onchain:
+        raise BacktestError(f"model {name!r} needs on-chain features: pass --onchain")
+    return builders[name]()
+
+
+def load_daily(path: Path) -> tuple[pd.DataFrame, OHLCV]:
+    """Daily bars from any OHLCV export; intraday files are aggregated and gain an `rv` column."""
+    data = load_ohlcv(path)
+    if data.freq < pd.Timedelta(days=1):
+        return to_daily(data), data
+    return data.bars, data
+
+
+def _frame(config: BacktestConfig) -> pd.DataFrame:
+    bars, _ = load_daily(config.prices)
+    try:
+        frame = daily_frame(bars, config.target)
+    except ValueError as exc:
+        raise BacktestError(str(exc)) from None
+    frame = frame.join(price_features(frame))
+    if config.onchain is not None:
+        frame = frame.join(align(load_onchain(config.onchain), pd.DatetimeIndex(frame.index)))
+    return frame
+
+
+def _check_history(frame: pd.DataFrame, start: pd.Timestamp, model: VolatilityModel) -> None:
+    before = int((frame.index < start).sum())
+    if before < model.min_history:
+        raise BacktestError(
+            f"{model.name} needs {model.min_history} days of history before {start.date()}, "
+            f"the price file has {before}"
+        )
+
+
+def _var_block(fc: Forecast, returns: pd.Series) -> dict[str, Any]:
+    out: dict[str, Any] = {"var_breach_rate": {}, "kupiec_pvalue": {}, "christoffersen_pvalue": {}}
+    for level in VAR_LEVELS:
+        key = f"{level:.0%}"
+        hits = (returns < fc.quantile(level)).to_numpy().astype(int)
+        out["var_breach_rate"][key] = float(hits.mean())
+        out["kupiec_pvalue"][key] = kupiec(hits, level).pvalue
+        out["christoffersen_pvalue"][key] = christoffersen(hits).pvalue
+    out["pit_ks_pvalue"] = pit_ks(fc.cdf(returns)).pvalue
+    return out
+
+
+def _stress_ratios(fc: Forecast, proxy: pd.Series) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for date in STRESS_DATES:
+        day = pd.Timestamp(date, tz="UTC")
+        out[date] = float(fc.variance[day] / proxy[day]) if day in fc.variance.index else None
+    return out
+
+
+def _scores(fc: Forecast, frame: pd.DataFrame) -> dict[str, Any]:
+    proxy = frame["target"].loc[fc.variance.index]
+    mz = mincer_zarnowitz(proxy, fc.variance)
+    return {
+        "qlike": qlike(proxy, fc.variance),
+        "mse": mse(proxy, fc.variance),
+        "top_decile_ratio": top_decile_ratio(proxy, fc.variance),
+        "stress_ratio": _stress_ratios(fc, proxy),
+        "mincer_zarnowitz": {"a": mz.intercept, "b": mz.slope, "r2": mz.r_squared, "pvalue": mz.pvalue},
+        **_var_block(fc, frame["ret"].loc[fc.variance.index]),
+    }
+
+
+def _comparisons(forecasts: dict[str, Forecast], proxy: pd.Series, reps: int) -> dict[str, dict[str, Any]]:
+    losses = pd.DataFrame({n: qlike_loss(proxy, f.variance) for n, f in forecasts.items()}, index=proxy.index)
+    mcs = model_confidence_set(losses, reps=reps) if len(losses.columns) > 1 else {c: 1.0 for c in losses}
+    out: dict[str, dict[str, Any]] = {}
+    for name in forecasts:
+        row: dict[str, Any] = {"mcs_pvalue": mcs[name], "in_mcs": bool(mcs[name] > 0.1)}
+        for bench in BENCHMARKS:
+            key = bench.replace("-", "_")
+            if bench in losses and bench != name:
+                dm = diebold_mariano(losses[name].to_numpy(), losses[bench].to_numpy())
+                row[f"dm_pvalue_vs_{key}"] = dm.pvalue
+                row[f"dm_stat_vs_{key}"] = dm.statistic
+                row[f"qlike_gain_vs_{key}"] = -dm.mean_difference / float(losses[bench].mean())
+            else:
+                row[f"dm_pvalue_vs_{key}"] = None
+        out[name] = row
+    return out
+
+
+def _forecast(model: VolatilityModel, frame: pd.DataFrame, config: BacktestConfig, name: str) -> Forecast:
+    every = config.neural_refit_every if name in NEURAL else config.refit_every
+    return one_day_ahead(model, frame, config.start, config.end, refit_every=every)
+
+
+def run_backtest(config: BacktestConfig, save_forecasts: Path | None = None) -> dict[str, Any]:
+    """Forecast every model out of sample over [start, end] and score them; a JSON-ready dict."""
+    frame = _frame(config)
+    start = pd.Timestamp(config.start, tz="UTC")
+    models = {name: build_model(name, config, config.onchain is not None) for name in config.models}
+    for model in models.values():
+        _check_history(frame, start, model)
+    forecasts: dict[str, Forecast] = {}
+    wall: dict[str, float] = {}
+    for name, model in models.items():
+        began = time.perf_counter()
+        forecasts[name] = _forecast(model, frame, config, name)
+        wall[name] = time.perf_counter() - began
+    proxy = frame["target"].loc[next(iter(forecasts.values())).variance.index]
+    if save_forecasts is not None:
+        table = forecasts_frame(forecasts, proxy).join(frame["ret"])
+        table.join(_regime_path(frame, config)).to_csv(save_forecasts, index_label="day")
+    compared = _comparisons(forecasts, proxy, config.mcs_reps)
+    results = {
+        name: {**_scores(fc, frame), **compared[name], "wall_s": round(wall[name], 3)}
+        for name, fc in forecasts.items()
+    }
+    return {
+        "prices": str(config.prices),
+        "onchain": str(config.onchain) if config.onchain else None,
+        "target": config.target,
+        "start": config.start,
+        "end": config.end,
+        "days": len(proxy),
+        "refit_every": {"classical": config.refit_every, "neural": config.neural_refit_every},
+        "models": results,
+        "regimes": _regimes(frame, config),
+    }
+
+
+def _regimes(frame: pd.DataFrame, config: BacktestConfig) -> dict[str, Any]:
+    model = MarkovSwitching(k=2, signal="returns")
+    inside = [d for d in STRESS_DATES if config.start <= d <= config.end]
+    probs = stress_probabilities(model, frame, tuple(inside), refit_every=config.regime_refit_every)
+    return {
+        "model": "2-state switching-variance MarkovRegression on daily returns, filtered",
+        "refit_every": config.regime_refit_every,
+        "stress_p_high": probs,
+    }
+
+
+def _regime_path(frame: pd.DataFrame, config: BacktestConfig) -> pd.Series:
+    from analytics.regimes import rolling_probabilities
+
+    model = MarkovSwitching(k=2, signal="returns")
+    return rolling_probabilities(model, frame, config.start, config.end, config.regime_refit_every)
+
+
+def forecasts_frame(forecasts: dict[str, Forecast], proxy: pd.Series) -> pd.DataFrame:
+    """Forecasts side by side with the proxy (for plots and tables)."""
+    frame = pd.DataFrame({n: f.variance for n, f in forecasts.items()})
+    frame.insert(0, "proxy", proxy)
+    return frame.astype(float).replace([np.inf, -np.inf], np.nan)
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """The per-model scores of a backtest result as a Markdown table."""
+    head = (
+        "| model | QLIKE | ΔQLIKE vs GARCH-t | DM p | ΔQLIKE vs log-HAR | DM p | MCS p | VaR 1% | VaR 5% "
+        "| Kupiec p 1% | Chr. p 1% | PIT KS p | MZ b | top-decile ratio |"
+    )
+    lines = [head, "|" + "---|" * 14]
+    for name, m in result["models"].items():
+        cells = [
+            name,
+            _fmt(m["qlike"], 4),
+            _pct(m.get("qlike_gain_vs_garch_t")),
+            _fmt(m["dm_pvalue_vs_garch_t"]),
+            _pct(m.get("qlike_gain_vs_log_har")),
+            _fmt(m["dm_pvalue_vs_log_har"]),
+            _fmt(m["mcs_pvalue"]),
+            _fmt(m["var_breach_rate"]["1%"]),
+            _fmt(m["var_breach_rate"]["5%"]),
+            _fmt(m["kupiec_pvalue"]["1%"]),
+            _fmt(m["christoffersen_pvalue"]["1%"]),
+            _fmt(m["pit_ks_pvalue"]),
+            _fmt(m["mincer_zarnowitz"]["b"], 2),
+            _fmt(m["top_decile_ratio"], 2),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{-100 * value:+.1f}%"
