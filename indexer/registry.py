@@ -18,6 +18,9 @@ KINDS: dict[str, tuple[EventSpec, ...]] = {
     "erc20": erc20.EVENTS,
     "aave_v3_pool": aave_v3.POOL_EVENTS,
     "aave_v3_token": aave_v3.TOKEN_EVENTS,
+    "aave_v3_configurator": aave_v3.CONFIGURATOR_EVENTS,
+    "aave_oracle": aave_v3.ORACLE_EVENTS,
+    "price_aggregator": aave_v3.AGGREGATOR_EVENTS,
     "governor": governance.BRAVO_EVENTS,
     "governor_alpha": governance.ALPHA_EVENTS,
     "aave_governance_v2": governance.AAVE_V2_EVENTS,
@@ -26,7 +29,17 @@ KINDS: dict[str, tuple[EventSpec, ...]] = {
     "compound_v3": compound_v3.EVENTS,
 }
 
-AUTO_KINDS = ("erc20", "aave_v3_pool", "aave_v3_token", "governor", "governor_alpha", "compound_v3")
+AUTO_KINDS = (
+    "erc20",
+    "aave_v3_pool",
+    "aave_v3_token",
+    "aave_v3_configurator",
+    "aave_oracle",
+    "price_aggregator",
+    "governor",
+    "governor_alpha",
+    "compound_v3",
+)
 
 
 @dataclass(frozen=True)

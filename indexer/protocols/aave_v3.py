@@ -69,3 +69,69 @@ TOKEN_EVENTS = (
         "aave_v3_token_balance_transfer",
     ),
 )
+
+# PoolConfigurator (v3.0–v3.1 interface, as in @aave/core-v3 1.19): the risk parameters of each reserve.
+CONFIGURATOR_EVENTS = (
+    event(
+        "ReserveInitialized(address indexed asset, address indexed aToken, address stableDebtToken,"
+        " address variableDebtToken, address interestRateStrategyAddress)",
+        "aave_v3_reserve_initialized",
+    ),
+    event(
+        "CollateralConfigurationChanged(address indexed asset, uint256 ltv, uint256 liquidationThreshold,"
+        " uint256 liquidationBonus)",
+        "aave_v3_collateral_configuration_changed",
+    ),
+    event(
+        "SupplyCapChanged(address indexed asset, uint256 oldSupplyCap, uint256 newSupplyCap)",
+        "aave_v3_supply_cap_changed",
+    ),
+    event(
+        "BorrowCapChanged(address indexed asset, uint256 oldBorrowCap, uint256 newBorrowCap)",
+        "aave_v3_borrow_cap_changed",
+    ),
+    event(
+        "DebtCeilingChanged(address indexed asset, uint256 oldDebtCeiling, uint256 newDebtCeiling)",
+        "aave_v3_debt_ceiling_changed",
+    ),
+    event(
+        "ReserveFactorChanged(address indexed asset, uint256 oldReserveFactor, uint256 newReserveFactor)",
+        "aave_v3_reserve_factor_changed",
+    ),
+    event(
+        "LiquidationProtocolFeeChanged(address indexed asset, uint256 oldFee, uint256 newFee)",
+        "aave_v3_liquidation_protocol_fee_changed",
+    ),
+    event(
+        "EModeCategoryAdded(uint8 indexed categoryId, uint256 ltv, uint256 liquidationThreshold,"
+        " uint256 liquidationBonus, address oracle, string label)",
+        "aave_v3_emode_category_added",
+    ),
+    event(
+        "EModeAssetCategoryChanged(address indexed asset, uint8 oldCategoryId, uint8 newCategoryId)",
+        "aave_v3_emode_asset_category_changed",
+    ),
+    event(
+        "ReserveInterestRateStrategyChanged(address indexed asset, address oldStrategy, address newStrategy)",
+        "aave_v3_rate_strategy_changed",
+    ),
+    event("ReserveBorrowing(address indexed asset, bool enabled)", "aave_v3_reserve_borrowing"),
+    event("ReserveActive(address indexed asset, bool active)", "aave_v3_reserve_active"),
+    event("ReserveFrozen(address indexed asset, bool frozen)", "aave_v3_reserve_frozen"),
+    event("ReservePaused(address indexed asset, bool paused)", "aave_v3_reserve_paused"),
+)
+
+ORACLE_EVENTS = (
+    event(
+        "AssetSourceUpdated(address indexed asset, address indexed source)",
+        "aave_oracle_asset_source_updated",
+    ),
+)
+
+# Chainlink-style aggregators (and the mocks the devnet deploys) announce each new price.
+AGGREGATOR_EVENTS = (
+    event(
+        "AnswerUpdated(int256 indexed current, uint256 indexed roundId, uint256 updatedAt)",
+        "price_answer_updated",
+    ),
+)
