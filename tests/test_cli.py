@@ -165,3 +165,23 @@ def _scrape(url: str, wanted: str) -> str:
             pass
         time.sleep(0.2)
     raise AssertionError(f"{wanted} never appeared at {url}")
+
+
+def test_several_chains_index_side_by_side(env: dict[str, str], replay: str, db_url: str) -> None:
+    window = load_recording([shared_file("chain/mainnet-aave-v3-window-25290309-logs.json")])
+    with ReplayServer(window) as second:
+        Path(env["CHAINRISK_CONFIG"]).write_text(
+            f'[[chains]]\nname = "a"\nchain_id = 1\nrpc_urls = ["{replay}"]\n\n'
+            f'[[chains]]\nname = "b"\nchain_id = 1\nrpc_urls = ["{second.url}"]\n\n'
+            '[[contracts]]\nname = "usdc"\nchain = "a"\n'
+            'address = "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48"\n'
+            'abi = "erc20"\nstart_block = 18000000\n\n'
+            '[[contracts]]\nname = "pool"\nchain = "b"\n'
+            'address = "0x87870bca3f3fd6335c3f4ce8392d69350b4fa4e2"\n'
+            'abi = "aave_v3_pool"\nstart_block = 25290209\n'
+        )
+        result = _run(["index", "--no-progress"], env)
+    assert result.returncode == 0, result.stderr
+    assert "config:a: indexed through block 18000000" in result.stdout
+    assert "config:b: indexed through block 25290309" in result.stdout
+    assert _count(db_url, "logs") == 13 + 115

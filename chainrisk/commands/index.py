@@ -88,8 +88,11 @@ def index(
         if rewind_to is not None:
             _rewind(conninfo, plans, rewind_to)
             return
-        for plan in plans:
-            _run_one(plan, conninfo, metrics, progress)
+        _install_sigterm()
+        if len(plans) == 1:
+            _run_one(plans[0], conninfo, metrics, progress)
+        else:
+            _run_concurrently(plans, conninfo, metrics)
     except ValueError as exc:
         raise fail(str(exc)) from None
     except Exception as exc:
@@ -169,11 +172,28 @@ def _run_one(plan: Plan, conninfo: str, metrics: Any, show_progress: bool) -> No
         client.close()
 
 
-def _stop_on_signal(syncer: Syncer) -> None:
-    """SIGTERM/SIGINT finish the batch in hand, then stop (the batch commits whole or not at all)."""
+def _run_concurrently(plans: list[Plan], conninfo: str, metrics: Any) -> None:
+    """One thread per chain, so following one chain never starves another; the first error wins."""
+    from concurrent.futures import ThreadPoolExecutor
 
+    with ThreadPoolExecutor(max_workers=len(plans), thread_name_prefix="chain") as pool:
+        futures = [pool.submit(_run_one, plan, conninfo, metrics, False) for plan in plans]
+        for future in futures:
+            future.result()
+
+
+_RUNNING: list[Syncer] = []
+
+
+def _stop_on_signal(syncer: Syncer) -> None:
+    """Registered at start: SIGTERM lets every running syncer finish its batch in hand, then stop."""
+    _RUNNING.append(syncer)
+
+
+def _install_sigterm() -> None:
     def handler(signum: int, frame: object) -> None:
-        syncer.stop_requested = True
+        for syncer in _RUNNING:
+            syncer.stop_requested = True
 
     signal.signal(signal.SIGTERM, handler)
 
