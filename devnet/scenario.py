@@ -1,0 +1,680 @@
+"""A seeded market scenario on the two Aave markets: prices, borrowers, loopers, whales and liquidation bots.
+
+    result = simulate(deployment, days=30, wallets=500, seed=1)
+
+Simulated time moves in hourly steps. Each step the oracles publish the price path where it moved past the
+feeds' deviation thresholds (or on the 24 h heartbeat), liquidation bots call ``liquidationCall`` on every
+position whose health factor fell under 1, and a few wallets act. Automining is off while it runs: each
+phase's transactions are mined together, in submission order, into one block, and block timestamps are set
+explicitly (12 s apart, jumping to each step's hour). So a given seed on a given deployment always makes the
+same blocks; start anvil with a fixed ``--timestamp`` and deploy with ``anvil_setBlockTimestampInterval(12)``
+to get the very same chain, hashes included, on every run.
+
+The price path is a regime-switching random walk (calm / volatile / crash) with Student-t shocks and one
+crash forced into the middle third, or a real hourly CSV for ETH (``unix``/``date`` and ``close`` columns)
+from which the other assets follow.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eth_utils.crypto import keccak
+
+from devnet.aave import USD, Contract, Deployment
+
+STEP_S = 3_600
+BLOCK_S = 12
+HEARTBEAT_S = 86_400
+MAX_UINT = 2**256 - 1
+WAD = 10**18
+VARIABLE_RATE = 2
+WALLET_GAS_ETH = 10**20
+# Chainlink-like deviation thresholds: volatile assets 0.5 %, stablecoins 0.1 %.
+DEVIATION = {"WETH": 0.005, "WBTC": 0.005, "wstETH": 0.005, "USDC": 0.001, "DAI": 0.001}
+EXCHANGES = ("binance-hot-14", "coinbase-prime-1", "kraken-4", "okx-hot-2")
+LIQUIDATORS = ("liquidator-1", "liquidator-2", "liquidator-3")
+_REGIMES = {  # hourly drift and volatility of ETH log-returns
+    "calm": (0.0, 0.006),
+    "volatile": (-0.0005, 0.016),
+    "crash": (-0.02, 0.025),
+}
+_SWITCH = {"calm": ("volatile", 0.01), "volatile": ("calm", 0.04)}
+
+
+class ScenarioError(ValueError):
+    """Bad scenario input (days, wallets, price CSV); raised before anything is sent."""
+
+
+# ------------------------------------------------------------------------------------------- prices
+
+
+@dataclass(frozen=True)
+class PricePath:
+    """USD prices (8 decimals) per hourly step and asset, with the regime of each step."""
+
+    prices: dict[str, list[int]]
+    regimes: list[str]
+    source: str
+
+    @property
+    def steps(self) -> int:
+        return len(self.regimes)
+
+    def at(self, step: int) -> dict[str, int]:
+        return {symbol: series[step] for symbol, series in self.prices.items()}
+
+
+def price_path(days: int, seed: int, start: Mapping[str, int], csv_path: Path | None = None) -> PricePath:
+    """A seeded path of ``days * 24`` hourly prices for every asset in ``start`` (8-decimal USD).
+
+    Without ``csv_path`` ETH follows a regime-switching walk with fat tails and one crash; with it, ETH
+    replays the CSV's first ``days * 24`` hourly closes. BTC, wstETH and the stablecoins follow ETH.
+    """
+    _check_days(days)
+    steps = days * 24
+    rng = random.Random(seed)
+    if csv_path is None:
+        eth, regimes = _regime_walk(steps, rng)
+        source, base_eth = "regime-switching", start.get("WETH", 3_000 * USD)
+    else:
+        closes = read_price_csv(csv_path)
+        if len(closes) < steps:
+            raise ScenarioError(f"{csv_path} has {len(closes)} hourly closes; {days} days need {steps}")
+        eth = [c / closes[0] for c in closes[:steps]]
+        regimes = ["replay"] * steps
+        source, base_eth = str(csv_path), round(closes[0] * USD)
+    return PricePath(_follow(eth, regimes, start, base_eth, rng), regimes, source)
+
+
+def read_price_csv(path: Path) -> list[float]:
+    """Hourly closes, oldest first, from a CSV with a ``unix`` (or ``timestamp``) and a ``close`` column.
+
+    A banner line before the header (as in CryptoDataDownload files) is skipped.
+    """
+    if not path.is_file():
+        raise ScenarioError(f"price CSV {path} does not exist")
+    lines = path.read_text().splitlines()
+    header = next((i for i, line in enumerate(lines[:5]) if "close" in line.lower().split(",")), None)
+    if header is None:
+        raise ScenarioError(
+            f"{path}: expected a header with a 'close' column and a 'unix' or 'timestamp' column"
+        )
+    rows = list(csv.DictReader(lines[header:]))
+    fields = {name.lower(): name for name in (rows[0].keys() if rows else [])}
+    stamp = fields.get("unix") or fields.get("timestamp")
+    if stamp is None or "close" not in fields:
+        raise ScenarioError(
+            f"{path}: expected columns 'close' and 'unix' (or 'timestamp'), got {sorted(fields)}"
+        )
+    try:
+        points = sorted((float(r[stamp]), float(r[fields["close"]])) for r in rows)
+    except ValueError as exc:
+        raise ScenarioError(f"{path}: a 'close' or time value is not a number ({exc})") from None
+    if any(close <= 0 for _, close in points):
+        raise ScenarioError(f"{path}: close prices must be positive")
+    return [close for _, close in points]
+
+
+def _regime_walk(steps: int, rng: random.Random) -> tuple[list[float], list[str]]:
+    crash_at = rng.randrange(steps // 3, max(steps // 3 + 1, 2 * steps // 3))
+    crash_len = rng.randint(10, 24)  # about -20 % to -50 % over half a day to a day
+    level, regime, path, regimes = 1.0, "calm", [], []
+    for step in range(steps):
+        if crash_at <= step < crash_at + crash_len:
+            regime = "crash"
+        elif regime == "crash":
+            regime = "volatile"
+        else:
+            other, chance = _SWITCH[regime]
+            regime = other if rng.random() < chance else regime
+        drift, vol = _REGIMES[regime]
+        level *= math.exp(drift + vol * _student_t(rng, 4))
+        path.append(level)
+        regimes.append(regime)
+    return path, regimes
+
+
+def _student_t(rng: random.Random, df: int) -> float:
+    """A unit-variance Student-t draw (fat tails)."""
+    chi2 = rng.gammavariate(df / 2, 2)
+    return rng.gauss(0, 1) / math.sqrt(chi2 / df) * math.sqrt((df - 2) / df)
+
+
+def _follow(
+    eth: Sequence[float], regimes: Sequence[str], start: Mapping[str, int], base_eth: int, rng: random.Random
+) -> dict[str, list[int]]:
+    ratio = start.get("wstETH", 3_500 * USD) / start.get("WETH", 3_000 * USD)
+    prices: dict[str, list[int]] = {s: [] for s in start}
+    btc, peg, previous = 1.0, 1.0, 1.0
+    for level, regime in zip(eth, regimes, strict=True):
+        move = math.log(level / previous)
+        previous = level
+        btc *= math.exp(0.7 * move + 0.004 * rng.gauss(0, 1))
+        # wstETH trades at a discount in a crash (the 2022 stETH depeg) and recovers afterwards.
+        peg = max(0.94, peg - 0.002 * rng.random()) if regime == "crash" else min(1.0, peg + 0.0005)
+        quotes = {
+            "WETH": base_eth * level,
+            "WBTC": start.get("WBTC", 60_000 * USD) * btc,
+            "wstETH": base_eth * level * ratio * peg,
+            "USDC": USD * (1 + 0.0003 * rng.gauss(0, 1)),
+            "DAI": USD * (1 + 0.0008 * rng.gauss(0, 1)),
+        }
+        for symbol in prices:
+            prices[symbol].append(max(1, round(quotes.get(symbol, start[symbol]))))
+    return prices
+
+
+def _check_days(days: int) -> None:
+    if days <= 0:
+        raise ScenarioError(f"days must be positive, got {days}")
+
+
+# ----------------------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class Liquidation:
+    """One ``liquidationCall`` the bots made."""
+
+    block: int
+    timestamp: int
+    market: str
+    user: str
+    collateral: str
+    debt: str
+    liquidator: str
+    health_factor: float
+
+
+@dataclass
+class ScenarioResult:
+    """What :func:`simulate` did: blocks, counts, liquidations and the address labels it used."""
+
+    seed: int
+    days: int
+    wallets: int
+    first_block: int
+    last_block: int
+    transactions: int
+    reverted: int
+    blocks: int
+    price_updates: int
+    actions: int
+    positions: dict[str, int]
+    liquidations: list[Liquidation]
+    labels: dict[str, str]
+    eth_low: int
+    eth_high: int
+    start_timestamp: int
+    wall_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Position:
+    market: str
+    collateral: dict[str, int] = field(default_factory=dict)
+    debt: dict[str, int] = field(default_factory=dict)
+    emode: bool = False
+    calibration: float = 1.0  # chain HF / estimated HF when last checked (interest, rounding)
+
+
+# -------------------------------------------------------------------------------------------- agents
+
+
+def label_address(label: str) -> str:
+    """A fixed address for a labelled actor (exchange, bot, wallet)."""
+    return "0x" + keccak(text=f"chainrisk-devnet:{label}")[-20:].hex()
+
+
+def simulate(
+    deployment: Deployment,
+    days: int,
+    wallets: int,
+    seed: int,
+    prices: Path | PricePath | None = None,
+    *,
+    activity: float = 0.005,
+    progress: Callable[[str], None] | None = None,
+) -> ScenarioResult:
+    """Run the scenario on a deployed devnet (anvil: it uses time travel and impersonation).
+
+    ``wallets`` borrowers and lenders act over ``days`` of hourly steps; ``activity`` is the chance per
+    wallet and hour of an extra action (repay, borrow more, add collateral). ``prices`` is a CSV path, a
+    ready :class:`PricePath`, or None for the seeded regime-switching path.
+    """
+    _check_days(days)
+    if wallets < 2:
+        raise ScenarioError(f"wallets must be at least 2 (a lender and a borrower), got {wallets}")
+    if not 0 <= activity <= 1:
+        raise ScenarioError(f"activity is a probability per wallet and hour, got {activity}")
+    start_prices = {s: a.initial_price for s, a in deployment.assets.items()}
+    path = prices if isinstance(prices, PricePath) else price_path(days, seed, start_prices, prices)
+    unknown = sorted(set(path.prices) - set(deployment.assets))
+    if unknown or path.steps < days * 24:
+        raise ScenarioError(f"price path does not fit the deployment (unknown {unknown}, {path.steps} steps)")
+    started = time.perf_counter()
+    result = _Simulation(deployment, path, days, wallets, seed, activity, progress or (lambda _: None)).run()
+    result.wall_s = round(time.perf_counter() - started, 3)
+    return result
+
+
+Receipt = dict[str, Any]
+OnSuccess = Callable[[Receipt], None]
+
+
+class _Simulation:
+    """The agents. Transactions queue in anvil's pool and are mined together, several blocks per hour."""
+
+    def __init__(
+        self,
+        deployment: Deployment,
+        path: PricePath,
+        days: int,
+        wallets: int,
+        seed: int,
+        activity: float,
+        progress: Callable[[str], None],
+    ) -> None:
+        self.d, self.path, self.days, self.seed = deployment, path, days, seed
+        self.rng = random.Random(f"agents:{seed}")
+        self.activity, self.progress = activity, progress
+        self.rpc = deployment.rpc
+        self.wallets = [label_address(f"wallet-{seed}-{i}") for i in range(wallets)]
+        lenders = max(1, wallets // 20)
+        self.lenders, self.borrowers = self.wallets[:lenders], self.wallets[lenders:]
+        self.exchanges = {label_address(name): name for name in EXCHANGES}
+        self.liquidators = [label_address(name) for name in LIQUIDATORS]
+        self.positions: dict[tuple[str, str], _Position] = {}
+        self.published: dict[str, tuple[int, int]] = {}  # symbol -> (price, timestamp)
+        self.prices = {s: deployment.price(s) for s in deployment.assets}
+        self.approved: set[tuple[str, str, str]] = set()
+        self.tokens = {s: deployment.token(s) for s in deployment.assets}
+        self.feeds = {s: deployment.price_feed(s) for s in deployment.assets}
+        self.reserve_tokens = {
+            (m, s, kind): deployment.a_token(m, s) if kind == "a" else deployment.v_token(m, s)
+            for m in deployment.markets
+            for s in deployment.markets[m].reserves
+            for kind in ("a", "v")
+        }
+        self.pools = {m: deployment.pool(m) for m in deployment.markets}
+        self.counts = {"transactions": 0, "reverted": 0, "blocks": 0, "price_updates": 0, "actions": 0}
+        self.liquidations: list[Liquidation] = []
+        self.pending: list[tuple[str, OnSuccess | None]] = []
+        self.now = self.origin = 0
+
+    # -- driver
+
+    def run(self) -> ScenarioResult:
+        first = int(self.rpc.rpc("eth_blockNumber"), 16) + 1
+        automine = bool(self.rpc.rpc("anvil_getAutomine"))
+        self._prepare_node()
+        try:
+            self._publish(0, force=True)
+            self._seed_liquidity()
+            self._open_positions()
+            self.progress(f"opened {len(self.positions)} positions for {len(self.borrowers)} borrowers")
+            for step in range(self.days * 24):
+                self._step(step)
+                if step % 24 == 23:
+                    self.progress(
+                        f"day {step // 24 + 1}/{self.days}: {len(self.liquidations)} liquidations so far"
+                    )
+        finally:
+            self.rpc.rpc("evm_setAutomine", [automine])
+        return self._result(first)
+
+    def _step(self, step: int) -> None:
+        self.rpc.rpc("evm_setNextBlockTimestamp", [max(self.origin + step * STEP_S, self.now + BLOCK_S)])
+        self._publish(step)
+        self._mine()
+        self._liquidate()
+        self._act()
+        if step % 24 == 23:
+            self._whales_move()
+        self._mine()
+
+    def _result(self, first: int) -> ScenarioResult:
+        eth = self.path.prices.get("WETH", [0])[: self.days * 24]
+        return ScenarioResult(
+            seed=self.seed,
+            days=self.days,
+            wallets=len(self.wallets),
+            first_block=first,
+            last_block=int(self.rpc.rpc("eth_blockNumber"), 16),
+            transactions=self.counts["transactions"],
+            reverted=self.counts["reverted"],
+            blocks=self.counts["blocks"],
+            price_updates=self.counts["price_updates"],
+            actions=self.counts["actions"],
+            positions={m: sum(1 for p in self.positions.values() if p.market == m) for m in self.pools},
+            liquidations=self.liquidations,
+            labels=self._labels(),
+            eth_low=min(eth),
+            eth_high=max(eth),
+            start_timestamp=self.origin,
+        )
+
+    def _prepare_node(self) -> None:
+        self.rpc.rpc("evm_setAutomine", [False])
+        self.rpc.rpc("anvil_autoImpersonateAccount", [True])
+        self.rpc.rpc("anvil_setBlockTimestampInterval", [BLOCK_S])
+        for address in [*self.wallets, *self.exchanges, *self.liquidators]:
+            self.rpc.rpc("anvil_setBalance", [address, hex(WALLET_GAS_ETH)])
+        latest = self.rpc.rpc("eth_getBlockByNumber", ["latest", False])
+        self.now = int(latest["timestamp"], 16)
+        self.origin = self.now + BLOCK_S
+
+    # -- transactions
+
+    def _send(
+        self,
+        contract: Contract,
+        sender: str,
+        function: str,
+        *args: Any,
+        gas: int = 1_500_000,
+        then: OnSuccess | None = None,
+    ) -> None:
+        """Queue a transaction; ``then(receipt)`` runs after it is mined, if it succeeded."""
+        self.pending.append((contract.send(sender, function, *args, gas=gas), then))
+
+    def _mine(self) -> None:
+        """Mine every queued transaction (in submission order); run the callbacks of those that succeeded."""
+        while self.pending:
+            self.rpc.rpc("evm_mine")
+            self.counts["blocks"] += 1
+            block = self.rpc.rpc("eth_getBlockByNumber", ["latest", False])
+            self.now = int(block["timestamp"], 16)
+            receipts = {
+                r["transactionHash"]: r for r in self.rpc.rpc("eth_getBlockReceipts", [block["hash"]])
+            }
+            waiting = []
+            for tx_hash, then in self.pending:
+                receipt = receipts.get(tx_hash)
+                if receipt is None:  # did not fit in the block's gas: goes into the next one
+                    waiting.append((tx_hash, then))
+                    continue
+                self.counts["transactions"] += 1
+                if receipt["status"] != "0x1":
+                    self.counts["reverted"] += 1
+                elif then is not None:
+                    then(receipt)
+            if len(waiting) == len(self.pending):
+                raise RuntimeError(
+                    f"anvil mined none of {len(waiting)} queued transactions into {block['hash']}"
+                )
+            self.pending = waiting
+
+    # -- oracles
+
+    def _publish(self, step: int, *, force: bool = False) -> None:
+        for symbol, price in self.path.at(step).items():
+            last = self.published.get(symbol)
+            moved = last is None or abs(price / last[0] - 1) >= DEVIATION.get(symbol, 0.005)
+            stale = last is not None and self.now - last[1] >= HEARTBEAT_S
+            if force or moved or stale:
+                self._send(self.feeds[symbol], self.d.deployer, "setAnswer", price, gas=200_000)
+                self.published[symbol] = (price, self.now)
+                self.prices[symbol] = price
+                self.counts["price_updates"] += 1
+
+    # -- positions
+
+    def _seed_liquidity(self) -> None:
+        tokens_each = {"USDC": 400_000, "DAI": 300_000, "WETH": 150, "WBTC": 6, "wstETH": 50}
+        scale = max(1.0, len(self.borrowers) / len(self.lenders) / 4)
+        for lender in self.lenders:
+            for market in self.pools:
+                for symbol, units in tokens_each.items():
+                    self._supply(lender, market, symbol, self._amount(symbol, units * scale))
+        self._mine()
+
+    def _open_positions(self) -> None:
+        for wallet in self.borrowers:
+            roll = self.rng.random()
+            markets = ["aave"] if roll < 0.6 else ["spark"] if roll < 0.85 else ["aave", "spark"]
+            looper = self.rng.random() < 0.12
+            size = min(5_000_000.0, 30_000 * math.exp(1.1 * self.rng.gauss(0, 1)))
+            for market in markets:
+                if looper:
+                    self._open_loop(wallet, market, size / len(markets))
+                else:
+                    self._open_borrow(wallet, market, size / len(markets))
+        self._mine()
+
+    def _open_borrow(self, wallet: str, market: str, usd: float) -> None:
+        collateral = self.rng.choices(["WETH", "WBTC", "wstETH"], weights=[0.5, 0.3, 0.2])[0]
+        debt = self.rng.choices(["USDC", "DAI"], weights=[0.6, 0.4])[0]
+        target_hf = 1.03 + math.exp(math.log(0.45) + 0.6 * self.rng.gauss(0, 1))
+        self._supply(wallet, market, collateral, self._amount_usd(collateral, usd))
+        params = self.d.markets[market].reserves[collateral].params
+        borrow_usd = usd * min(params.liquidation_threshold / 10_000 / target_hf, params.ltv / 10_000 * 0.99)
+        self._borrow(wallet, market, debt, self._amount_usd(debt, borrow_usd))
+
+    def _open_loop(self, wallet: str, market: str, usd: float) -> None:
+        """eMode: wstETH collateral, WETH debt at a thin margin; the WETH goes to the other market."""
+        emode = self.d.markets[market].emodes[0]
+        self._supply(wallet, market, "wstETH", self._amount_usd("wstETH", usd))
+        position = self.positions.setdefault((wallet, market), _Position(market))
+
+        def entered(_: Receipt) -> None:
+            position.emode = True
+
+        self._send(self.pools[market], wallet, "setUserEMode", emode.category_id, then=entered)
+        target_hf = 1.02 + 0.1 * self.rng.random()
+        ratio = min(emode.liquidation_threshold / 10_000 / target_hf, emode.ltv / 10_000 * 0.99)
+        amount = self._amount_usd("WETH", usd * ratio)
+        self._borrow(wallet, market, "WETH", amount)
+        other = next((m for m in self.pools if m != market), market)
+        self._supply(wallet, other, "WETH", amount, mint=False)  # reverts harmlessly if the borrow did
+
+    def _supply(self, wallet: str, market: str, symbol: str, amount: int, *, mint: bool = True) -> None:
+        if amount <= 0:
+            return
+        token, pool = self.tokens[symbol], self.pools[market]
+        if mint:
+            self._send(token, wallet, "mint", wallet, amount, gas=120_000)
+        self._approve(wallet, symbol, market)
+        position = self.positions.setdefault((wallet, market), _Position(market))
+
+        def supplied(_: Receipt) -> None:
+            position.collateral[symbol] = position.collateral.get(symbol, 0) + amount
+
+        self._send(pool, wallet, "supply", token.address, amount, wallet, 0, then=supplied)
+
+    def _borrow(self, wallet: str, market: str, symbol: str, amount: int) -> None:
+        if amount <= 0:
+            return
+        position = self.positions.setdefault((wallet, market), _Position(market))
+
+        def borrowed(_: Receipt) -> None:
+            position.debt[symbol] = position.debt.get(symbol, 0) + amount
+
+        token = self.tokens[symbol].address
+        self._send(
+            self.pools[market], wallet, "borrow", token, amount, VARIABLE_RATE, 0, wallet, then=borrowed
+        )
+
+    def _approve(self, wallet: str, symbol: str, market: str) -> None:
+        key = (wallet, symbol, market)
+        if key not in self.approved:
+            self._send(
+                self.tokens[symbol], wallet, "approve", self.pools[market].address, MAX_UINT, gas=80_000
+            )
+            self.approved.add(key)
+
+    # -- everyday activity
+
+    def _act(self) -> None:
+        actions = {"repay": self._do_repay, "borrow": self._do_borrow, "supply": self._do_supply}
+        count = _poisson(self.rng, self.activity * len(self.borrowers))
+        keys = sorted(k for k, p in self.positions.items() if p.debt) if count else []
+        busy: set[tuple[str, str]] = set()
+        for _ in range(count if keys else 0):
+            key = self.rng.choice(keys)
+            action = self.rng.choices(list(actions), weights=[0.4, 0.35, 0.25])[0]
+            if key in busy:  # one action per position and block keeps the bookkeeping exact
+                continue
+            busy.add(key)
+            actions[action](key[0], key[1], self.positions[key])
+            self.counts["actions"] += 1
+
+    def _do_repay(self, wallet: str, market: str, position: _Position) -> None:
+        symbol = self.rng.choice(sorted(position.debt))
+        amount = int(position.debt[symbol] * self.rng.uniform(0.2, 0.6))
+        self._send(self.tokens[symbol], wallet, "mint", wallet, amount, gas=120_000)  # income from elsewhere
+        self._approve(wallet, symbol, market)
+
+        def repaid(_: Receipt) -> None:
+            position.debt[symbol] = max(0, position.debt.get(symbol, 0) - amount)
+
+        token = self.tokens[symbol].address
+        self._send(self.pools[market], wallet, "repay", token, amount, VARIABLE_RATE, wallet, then=repaid)
+
+    def _do_borrow(self, wallet: str, market: str, position: _Position) -> None:
+        if self._estimate_hf(position) >= 1.5:
+            symbol = sorted(position.debt)[0]
+            self._borrow(wallet, market, symbol, int(position.debt[symbol] * self.rng.uniform(0.1, 0.3)))
+
+    def _do_supply(self, wallet: str, market: str, position: _Position) -> None:
+        if position.collateral:
+            symbol = sorted(position.collateral)[0]
+            self._supply(
+                wallet, market, symbol, int(position.collateral[symbol] * self.rng.uniform(0.05, 0.25))
+            )
+
+    def _whales_move(self) -> None:
+        """Large transfers between lenders (whales) and labelled exchange addresses."""
+        exchanges = sorted(self.exchanges)
+        for _ in range(self.rng.randint(1, 3)):
+            symbol = self.rng.choice(["WETH", "USDC", "WBTC"])
+            whale, exchange = self.rng.choice(self.lenders), self.rng.choice(exchanges)
+            amount = self._amount_usd(symbol, self.rng.uniform(1e6, 2e7))
+            self._send(self.tokens[symbol], whale, "mint", whale, amount, gas=120_000)
+            self._send(self.tokens[symbol], whale, "transfer", exchange, amount, gas=120_000)
+            if self.rng.random() < 0.5:
+                back = self.rng.choice(self.lenders)
+                self._send(self.tokens[symbol], exchange, "transfer", back, amount // 2, gas=120_000)
+
+    # -- liquidations
+
+    def _liquidate(self) -> None:
+        """Bots liquidate every position under 1, up to three rounds (one block each) per hour."""
+        suspects = [k for k, p in sorted(self.positions.items()) if p.debt and self._estimate_hf(p) < 1.01]
+        for _ in range(3):
+            unhealthy = [(k, hf) for k in suspects if (hf := self._health(k)) < WAD]
+            if not unhealthy:
+                return
+            for key, hf in unhealthy:
+                self._refresh(key)
+                self._queue_liquidation(key, hf)
+            self._mine()
+            for key, _hf in unhealthy:
+                self._refresh(key)
+            suspects = [k for k, _ in unhealthy]
+
+    def _health(self, key: tuple[str, str]) -> int:
+        """The chain's health factor (wad); also recalibrates the position's estimate."""
+        hf = int(self.pools[key[1]].call("getUserAccountData", key[0])[5])
+        position = self.positions[key]
+        position.calibration = 1.0
+        estimate = self._estimate_hf(position)
+        if 0 < estimate < math.inf and hf < MAX_UINT:
+            position.calibration = hf / WAD / estimate
+        return hf
+
+    def _queue_liquidation(self, key: tuple[str, str], hf: int) -> None:
+        user, market = key
+        position = self.positions[key]
+        if not position.debt or not position.collateral:
+            return
+        debt = max(position.debt, key=lambda s: self._usd(s, position.debt[s]))
+        collateral = max(position.collateral, key=lambda s: self._usd(s, position.collateral[s]))
+        bot = self.rng.choice(self.liquidators)
+        self._send(self.tokens[debt], bot, "mint", bot, position.debt[debt], gas=120_000)
+        self._approve(bot, debt, market)
+
+        def liquidated(receipt: Receipt) -> None:
+            record = Liquidation(
+                block=int(receipt["blockNumber"], 16),
+                timestamp=self.now,
+                market=market,
+                user=user,
+                collateral=collateral,
+                debt=debt,
+                liquidator=bot,
+                health_factor=hf / WAD,
+            )
+            self.liquidations.append(record)
+
+        assets = (self.tokens[collateral].address, self.tokens[debt].address)
+        self._send(
+            self.pools[market], bot, "liquidationCall", *assets, user, MAX_UINT, False, then=liquidated
+        )
+
+    def _refresh(self, key: tuple[str, str]) -> None:
+        """Re-read the position's balances (interest and liquidations change them)."""
+        user, market = key
+        position = self.positions[key]
+        for symbol in sorted({*position.collateral, *position.debt}):
+            supplied = self.reserve_tokens[(market, symbol, "a")].call("balanceOf", user)
+            position.collateral[symbol] = int(supplied)
+            position.debt[symbol] = int(self.reserve_tokens[(market, symbol, "v")].call("balanceOf", user))
+        position.collateral = {s: v for s, v in position.collateral.items() if v > 0}
+        position.debt = {s: v for s, v in position.debt.items() if v > 0}
+
+    def _estimate_hf(self, position: _Position) -> float:
+        reserves = self.d.markets[position.market].reserves
+        emode = self.d.markets[position.market].emodes[0] if position.emode else None
+        weighted = 0.0
+        for symbol, amount in position.collateral.items():
+            threshold = reserves[symbol].params.liquidation_threshold
+            if emode is not None and symbol in emode.assets:
+                threshold = emode.liquidation_threshold
+            weighted += self._usd(symbol, amount) * threshold / 10_000
+        debt = sum(self._usd(s, a) for s, a in position.debt.items())
+        return math.inf if debt <= 0 else weighted / debt * position.calibration
+
+    # -- units
+
+    def _scale(self, symbol: str) -> int:
+        scale: int = 10 ** self.d.assets[symbol].decimals
+        return scale
+
+    def _usd(self, symbol: str, amount: int) -> float:
+        return amount * self.prices[symbol] / USD / self._scale(symbol)
+
+    def _amount_usd(self, symbol: str, usd: float) -> int:
+        return int(usd * USD / self.prices[symbol] * self._scale(symbol))
+
+    def _amount(self, symbol: str, units: float) -> int:
+        return int(units * self._scale(symbol))
+
+    def _labels(self) -> dict[str, str]:
+        labels = {a: f"lender-{i}" for i, a in enumerate(self.lenders)}
+        labels |= {a: f"borrower-{i}" for i, a in enumerate(self.borrowers)}
+        labels |= dict(self.exchanges)
+        labels |= dict(zip(self.liquidators, LIQUIDATORS, strict=True))
+        return labels
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    """Knuth's method; the means here are small."""
+    if mean <= 0:
+        return 0
+    limit, count, product = math.exp(-mean), 0, rng.random()
+    while product > limit:
+        count += 1
+        product *= rng.random()
+    return count
