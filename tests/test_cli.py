@@ -185,3 +185,22 @@ def test_several_chains_index_side_by_side(env: dict[str, str], replay: str, db_
     assert "config:a: indexed through block 18000000" in result.stdout
     assert "config:b: indexed through block 25290309" in result.stdout
     assert _count(db_url, "logs") == 13 + 115
+
+
+def test_demo_runs_the_main_job_end_to_end(env: dict[str, str], db_url: str, node_home: Path) -> None:
+    result = _run(
+        ["demo", "--days", "3", "--wallets", "30", "--seed", "2"],
+        {**env, "CHAINRISK_HOME": str(node_home)},
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "markets deployed" in result.stdout and "indexed the devnet through block" in result.stdout
+    with psycopg.connect(to_libpq_url(db_url)) as conn:
+        supplies = conn.execute("SELECT count(*) FROM aave_v3_supply WHERE chain_id = 31337").fetchone()
+        pools = conn.execute(
+            "SELECT count(DISTINCT address) FROM aave_v3_supply WHERE chain_id = 31337"
+        ).fetchone()
+        mainnet = conn.execute("SELECT count(*) FROM logs WHERE chain_id = 1").fetchone()
+    assert supplies is not None and supplies[0] >= 30
+    assert pools == (2,)
+    assert mainnet == (454,)

@@ -1,8 +1,9 @@
-"""`chainrisk demo`: the main job, end to end, on what exists today."""
+"""`chainrisk demo`: the main job, end to end — devnet, scenario, indexer, summary."""
 
 from __future__ import annotations
 
 import time
+import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,45 +13,90 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 RECORDINGS = (
     ("mainnet block 18,000,000 (every log)", "chain/mainnet-block-18000000-logs.json"),
-    (
-        "mainnet Aave v3 + Uniswap v3, blocks 25,290,209–25,290,309",
-        "chain/mainnet-aave-v3-window-25290309-logs.json",
-    ),
+    ("mainnet Aave v3 + Uniswap v3 window", "chain/mainnet-aave-v3-window-25290309-logs.json"),
 )
+GENESIS_TIMESTAMP = 1_735_689_600
 
 
 def demo(
     ctx: typer.Context,
-    data: Annotated[Path, typer.Option(help="Folder of recorded chain data.")] = DEFAULT_DATA,
+    days: Annotated[int, typer.Option(min=1, help="Simulated days of the market scenario.")] = 30,
+    wallets: Annotated[int, typer.Option(min=2, help="Wallets in the scenario.")] = 500,
+    seed: Annotated[int, typer.Option(help="Seed of the price path and the agents.")] = 1,
+    data: Annotated[
+        Path, typer.Option(help="Folder of recorded mainnet data (skipped if absent).")
+    ] = DEFAULT_DATA,
 ) -> None:
-    """Index real recorded mainnet data into PostgreSQL through the replay server and summarise it.
+    """Devnet with real Aave v3 markets, a seeded market scenario with a crash, everything indexed.
 
-    Uses the embedded PostgreSQL unless CHAINRISK_DATABASE_URL is set. Safe to run again: re-indexing a
-    range replaces its rows.
+    Starts (or reuses) the embedded PostgreSQL unless CHAINRISK_DATABASE_URL is set, starts anvil, deploys,
+    simulates, indexes the chain, indexes the recorded mainnet data through the replay server, and prints
+    what was indexed and how to query it.
     """
     from rich.console import Console
 
-    from chainrisk.cli import app_context, fail
+    from chainrisk.cli import app_context
     from chainrisk.db import redact_url, to_libpq_url
     from chainrisk.migrate import upgrade
 
-    console = Console(stderr=False)
-    missing = [rel for _, rel in RECORDINGS if not (data / rel).exists()]
-    if missing:
-        raise fail(f"recorded data not found under {data}: {', '.join(missing)} (use --data DIR)")
+    console = Console()
+    app = app_context(ctx)
     started = time.monotonic()
     with console.status("starting PostgreSQL and migrating"):
-        url = app_context(ctx).database_url()
+        url = app.database_url()
         upgrade(url)
     console.print(f"database: {redact_url(url)}")
+    conninfo = to_libpq_url(url)
+    _devnet(console, app.settings.home.resolve(), conninfo, days, wallets, seed)
     for title, rel in RECORDINGS:
-        _index_recording(console, title, data / rel, to_libpq_url(url))
-    _summary(console, to_libpq_url(url))
+        if (data / rel).exists():
+            _index_recording(console, title, data / rel, conninfo)
+    _summary(console, conninfo)
     console.print(
-        f"\ndone in {time.monotonic() - started:.1f}s. Query it with [bold]chainrisk db shell[/], e.g."
+        f"\ndone in {time.monotonic() - started:.0f}s. Query it with [bold]chainrisk db shell[/], e.g."
     )
-    console.print("  SELECT reserve, amount, user_address FROM aave_v3_borrow ORDER BY amount DESC LIMIT 5;")
+    console.print(
+        "  SELECT borrower, debt_asset, debt_to_cover FROM liquidations ORDER BY debt_to_cover DESC LIMIT 5;"
+    )
     console.print("  SELECT event, reason, count(*) FROM quarantine GROUP BY 1, 2;")
+
+
+def _devnet(console: Any, home: Path, conninfo: str, days: int, wallets: int, seed: int) -> None:
+    from devnet.aave import deploy_markets
+    from devnet.scenario import BLOCK_S, simulate
+    from devnet.serve import PortAnvil, manifest_path, write_manifest
+
+    with PortAnvil(home, 0, extra_args=["--timestamp", str(GENESIS_TIMESTAMP)]) as node:
+        node.rpc("anvil_setBlockTimestampInterval", [BLOCK_S])
+        with console.status("deploying Aave v3 markets 'aave' and 'spark' on anvil"):
+            deployment = deploy_markets(node, home)
+            manifest = write_manifest(deployment.to_manifest(), manifest_path(home), node.url)
+        console.print(
+            f"devnet at {node.url}: markets deployed in blocks"
+            f" {deployment.start_block}-{deployment.end_block}"
+        )
+        with console.status(f"simulating {days} days, {wallets} wallets") as status:
+            result = simulate(deployment, days, wallets, seed, progress=lambda line: status.update(line))
+        console.print(
+            f"scenario: {result.transactions:,} transactions in {result.blocks:,} blocks, "
+            f"{len(result.liquidations)} liquidations, ETH between ${result.eth_low / 1e8:,.0f} and "
+            f"${result.eth_high / 1e8:,.0f} ({result.wall_s:.0f}s)"
+        )
+        _index_devnet(console, manifest, conninfo)
+
+
+def _index_devnet(console: Any, manifest: dict[str, Any], conninfo: str) -> None:
+    from chainrisk.commands.index import _ProgressView
+    from devnet.serve import indexer_toml
+    from indexer.config import IndexConfig
+    from indexer.runner import config_plan, run_plan
+
+    config = IndexConfig(**tomllib.loads(indexer_toml(manifest)))
+    chain = config.chains[0]
+    plan = config_plan(chain, config.contracts, stop=None, follow=False)
+    with _ProgressView(chain, enabled=True) as view:
+        cursor = run_plan(plan, conninfo, on_progress=view.update)
+    console.print(f"indexed the devnet through block {cursor.block_number:,} ({view.summary()})")
 
 
 def _index_recording(console: Any, title: str, path: Path, conninfo: str) -> None:
@@ -61,10 +107,9 @@ def _index_recording(console: Any, title: str, path: Path, conninfo: str) -> Non
     recording = load_recording([path])
     with ReplayServer(recording) as server, console.status(f"indexing {title}"):
         chain = ChainConfig(name="mainnet", chain_id=1, rpc_urls=[server.url])
-        first, last = recording.first, recording.last
-        plan = adhoc_plan(chain, (), first, last, follow=False, name=f"demo:{path.name}")
+        plan = adhoc_plan(chain, (), recording.first, recording.last, follow=False, name=f"demo:{path.name}")
         cursor = run_plan(plan, conninfo)
-    console.print(f"indexed {title}: blocks {first:,}–{cursor.block_number:,}")
+    console.print(f"indexed {title} (recorded, replayed): blocks {recording.first:,}–{cursor.block_number:,}")
 
 
 def _summary(console: Any, conninfo: str) -> None:
@@ -73,14 +118,17 @@ def _summary(console: Any, conninfo: str) -> None:
 
     from indexer.tables import EVENT_TABLES
 
-    table = Table(title="indexed events", show_lines=False)
-    table.add_column("table")
-    table.add_column("rows", justify="right")
+    table = Table(title="indexed events by chain")
+    for column in ("table", "devnet (31337)", "mainnet (1)"):
+        table.add_column(column, justify="right" if column != "table" else "left")
     with psycopg.connect(conninfo) as conn:
         for name in ["logs", *sorted(EVENT_TABLES), "quarantine"]:
-            (count,) = conn.execute(f'SELECT count(*) FROM "{name}"').fetchone() or (0,)
-            if count:
-                table.add_row(name, f"{count:,}")
-        (blocks,) = conn.execute("SELECT count(DISTINCT block_number) FROM logs").fetchone() or (0,)
+            counts: dict[int, int] = dict(
+                conn.execute(f'SELECT chain_id, count(*) FROM "{name}" GROUP BY 1').fetchall()
+            )
+            if counts:
+                table.add_row(name, f"{counts.get(31337, 0):,}", f"{counts.get(1, 0):,}")
+        liquidations = conn.execute("SELECT count(*), count(DISTINCT borrower) FROM liquidations").fetchone()
     console.print(table)
-    console.print(f"{blocks:,} blocks with logs")
+    if liquidations:
+        console.print(f"liquidations: {liquidations[0]:,} of {liquidations[1]:,} borrowers")
