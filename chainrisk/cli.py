@@ -174,6 +174,7 @@ def migrate(ctx: typer.Context) -> None:
 
 
 app.command("index")(index_cmd.index)
+bench_cmd.app.command("forecast")(forecast_cmd.bench)
 app.command("demo")(demo_cmd.demo)
 
 
