@@ -40,8 +40,10 @@ class Store:
 
     def __init__(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
         self.conn = conn
-        self._derived = [t.name for t in chain_derived_tables()]
-        self._log_tables = [t for t in self._derived if t != blocks.name]
+        derived = chain_derived_tables()
+        self._derived = [t.name for t in derived]
+        # Tables filled from logs: a re-indexed range replaces their rows.
+        self._log_tables = [t.name for t in derived if "log_index" in t.c]
 
     # -- reads ---------------------------------------------------------------------------------------
     def cursor(self, name: str) -> Cursor | None:

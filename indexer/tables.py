@@ -136,3 +136,39 @@ def chain_derived_tables(meta: sa.MetaData | None = None) -> list[sa.Table]:
     """Tables whose rows come from the chain and must roll back on a reorg."""
     chosen = meta or metadata
     return [t for t in chosen.sorted_tables if t.info.get("chain_derived")]
+
+
+account_health = sa.Table(
+    "account_health",
+    metadata,
+    sa.Column("chain_id", sa.Integer, primary_key=True),
+    sa.Column("pool", sa.Text, primary_key=True),
+    sa.Column("user_address", sa.Text, primary_key=True),
+    sa.Column("block_number", sa.BigInteger, nullable=False),
+    sa.Column("total_collateral_base", UINT256, nullable=False),
+    sa.Column("total_debt_base", UINT256, nullable=False),
+    sa.Column("available_borrows_base", UINT256, nullable=False),
+    sa.Column("liquidation_threshold_bps", sa.Integer, nullable=False),
+    sa.Column("ltv_bps", sa.Integer, nullable=False),
+    sa.Column("health_factor", UINT256, nullable=False, comment="wad; 2^256-1 without debt"),
+    sa.Column("emode_category", sa.Integer, nullable=False),
+    info=CHAIN_DERIVED,
+    comment="Pool.getUserAccountData per user, rebuilt from indexed events at block_number.",
+)
+
+position_reserves = sa.Table(
+    "position_reserves",
+    metadata,
+    sa.Column("chain_id", sa.Integer, primary_key=True),
+    sa.Column("pool", sa.Text, primary_key=True),
+    sa.Column("user_address", sa.Text, primary_key=True),
+    sa.Column("asset", sa.Text, primary_key=True),
+    sa.Column("block_number", sa.BigInteger, nullable=False),
+    sa.Column("collateral_base", UINT256, nullable=False, comment="aToken balance in base currency"),
+    sa.Column("debt_base", UINT256, nullable=False, comment="variable debt in base currency"),
+    sa.Column("collateral_enabled", sa.Boolean, nullable=False),
+    sa.Column("liquidation_threshold_bps", sa.Integer, nullable=False, comment="eMode applied"),
+    sa.Column("price", UINT256, nullable=False, comment="oracle price, base currency units"),
+    info=CHAIN_DERIVED,
+    comment="Each user's collateral and debt per reserve at block_number, in base currency.",
+)

@@ -195,6 +195,7 @@ def test_demo_runs_the_main_job_end_to_end(env: dict[str, str], db_url: str, nod
     )
     assert result.returncode == 0, result.stderr
     assert "markets deployed" in result.stdout and "indexed the devnet through block" in result.stdout
+    assert "liquidatable if ETH -20%" in result.stdout and "health factor under 1.1" in result.stdout
     with psycopg.connect(to_libpq_url(db_url)) as conn:
         supplies = conn.execute("SELECT count(*) FROM aave_v3_supply WHERE chain_id = 31337").fetchone()
         pools = conn.execute(
@@ -204,3 +205,9 @@ def test_demo_runs_the_main_job_end_to_end(env: dict[str, str], db_url: str, nod
     assert supplies is not None and supplies[0] >= 30
     assert pools == (2,)
     assert mainnet == (454,)
+    with psycopg.connect(to_libpq_url(db_url)) as conn:
+        accounts = conn.execute("SELECT count(*) FROM positions_current WHERE chain_id = 31337").fetchone()
+        buckets = conn.execute("SELECT sum(users) FROM hf_distribution WHERE chain_id = 31337").fetchone()
+        borrowers = conn.execute("SELECT count(*) FROM positions_current WHERE debt_usd > 0").fetchone()
+    assert accounts is not None and accounts[0] >= 30
+    assert buckets == borrowers

@@ -83,6 +83,7 @@ def _devnet(console: Any, home: Path, conninfo: str, days: int, wallets: int, se
             f"${result.eth_high / 1e8:,.0f} ({result.wall_s:.0f}s)"
         )
         _index_devnet(console, manifest, conninfo)
+    _risk_summary(console, conninfo, manifest)
 
 
 def _index_devnet(console: Any, manifest: dict[str, Any], conninfo: str) -> None:
@@ -97,6 +98,53 @@ def _index_devnet(console: Any, manifest: dict[str, Any], conninfo: str) -> None
     with _ProgressView(chain, enabled=True) as view:
         cursor = run_plan(plan, conninfo, on_progress=view.update)
     console.print(f"indexed the devnet through block {cursor.block_number:,} ({view.summary()})")
+
+
+def _risk_summary(console: Any, conninfo: str, manifest: dict[str, Any]) -> None:
+    """Positions rebuilt from events (equal to getUserAccountData), then the at-risk picture."""
+    import psycopg
+    from rich.table import Table
+
+    from graph.at_risk import at_risk
+    from indexer.health import indexed_head, pools, refresh
+
+    chain_id = int(manifest["chain_id"])
+    eth_like = [manifest["assets"][s]["token"] for s in ("WETH", "wstETH") if s in manifest["assets"]]
+    with psycopg.connect(conninfo) as conn:
+        head = indexed_head(conn, chain_id)
+        if head is None:
+            return
+        refreshed = [refresh(conn, chain_id, pool, head) for pool in pools(conn, chain_id)]
+        shocks = at_risk(conn, chain_id, eth_like, [-0.1, -0.2, -0.3])
+        under = conn.execute(RISK_QUERIES["under_1_1"], (chain_id,)).fetchone()
+        bad = conn.execute(RISK_QUERIES["bad_debt"], (chain_id,)).fetchone()
+    users = sum(r.users for r in refreshed)
+    console.print(
+        f"positions: {users:,} accounts in {len(refreshed)} pools, health factors at block {head:,}"
+    )
+    table = Table(title="risk at the head of the devnet")
+    table.add_column("measure")
+    table.add_column("accounts", justify="right")
+    table.add_column("collateral (USD)", justify="right")
+    table.add_column("debt (USD)", justify="right")
+    if under:
+        table.add_row("health factor under 1.1", f"{under[0]:,}", f"{under[1]:,.0f}", f"{under[2]:,.0f}")
+    for row in shocks:
+        table.add_row(
+            f"liquidatable if ETH {row.move:+.0%}", f"{row.liquidatable_accounts:,}",
+            f"{row.collateral_at_risk_usd:,.0f}", f"{row.debt_at_risk_usd:,.0f}",
+        )  # fmt: skip
+    if bad:
+        table.add_row("bad debt (debt above collateral)", f"{bad[0]:,}", "", f"{bad[1]:,.0f}")
+    console.print(table)
+
+
+RISK_QUERIES = {
+    "under_1_1": "SELECT count(*), coalesce(sum(collateral_usd), 0), coalesce(sum(debt_usd), 0)"
+    " FROM positions_at_risk WHERE chain_id = %s",
+    "bad_debt": "SELECT count(*), coalesce(sum(usd), 0) FROM bad_debt"
+    " WHERE chain_id = %s AND kind = 'unrealised'",
+}
 
 
 def _index_recording(console: Any, title: str, path: Path, conninfo: str) -> None:

@@ -136,7 +136,10 @@ def test_config_lists_every_pool_token_and_asset_from_the_manifest(
     }
     assert by_abi["aave_v3_token"] == tokens and len(tokens) == 20
     assert by_abi["erc20"] == {a.token for a in deployment.assets.values()}
-    assert len({c.name for c in parsed.contracts}) == len(parsed.contracts) == 27
+    assert by_abi["price_aggregator"] == {a.price_feed for a in deployment.assets.values()}
+    assert by_abi["aave_v3_configurator"] == {m.pool_configurator for m in deployment.markets.values()}
+    assert by_abi["aave_oracle"] == {m.oracle for m in deployment.markets.values()}
+    assert len({c.name for c in parsed.contracts}) == len(parsed.contracts) == 36
 
 
 def test_config_without_a_manifest_says_how_to_get_one(tmp_path: Path) -> None:

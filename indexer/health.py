@@ -1,0 +1,92 @@
+"""Materialise account health and per-reserve positions of every Aave v3 user from the indexed events.
+
+`refresh` rebuilds a pool's snapshot at one block with the exact protocol maths (equal to
+Pool.getUserAccountData) and replaces the pool's rows in `account_health` and `position_reserves` in one
+transaction, so readers never see half a snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import psycopg
+
+from indexer.positions import MarketState, market_state
+from indexer.protocols.aave_math import UserReserve, Version, collateral_base, debt_base
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    pool: str
+    block: int
+    users: int
+    at_risk: int
+
+
+def pools(conn: psycopg.Connection[tuple[object, ...]], chain_id: int) -> list[str]:
+    """Pools with indexed reserve updates on a chain."""
+    rows = conn.execute(
+        "SELECT DISTINCT address FROM aave_v3_reserve_data_updated WHERE chain_id = %s ORDER BY 1",
+        (chain_id,),
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def indexed_head(conn: psycopg.Connection[tuple[object, ...]], chain_id: int) -> int | None:
+    """The highest block every cursor of the chain has reached."""
+    row = conn.execute("SELECT max(block_number) FROM cursors WHERE chain_id = %s", (chain_id,)).fetchone()
+    return None if row is None or row[0] is None else int(str(row[0]))
+
+
+def refresh(
+    conn: psycopg.Connection[tuple[object, ...]],
+    chain_id: int,
+    pool: str,
+    block: int,
+    decimals: Mapping[str, int] | None = None,
+    version: Version = "3.0",
+) -> Refreshed:
+    """Recompute every user of `pool` at `block` and replace the pool's snapshot rows."""
+    state = market_state(conn, chain_id, pool, block, decimals)
+    health: list[tuple[object, ...]] = []
+    reserves: list[tuple[object, ...]] = []
+    for user in state.users:
+        data = state.account_data(user, version)
+        emode = state.user_emode.get(user, 0)
+        health.append((chain_id, pool, user, block, *data, emode))
+        reserves.extend(_reserve_rows(state, user, emode, version))
+    with conn.transaction():
+        for table in ("account_health", "position_reserves"):
+            conn.execute(f"DELETE FROM {table} WHERE chain_id = %s AND pool = %s", (chain_id, pool))
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO account_health VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", health)
+            cur.executemany("INSERT INTO position_reserves VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", reserves)
+    at_risk = sum(1 for row in health if _hf(row) < 11 * 10**17)
+    return Refreshed(pool, block, len(health), at_risk)
+
+
+def _hf(row: tuple[object, ...]) -> int:
+    return int(str(row[9]))
+
+
+def _reserve_rows(state: MarketState, user: str, emode: int, version: Version) -> list[tuple[object, ...]]:
+    category = state.emode_categories.get(emode) if emode else None
+    rows: list[tuple[object, ...]] = []
+    for reserve in state.user_reserves(user):
+        threshold = _threshold(reserve, emode, category.liquidation_threshold_bps if category else None)
+        rows.append(
+            (
+                state.chain_id, state.pool, user, reserve.asset, state.block,
+                collateral_base(reserve, reserve.price, version) if reserve.scaled_atoken_balance else 0,
+                debt_base(reserve, reserve.price, version) if reserve.scaled_vdebt_balance else 0,
+                reserve.usage_as_collateral_enabled, threshold, reserve.price,
+            )
+        )  # fmt: skip
+    return rows
+
+
+def _threshold(reserve: UserReserve, emode: int, emode_threshold: int | None) -> int:
+    if emode and reserve.emode_category == emode and emode_threshold is not None:
+        return emode_threshold
+    return reserve.liquidation_threshold_bps
