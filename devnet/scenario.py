@@ -29,11 +29,17 @@ from typing import Any
 from eth_utils.crypto import keccak
 
 from devnet.aave import USD, Contract, Deployment
+from devnet.governance import Governance
+from devnet.governance_agent import Chain, GovernanceAgent, ProposalOutcome
+from devnet.uniswap import DEADLINE, SWAP_GAS, Uniswap, input_to_move, sqrt_price_x96
 
 STEP_S = 3_600
 BLOCK_S = 12
 HEARTBEAT_S = 86_400
 MAX_UINT = 2**256 - 1
+LIQUIDATION_TOPIC = (
+    "0x" + keccak(text="LiquidationCall(address,address,address,uint256,uint256,address,bool)").hex()
+)
 WAD = 10**18
 VARIABLE_RATE = 2
 WALLET_GAS_ETH = 10**20
@@ -41,6 +47,9 @@ WALLET_GAS_ETH = 10**20
 DEVIATION = {"WETH": 0.005, "WBTC": 0.005, "wstETH": 0.005, "USDC": 0.001, "DAI": 0.001}
 EXCHANGES = ("binance-hot-14", "coinbase-prime-1", "kraken-4", "okx-hot-2")
 LIQUIDATORS = ("liquidator-1", "liquidator-2", "liquidator-3")
+ARBITRAGEUR = "arbitrageur-1"
+ARB_SHARE = 0.5  # share of the (log) gap between a pool and the market an arbitrageur closes each hour
+ARB_MIN_GAP = 0.001
 _REGIMES = {  # hourly drift and volatility of ETH log-returns
     "calm": (0.0, 0.006),
     "volatile": (-0.0005, 0.016),
@@ -215,6 +224,9 @@ class ScenarioResult:
     eth_high: int
     start_timestamp: int
     wall_s: float = 0.0
+    proposals: list[ProposalOutcome] = field(default_factory=list)
+    swaps: int = 0
+    arbitrage_swaps: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -246,25 +258,38 @@ def simulate(
     *,
     activity: float = 0.005,
     progress: Callable[[str], None] | None = None,
+    governance: Governance | None = None,
+    uniswap: Uniswap | None = None,
+    feedback: float = 0.0,
 ) -> ScenarioResult:
     """Run the scenario on a deployed devnet (anvil: it uses time travel and impersonation).
 
     ``wallets`` borrowers and lenders act over ``days`` of hourly steps; ``activity`` is the chance per
     wallet and hour of an extra action (repay, borrow more, add collateral). ``prices`` is a CSV path, a
-    ready :class:`PricePath`, or None for the seeded regime-switching path.
+    ready :class:`PricePath`, or None for the seeded regime-switching path. With ``governance`` the
+    delegates also pass risk-parameter proposals (see :mod:`devnet.governance_agent`) during the run; with
+    ``uniswap`` the liquidation bots sell the collateral they seize on its pools (for USDC, else WETH) and
+    an arbitrageur moves each pool half way to the price path every hour. ``feedback`` (0 to 1, needs
+    ``uniswap``) is the weight of the pool price in what the oracles publish (a geometric mix with the
+    path), so liquidation selling moves the oracle price and cascades can build up.
     """
     _check_days(days)
     if wallets < 2:
         raise ScenarioError(f"wallets must be at least 2 (a lender and a borrower), got {wallets}")
     if not 0 <= activity <= 1:
         raise ScenarioError(f"activity is a probability per wallet and hour, got {activity}")
+    if not 0 <= feedback <= 1 or (feedback > 0 and uniswap is None):
+        raise ScenarioError(f"feedback is a weight in [0, 1] and needs the Uniswap pools, got {feedback}")
     start_prices = {s: a.initial_price for s, a in deployment.assets.items()}
     path = prices if isinstance(prices, PricePath) else price_path(days, seed, start_prices, prices)
     unknown = sorted(set(path.prices) - set(deployment.assets))
     if unknown or path.steps < days * 24:
         raise ScenarioError(f"price path does not fit the deployment (unknown {unknown}, {path.steps} steps)")
     started = time.perf_counter()
-    result = _Simulation(deployment, path, days, wallets, seed, activity, progress or (lambda _: None)).run()
+    say = progress or (lambda _: None)
+    simulation = _Simulation(deployment, path, days, wallets, seed, activity, say, governance, uniswap)
+    simulation.feedback = feedback
+    result = simulation.run()
     result.wall_s = round(time.perf_counter() - started, 3)
     return result
 
@@ -285,6 +310,8 @@ class _Simulation:
         seed: int,
         activity: float,
         progress: Callable[[str], None],
+        governance: Governance | None = None,
+        uniswap: Uniswap | None = None,
     ) -> None:
         self.d, self.path, self.days, self.seed = deployment, path, days, seed
         self.rng = random.Random(f"agents:{seed}")
@@ -312,6 +339,15 @@ class _Simulation:
         self.liquidations: list[Liquidation] = []
         self.pending: list[tuple[str, OnSuccess | None]] = []
         self.now = self.origin = 0
+        self.agent = GovernanceAgent(governance, days * 24, seed) if governance is not None else None
+        self.uniswap = uniswap
+        self.router = uniswap.contract(uniswap.router, "SwapRouter") if uniswap is not None else None
+        self.seized: list[tuple[str, str, int]] = []  # (bot, collateral symbol, amount) not yet sold
+        self.feedback = 0.0
+        self.arbitrageur = label_address(ARBITRAGEUR)
+        self.chain = Chain(
+            send=self._send, mine=self._mine, mine_empty=self._mine_empty, now=lambda: self.now
+        )
 
     # -- driver
 
@@ -343,6 +379,10 @@ class _Simulation:
         if step % 24 == 23:
             self._whales_move()
         self._mine()
+        if self.agent is not None:
+            self.agent.act(step, self.chain)
+        if self.uniswap is not None:
+            self._arbitrage(step)
 
     def _result(self, first: int) -> ScenarioResult:
         eth = self.path.prices.get("WETH", [0])[: self.days * 24]
@@ -363,13 +403,18 @@ class _Simulation:
             eth_low=min(eth),
             eth_high=max(eth),
             start_timestamp=self.origin,
+            proposals=self.agent.outcomes() if self.agent is not None else [],
+            swaps=self.counts.get("swaps", 0),
+            arbitrage_swaps=self.counts.get("arbitrage", 0),
         )
 
     def _prepare_node(self) -> None:
         self.rpc.rpc("evm_setAutomine", [False])
         self.rpc.rpc("anvil_autoImpersonateAccount", [True])
         self.rpc.rpc("anvil_setBlockTimestampInterval", [BLOCK_S])
-        for address in [*self.wallets, *self.exchanges, *self.liquidators]:
+        voters = self.agent.holders_to_fund() if self.agent is not None else []
+        voters += [self.arbitrageur] if self.uniswap is not None else []
+        for address in [*self.wallets, *self.exchanges, *self.liquidators, *voters]:
             self.rpc.rpc("anvil_setBalance", [address, hex(WALLET_GAS_ETH)])
         latest = self.rpc.rpc("eth_getBlockByNumber", ["latest", False])
         self.now = int(latest["timestamp"], 16)
@@ -416,10 +461,18 @@ class _Simulation:
                 )
             self.pending = waiting
 
+    def _mine_empty(self, blocks: int) -> None:
+        """Mine ``blocks`` empty blocks (12 s apart), e.g. to let a voting period pass."""
+        for _ in range(blocks):
+            self.rpc.rpc("evm_mine")
+            self.counts["blocks"] += 1
+        if blocks > 0:
+            self.now = int(self.rpc.rpc("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+
     # -- oracles
 
     def _publish(self, step: int, *, force: bool = False) -> None:
-        for symbol, price in self.path.at(step).items():
+        for symbol, price in self._oracle_prices(step).items():
             last = self.published.get(symbol)
             moved = last is None or abs(price / last[0] - 1) >= DEVIATION.get(symbol, 0.005)
             stale = last is not None and self.now - last[1] >= HEARTBEAT_S
@@ -580,6 +633,7 @@ class _Simulation:
                 self._refresh(key)
                 self._queue_liquidation(key, hf)
             self._mine()
+            self._sell_seized()
             for key, _hf in unhealthy:
                 self._refresh(key)
             suspects = [k for k, _ in unhealthy]
@@ -617,11 +671,96 @@ class _Simulation:
                 health_factor=hf / WAD,
             )
             self.liquidations.append(record)
+            if self.router is not None:
+                self.seized.append((bot, collateral, _seized_amount(receipt, self.pools[market].address)))
 
         assets = (self.tokens[collateral].address, self.tokens[debt].address)
         self._send(
             self.pools[market], bot, "liquidationCall", *assets, user, MAX_UINT, False, then=liquidated
         )
+
+    def _oracle_prices(self, step: int) -> dict[str, int]:
+        """The path's prices, mixed with the pools' (weight ``feedback``) where there is a pool."""
+        market = self.path.at(step)
+        if self.uniswap is None or self.feedback <= 0:
+            return market
+        pools = self._pool_usd(market)
+        return {
+            s: round(p ** (1 - self.feedback) * pools[s] ** self.feedback) if s in pools else p
+            for s, p in market.items()
+        }
+
+    def _pool_usd(self, market: Mapping[str, int]) -> dict[str, float]:
+        """USD prices (8 decimals) the pools imply, starting from the stablecoins' path prices."""
+        assert self.uniswap is not None
+        usd: dict[str, float] = {s: float(market[s]) for s in ("USDC", "DAI") if s in market}
+        for name in self.uniswap.pools:
+            base, quote = name.split("/")
+            if base not in usd and quote in usd:
+                usd[base] = self.uniswap.price(base, quote) * usd[quote]
+        return usd
+
+    def _arbitrage(self, step: int) -> None:
+        """Move every pool part of the way to the path's price (the wider market), one swap each."""
+        assert self.uniswap is not None and self.router is not None
+        market = self.path.at(step)
+        for pool in self.uniswap.pools.values():
+            contract = self.uniswap.contract(pool.address, "UniswapV3Pool")
+            current = int(contract.call("slot0")[0])
+            a0, a1 = self.d.assets[pool.symbol0], self.d.assets[pool.symbol1]
+            target = sqrt_price_x96(market[pool.symbol0], market[pool.symbol1], a0.decimals, a1.decimals)
+            goal = round(current * (target / current) ** ARB_SHARE)
+            if abs(goal / current - 1) < ARB_MIN_GAP / 2:
+                continue
+            zero_for_one, amount = input_to_move(int(contract.call("liquidity")), current, goal, pool.fee)
+            sell = a0.symbol if zero_for_one else a1.symbol
+            buy = a1.symbol if zero_for_one else a0.symbol
+            token = self.tokens[sell]
+            self._send(token, self.arbitrageur, "mint", self.arbitrageur, amount, gas=120_000)
+            if (self.arbitrageur, sell, "uniswap") not in self.approved:
+                self._send(token, self.arbitrageur, "approve", self.router.address, MAX_UINT, gas=80_000)
+                self.approved.add((self.arbitrageur, sell, "uniswap"))
+            params = (
+                token.address,
+                self.tokens[buy].address,
+                pool.fee,
+                self.arbitrageur,
+                DEADLINE,
+                amount,
+                0,
+                goal,
+            )
+            self._send(
+                self.router, self.arbitrageur, "exactInputSingle", params, gas=SWAP_GAS, then=self._arbitraged
+            )
+        self._mine()
+
+    def _arbitraged(self, _: Receipt) -> None:
+        self.counts["arbitrage"] = self.counts.get("arbitrage", 0) + 1
+
+    def _sell_seized(self) -> None:
+        """Bots sell the collateral they just seized on Uniswap (mined with the next batch)."""
+        if self.uniswap is None or self.router is None:
+            return
+        for bot, symbol, amount in self.seized:
+            target = next((t for t in ("USDC", "WETH") if t != symbol and self._has_pool(symbol, t)), None)
+            if target is None or amount <= 0:
+                continue
+            token = self.tokens[symbol]
+            if (bot, symbol, "uniswap") not in self.approved:
+                self._send(token, bot, "approve", self.router.address, MAX_UINT, gas=80_000)
+                self.approved.add((bot, symbol, "uniswap"))
+            fee = self.uniswap.pool(symbol, target).fee
+            params = (token.address, self.tokens[target].address, fee, bot, DEADLINE, amount, 0, 0)
+            self._send(self.router, bot, "exactInputSingle", params, gas=SWAP_GAS, then=self._sold)
+        self.seized = []
+
+    def _sold(self, _: Receipt) -> None:
+        self.counts["swaps"] = self.counts.get("swaps", 0) + 1
+
+    def _has_pool(self, base: str, quote: str) -> bool:
+        assert self.uniswap is not None
+        return any({p.symbol0, p.symbol1} == {base, quote} for p in self.uniswap.pools.values())
 
     def _refresh(self, key: tuple[str, str]) -> None:
         """Re-read the position's balances (interest and liquidations change them)."""
@@ -640,6 +779,8 @@ class _Simulation:
         weighted = 0.0
         for symbol, amount in position.collateral.items():
             threshold = reserves[symbol].params.liquidation_threshold
+            if self.agent is not None:  # executed proposals change thresholds
+                threshold = self.agent.overrides.get((position.market, symbol), (0, threshold))[1]
             if emode is not None and symbol in emode.assets:
                 threshold = emode.liquidation_threshold
             weighted += self._usd(symbol, amount) * threshold / 10_000
@@ -667,6 +808,14 @@ class _Simulation:
         labels |= dict(self.exchanges)
         labels |= dict(zip(self.liquidators, LIQUIDATORS, strict=True))
         return labels
+
+
+def _seized_amount(receipt: Receipt, pool: str) -> int:
+    """``liquidatedCollateralAmount`` of the receipt's LiquidationCall event (0 if there is none)."""
+    for log in receipt["logs"]:
+        if log["address"].lower() == pool and log["topics"][0] == LIQUIDATION_TOPIC:
+            return int(log["data"][2 + 64 : 2 + 128], 16)
+    return 0
 
 
 def _poisson(rng: random.Random, mean: float) -> int:

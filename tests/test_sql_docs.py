@@ -6,10 +6,11 @@ import csv
 import json
 import re
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -140,6 +141,86 @@ def test_quarantine_reasons(seeded: str) -> None:
     ]
 
 
+@pytest.fixture(scope="module")
+def devnet_seeded(templates: dict[str, str], node_home: Path) -> Iterator[tuple[str, Any]]:
+    """A database indexed from a devnet after a short seeded scenario, positions refreshed at the head."""
+    import tomllib
+
+    from devnet.aave import deploy_markets
+    from devnet.anvil import Anvil
+    from devnet.scenario import simulate
+    from devnet.serve import indexer_toml
+    from indexer.config import IndexConfig
+    from indexer.health import indexed_head, pools, refresh
+    from indexer.runner import config_plan
+    from tests.conftest import _fresh_database
+
+    for db in _fresh_database(templates["embedded"]):
+        with Anvil(node_home) as node:
+            deployment = deploy_markets(node, node_home)
+            result = simulate(deployment, 3, 30, 5)
+            config = IndexConfig(
+                **tomllib.loads(indexer_toml({**deployment.to_manifest(), "rpc_url": node.url}))
+            )
+            run_plan(config_plan(config.chains[0], config.contracts, None, False), to_libpq_url(db))
+            with psycopg.connect(to_libpq_url(db)) as conn:
+                head = indexed_head(conn, 31337)
+                assert head is not None
+                for pool in pools(conn, 31337):
+                    refresh(conn, 31337, pool, head)
+        yield db, result
+
+
+def _health(db: str) -> list[tuple[str, int, int, int]]:
+    rows = _rows_of(
+        db, "SELECT pool, total_collateral_base, total_debt_base, health_factor FROM account_health"
+    )
+    return [(str(p), int(str(c)), int(str(d)), int(str(h))) for p, c, d, h in rows]
+
+
+def _rows_of(db: str, query: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(to_libpq_url(db)) as conn:
+        return [tuple(r) for r in conn.execute(query).fetchall()]
+
+
+def test_collateral_hf_1_to_1_1(devnet_seeded: tuple[str, Any]) -> None:
+    db, _ = devnet_seeded
+    near: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for pool, coll, debt, hf in _health(db):
+        if debt and 10**18 <= hf < 11 * 10**17:
+            near[pool][0] += 1
+            near[pool][1] += coll
+            near[pool][2] += debt
+    expected = [
+        (p, n, round(Decimal(c) / 10**8), round(Decimal(d) / 10**8)) for p, (n, c, d) in sorted(near.items())
+    ]
+    assert _run(db, "collateral_hf_1_to_1_1") == expected
+
+
+def test_hf_buckets(devnet_seeded: tuple[str, Any]) -> None:
+    db, _ = devnet_seeded
+    rows = _run(db, "hf_buckets")
+    borrowers = [h for h in _health(db) if h[2]]
+    assert sum(int(str(r[2])) for r in rows) == len(borrowers) > 0
+    under_one = sum(1 for h in borrowers if h[3] < 10**18)
+    assert sum(int(str(r[2])) for r in rows if str(r[1]).startswith("0:")) == under_one
+
+
+def test_top_borrowers(devnet_seeded: tuple[str, Any]) -> None:
+    db, _ = devnet_seeded
+    rows = _run(db, "top_borrowers")
+    debts = sorted((h[2] for h in _health(db) if h[2]), reverse=True)[:10]
+    assert [r[2] for r in rows] == [round(Decimal(d) / 10**8) for d in debts]
+
+
+def test_most_liquidated(devnet_seeded: tuple[str, Any]) -> None:
+    db, result = devnet_seeded
+    counts = Counter(liquidation.user.lower() for liquidation in result.liquidations)
+    expected = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+    assert [(r[0], r[1]) for r in _run(db, "most_liquidated")] == expected
+    assert len(result.liquidations) > 0
+
+
 CHECKS = {
     "proposal_margins": test_proposal_margins,
     "top_voters": test_top_voters,
@@ -147,6 +228,10 @@ CHECKS = {
     "not_executed": test_not_executed,
     "largest_borrows": test_largest_borrows,
     "quarantine_reasons": test_quarantine_reasons,
+    "collateral_hf_1_to_1_1": test_collateral_hf_1_to_1_1,
+    "hf_buckets": test_hf_buckets,
+    "top_borrowers": test_top_borrowers,
+    "most_liquidated": test_most_liquidated,
 }
 
 

@@ -1,4 +1,5 @@
-"""`chainrisk devnet`: a local anvil chain with two real Aave v3 markets, and the indexer config for it."""
+"""`chainrisk devnet`: a local anvil chain with two real Aave v3 markets, an OpenZeppelin Governor and
+Uniswap v3, the market scenario, and the indexer config for it."""
 
 from __future__ import annotations
 
@@ -36,13 +37,15 @@ def devnet_up(
         typer.Option(min=1, help="Unix time of block 0; blocks then follow 12 s apart (a repeatable chain)."),
     ] = GENESIS_TIMESTAMP,
 ) -> None:
-    """Start anvil, deploy the 'aave' and 'spark' markets, write the manifest, serve until Ctrl-C."""
+    """Start anvil, deploy both markets, governance and Uniswap, write the manifest, serve until Ctrl-C."""
     from chainrisk.cli import app_context, fail
     from devnet.aave import deploy_markets
     from devnet.anvil import AnvilError
+    from devnet.governance import default_holders, deploy_governance, manifest_with_governance
     from devnet.npm import NodeToolsError
     from devnet.scenario import BLOCK_S
     from devnet.serve import PortAnvil, manifest_path, write_manifest
+    from devnet.uniswap import deploy_uniswap, manifest_with_uniswap
 
     home = app_context(ctx).settings.home.resolve()  # solc-js and anvil run from other directories
     target = manifest or manifest_path(home)
@@ -55,11 +58,16 @@ def devnet_up(
     try:
         started = time.perf_counter()
         deployment = deploy_markets(node, home)
-        write_manifest(deployment.to_manifest(), target, node.url)
+        governance = deploy_governance(deployment, home, default_holders())
+        uniswap = deploy_uniswap(deployment, home)
+        body = manifest_with_uniswap(manifest_with_governance(deployment.to_manifest(), governance), uniswap)
+        write_manifest(body, target, node.url)
         typer.echo(
-            f"devnet at {node.url} (chain id {deployment.chain_id}): markets {', '.join(deployment.markets)} "
-            f"deployed in blocks {deployment.start_block}-{deployment.end_block} "
-            f"({time.perf_counter() - started:.1f} s)"
+            f"devnet at {node.url} (chain id {deployment.chain_id}): "
+            f"markets {', '.join(deployment.markets)}, governor {governance.governor} "
+            f"(timelock {governance.timelock}, risk admin of '{governance.market}'), "
+            f"Uniswap v3 pools {', '.join(uniswap.pools)}; "
+            f"blocks {deployment.start_block}-{body['end_block']} ({time.perf_counter() - started:.1f} s)"
         )
         typer.echo(f"manifest: {target}")
         typer.echo("indexer config: chainrisk devnet config > chainrisk.toml; stop with Ctrl-C")
@@ -101,6 +109,14 @@ def devnet_simulate(
     activity: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Chance per wallet and hour of an extra action.")
     ] = 0.005,
+    feedback: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Weight of the Uniswap pool price in the oracle prices (0: the price path alone).",
+        ),
+    ] = 0.0,
     manifest: Annotated[
         Path | None,
         typer.Option(envvar="CHAINRISK_DEVNET_MANIFEST", help="Manifest to read.", show_default=False),
@@ -112,8 +128,10 @@ def devnet_simulate(
 
     from chainrisk.cli import app_context, fail
     from devnet.aave import Deployment
+    from devnet.governance import Governance
     from devnet.scenario import ScenarioError, price_path, simulate
     from devnet.serve import ManifestError, load_manifest, manifest_path
+    from devnet.uniswap import Uniswap
 
     home = app_context(ctx).settings.home.resolve()
     path = manifest or manifest_path(home)
@@ -122,8 +140,21 @@ def devnet_simulate(
         start = {symbol: int(asset["initial_price"]) for symbol, asset in body["assets"].items()}
         planned = price_path(days, seed, start, prices)  # bad CSVs fail here, before any transaction
         deployment = Deployment.from_manifest(body, str(body["rpc_url"]), home)
+        governance = Governance.from_manifest(body, deployment)
+        uniswap = Uniswap.from_manifest(body, deployment)
         say = (lambda _: None) if as_json else typer.echo
-        result = simulate(deployment, days, wallets, seed, planned, activity=activity, progress=say)
+        result = simulate(
+            deployment,
+            days,
+            wallets,
+            seed,
+            planned,
+            activity=activity,
+            progress=say,
+            governance=governance,
+            uniswap=uniswap,
+            feedback=feedback,
+        )
     except (ManifestError, ScenarioError) as exc:
         raise fail(str(exc)) from None
     except httpx.TransportError as exc:
@@ -133,6 +164,7 @@ def devnet_simulate(
     record = path.parent / "scenario.json"
     record.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     summary = {**result.to_dict(), "liquidations": len(result.liquidations), "record": str(record)}
+    summary["proposals"] = [{"description": p.description, "state": p.state} for p in result.proposals]
     summary.pop("labels")
     typer.echo(json.dumps(summary) if as_json else json.dumps(summary, indent=2))
 

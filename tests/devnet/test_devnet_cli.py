@@ -74,6 +74,10 @@ def test_up_deploys_writes_the_manifest_and_stops_on_ctrl_c(
         assert config.returncode == 0, config.stderr
         parsed = IndexConfig.model_validate(tomllib.loads(config.stdout))
         assert [c.rpc_urls for c in parsed.chains] == [[body["rpc_url"]]]
+        governors = [c.address for c in parsed.contracts if c.abi == "governor"]
+        assert governors == [body["governance"]["governor"]]
+        assert body["end_block"] == body["uniswap"]["end_block"] > body["governance"]["end_block"]
+        assert set(body["uniswap"]["pools"]) == {"WETH/USDC", "WBTC/USDC", "wstETH/WETH", "WBTC/WETH"}
         code = httpx.post(body["rpc_url"], json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}).json()
         assert int(code["result"], 16) == parsed.chains[0].chain_id == 31337
 
@@ -93,6 +97,8 @@ def test_up_deploys_writes_the_manifest_and_stops_on_ctrl_c(
             "8",
             "--seed",
             "3",
+            "--feedback",
+            "0.3",
             "--json",
         ]
         simulated = _chainrisk(args, env)
@@ -100,6 +106,8 @@ def test_up_deploys_writes_the_manifest_and_stops_on_ctrl_c(
         summary = json.loads(simulated.stdout)
         assert summary["first_block"] == body["end_block"] + 1 and summary["transactions"] > 24
         assert summary["days"] == 1 and summary["wallets"] == 8
+        assert [p["state"] for p in summary["proposals"]] == ["Executed", "Executed"]
+        assert summary["arbitrage_swaps"] > 0 and summary["reverted"] == 0
         record = json.loads((tmp_path / "scenario.json").read_text())
         assert "liquidator-1" in record["labels"].values() and "binance-hot-14" in record["labels"].values()
     finally:
@@ -138,6 +146,7 @@ def test_config_lists_every_pool_token_and_asset_from_the_manifest(
     assert by_abi["erc20"] == {a.token for a in deployment.assets.values()}
     assert by_abi["price_aggregator"] == {a.price_feed for a in deployment.assets.values()}
     assert by_abi["aave_v3_configurator"] == {m.pool_configurator for m in deployment.markets.values()}
+    assert "governor" not in by_abi  # no governance section in this manifest
     assert by_abi["aave_oracle"] == {m.oracle for m in deployment.markets.values()}
     assert len({c.name for c in parsed.contracts}) == len(parsed.contracts) == 36
 
