@@ -47,7 +47,8 @@ def demo(
         upgrade(url)
     console.print(f"database: {redact_url(url)}")
     conninfo = to_libpq_url(url)
-    _devnet(console, app.settings.home.resolve(), conninfo, days, wallets, seed)
+    manifest = _devnet(console, app.settings.home.resolve(), conninfo, days, wallets, seed)
+    _risk_summary(console, conninfo, manifest)
     for title, rel in RECORDINGS:
         if (data / rel).exists():
             _index_recording(console, title, data / rel, conninfo)
@@ -61,29 +62,41 @@ def demo(
     console.print("  SELECT event, reason, count(*) FROM quarantine GROUP BY 1, 2;")
 
 
-def _devnet(console: Any, home: Path, conninfo: str, days: int, wallets: int, seed: int) -> None:
+def _devnet(console: Any, home: Path, conninfo: str, days: int, wallets: int, seed: int) -> dict[str, Any]:
     from devnet.aave import deploy_markets
+    from devnet.governance import default_holders, deploy_governance, manifest_with_governance
     from devnet.scenario import BLOCK_S, simulate
     from devnet.serve import PortAnvil, manifest_path, write_manifest
+    from devnet.uniswap import deploy_uniswap, manifest_with_uniswap
 
     with PortAnvil(home, 0, extra_args=["--timestamp", str(GENESIS_TIMESTAMP)]) as node:
         node.rpc("anvil_setBlockTimestampInterval", [BLOCK_S])
-        with console.status("deploying Aave v3 markets 'aave' and 'spark' on anvil"):
+        with console.status(
+            "deploying Aave v3 markets 'aave' and 'spark', a Governor and Uniswap v3 on anvil"
+        ):
             deployment = deploy_markets(node, home)
-            manifest = write_manifest(deployment.to_manifest(), manifest_path(home), node.url)
+            governance = deploy_governance(deployment, home, default_holders())
+            uniswap = deploy_uniswap(deployment, home)
+            body = manifest_with_uniswap(
+                manifest_with_governance(deployment.to_manifest(), governance), uniswap
+            )
+            manifest = write_manifest(body, manifest_path(home), node.url)
         console.print(
             f"devnet at {node.url}: markets deployed in blocks"
-            f" {deployment.start_block}-{deployment.end_block}"
+            f" {deployment.start_block}-{deployment.end_block}, governor and Uniswap v3 pools after them"
         )
         with console.status(f"simulating {days} days, {wallets} wallets") as status:
-            result = simulate(deployment, days, wallets, seed, progress=lambda line: status.update(line))
+            result = simulate(
+                deployment, days, wallets, seed, governance=governance, uniswap=uniswap,
+                progress=lambda line: status.update(line),
+            )  # fmt: skip
         console.print(
             f"scenario: {result.transactions:,} transactions in {result.blocks:,} blocks, "
-            f"{len(result.liquidations)} liquidations, ETH between ${result.eth_low / 1e8:,.0f} and "
-            f"${result.eth_high / 1e8:,.0f} ({result.wall_s:.0f}s)"
+            f"{len(result.liquidations)} liquidations, {len(result.proposals)} governance proposals,"
+            f" ETH ${result.eth_low / 1e8:,.0f}-${result.eth_high / 1e8:,.0f} ({result.wall_s:.0f}s)"
         )
         _index_devnet(console, manifest, conninfo)
-    _risk_summary(console, conninfo, manifest)
+    return manifest
 
 
 def _index_devnet(console: Any, manifest: dict[str, Any], conninfo: str) -> None:
@@ -177,6 +190,12 @@ def _summary(console: Any, conninfo: str) -> None:
             if counts:
                 table.add_row(name, f"{counts.get(31337, 0):,}", f"{counts.get(1, 0):,}")
         liquidations = conn.execute("SELECT count(*), count(DISTINCT borrower) FROM liquidations").fetchone()
+        proposals = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE state = 'executed'), coalesce(sum(voters), 0)"
+            " FROM proposals"
+        ).fetchone()
     console.print(table)
     if liquidations:
         console.print(f"liquidations: {liquidations[0]:,} of {liquidations[1]:,} borrowers")
+    if proposals:
+        console.print(f"governance: {proposals[0]} proposals ({proposals[1]} executed), {proposals[2]} votes")
