@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -211,3 +212,15 @@ def test_demo_runs_the_main_job_end_to_end(env: dict[str, str], db_url: str, nod
         borrowers = conn.execute("SELECT count(*) FROM positions_current WHERE debt_usd > 0").fetchone()
     assert accounts is not None and accounts[0] >= 30
     assert buckets == borrowers
+
+
+def test_bench_devnet_reports_transactions_per_second(env: dict[str, str], node_home: Path) -> None:
+    result = _run(
+        ["bench", "devnet", "--days", "1", "--wallets", "10", "--json"],
+        {**env, "CHAINRISK_HOME": str(node_home)},
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert figures["transactions"] > 0 and figures["transactions_per_s"] > 0
+    assert figures["machine"]["cores"] >= 1

@@ -45,3 +45,47 @@ def bench_hf(
     result = benchmark(positions=positions, scenarios=scenarios, seed=seed, repeats=repeats)
     result["machine"] = {**machine(), **result.get("machine", {})}
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
+
+
+@app.command("devnet")
+def bench_devnet(
+    ctx: typer.Context,
+    days: Annotated[int, typer.Option(min=1, help="Simulated days.")] = 30,
+    wallets: Annotated[int, typer.Option(min=2, help="Wallets.")] = 500,
+    seed: Annotated[int, typer.Option(help="Scenario seed.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line.")] = False,
+) -> None:
+    """Deploy the devnet and run the default market scenario: wall time and transactions/s."""
+    import time
+
+    from chainrisk.bench import machine
+    from chainrisk.cli import app_context
+    from devnet.aave import deploy_markets
+    from devnet.governance import default_holders, deploy_governance
+    from devnet.scenario import BLOCK_S, simulate
+    from devnet.serve import PortAnvil
+    from devnet.uniswap import deploy_uniswap
+
+    home = app_context(ctx).settings.home.resolve()
+    with PortAnvil(home, 0, extra_args=["--timestamp", "1735689600"]) as node:
+        node.rpc("anvil_setBlockTimestampInterval", [BLOCK_S])
+        started = time.perf_counter()
+        deployment = deploy_markets(node, home)
+        governance = deploy_governance(deployment, home, default_holders())
+        uniswap = deploy_uniswap(deployment, home)
+        deployed = time.perf_counter() - started
+        result = simulate(deployment, days, wallets, seed, governance=governance, uniswap=uniswap)
+    out = {
+        "benchmark": "devnet",
+        "days": days,
+        "wallets": wallets,
+        "seed": seed,
+        "deploy_seconds": round(deployed, 2),
+        "scenario_seconds": result.wall_s,
+        "transactions": result.transactions,
+        "blocks": result.blocks,
+        "transactions_per_s": round(result.transactions / result.wall_s, 1),
+        "liquidations": len(result.liquidations),
+        "machine": machine(),
+    }
+    typer.echo(json.dumps(out) if as_json else json.dumps(out, indent=2))
