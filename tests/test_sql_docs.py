@@ -148,6 +148,7 @@ def devnet_seeded(templates: dict[str, str], node_home: Path) -> Iterator[tuple[
 
     from devnet.aave import deploy_markets
     from devnet.anvil import Anvil
+    from devnet.governance import default_holders, deploy_governance, manifest_with_governance
     from devnet.scenario import simulate
     from devnet.serve import indexer_toml
     from indexer.config import IndexConfig
@@ -158,10 +159,10 @@ def devnet_seeded(templates: dict[str, str], node_home: Path) -> Iterator[tuple[
     for db in _fresh_database(templates["embedded"]):
         with Anvil(node_home) as node:
             deployment = deploy_markets(node, node_home)
-            result = simulate(deployment, 3, 30, 5)
-            config = IndexConfig(
-                **tomllib.loads(indexer_toml({**deployment.to_manifest(), "rpc_url": node.url}))
-            )
+            governance = deploy_governance(deployment, node_home, default_holders())
+            result = simulate(deployment, 3, 30, 5, governance=governance)
+            manifest = manifest_with_governance(deployment.to_manifest(), governance)
+            config = IndexConfig(**tomllib.loads(indexer_toml({**manifest, "rpc_url": node.url})))
             run_plan(config_plan(config.chains[0], config.contracts, None, False), to_libpq_url(db))
             with psycopg.connect(to_libpq_url(db)) as conn:
                 head = indexed_head(conn, 31337)
@@ -221,6 +222,29 @@ def test_most_liquidated(devnet_seeded: tuple[str, Any]) -> None:
     assert len(result.liquidations) > 0
 
 
+def test_risk_changes_and_whale_votes(devnet_seeded: tuple[str, Any]) -> None:
+    db, result = devnet_seeded
+    executed = [p for p in result.proposals if p.state == "Executed"]
+    assert executed
+    rows = _run(db, "risk_changes_and_whale_votes")
+    by_proposal: dict[int, list[tuple[object, ...]]] = defaultdict(list)
+    for row in rows:
+        by_proposal[int(str(row[0]))].append(row)
+    for outcome in executed:
+        votes = by_proposal[outcome.proposal_id]
+        assert {str(v[5]) for v in votes} == {voter.lower() for voter in outcome.votes}
+        state, old_lt, new_lt = votes[0][1:4]
+        assert state == "executed" and new_lt == outcome.liquidation_threshold
+        assert old_lt is not None and old_lt != new_lt
+    applied = _rows_of(
+        db,
+        "SELECT r.new_liquidation_threshold, e.liquidation_threshold FROM risk_param_changes r"
+        " JOIN aave_v3_collateral_configuration_changed e ON e.block_number = r.executed_block"
+        " AND e.asset = r.asset AND e.address = r.configurator",
+    )
+    assert applied and all(new == on_chain for new, on_chain in applied)
+
+
 CHECKS = {
     "proposal_margins": test_proposal_margins,
     "top_voters": test_top_voters,
@@ -232,6 +256,7 @@ CHECKS = {
     "hf_buckets": test_hf_buckets,
     "top_borrowers": test_top_borrowers,
     "most_liquidated": test_most_liquidated,
+    "risk_changes_and_whale_votes": test_risk_changes_and_whale_votes,
 }
 
 
