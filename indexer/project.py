@@ -28,10 +28,6 @@ class Rows:
     typed: dict[str, list[Row]] = field(default_factory=lambda: defaultdict(list))
     quarantine: list[Row] = field(default_factory=list)
 
-    @property
-    def decoded_count(self) -> int:
-        return sum(len(v) for v in self.lines.values()) + sum(len(v) for v in self.typed.values())
-
 
 def project(chain_id: int, raw_logs: list[RawLog], registry: DecoderRegistry) -> Rows:
     """Turn RPC logs into rows; a log that fails its ABI goes to quarantine with the reason."""

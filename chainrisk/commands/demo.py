@@ -100,7 +100,7 @@ def _devnet(console: Any, home: Path, conninfo: str, days: int, wallets: int, se
 
 
 def _index_devnet(console: Any, manifest: dict[str, Any], conninfo: str) -> None:
-    from chainrisk.commands.index import _ProgressView
+    from chainrisk.commands.index import ProgressView
     from devnet.serve import indexer_toml
     from indexer.config import IndexConfig
     from indexer.runner import config_plan, run_plan
@@ -108,7 +108,7 @@ def _index_devnet(console: Any, manifest: dict[str, Any], conninfo: str) -> None
     config = IndexConfig(**tomllib.loads(indexer_toml(manifest)))
     chain = config.chains[0]
     plan = config_plan(chain, config.contracts, stop=None, follow=False)
-    with _ProgressView(chain, enabled=True) as view:
+    with ProgressView(chain, enabled=True) as view:
         cursor = run_plan(plan, conninfo, on_progress=view.update)
     console.print(f"indexed the devnet through block {cursor.block_number:,} ({view.summary()})")
 

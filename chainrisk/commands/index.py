@@ -165,7 +165,7 @@ def _run_one(plan: Plan, conninfo: str, metrics: Any, show_progress: bool) -> No
     client = make_client(plan.job.chain, metrics)
     try:
         check_chain_id(client, plan.job.chain)
-        with _ProgressView(plan.job.chain, show_progress) as view:
+        with ProgressView(plan.job.chain, show_progress) as view:
             cursor = run_plan(plan, conninfo, metrics, view.update, _stop_on_signal, client=client)
         typer.echo(f"{plan.job.name}: indexed through block {cursor.block_number} ({view.summary()})")
     finally:
@@ -198,7 +198,7 @@ def _install_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-class _ProgressView:
+class ProgressView:
     """A rich progress bar with blocks/s, logs/s and ETA; silent when disabled or not a terminal."""
 
     def __init__(self, chain: ChainConfig, enabled: bool) -> None:
@@ -208,7 +208,7 @@ class _ProgressView:
         self._progress: Any = None
         self._task: Any = None
 
-    def __enter__(self) -> _ProgressView:
+    def __enter__(self) -> ProgressView:
         if self.enabled:
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
