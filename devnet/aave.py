@@ -44,6 +44,17 @@ CALL_GAS = 3_000_000
 INIT_RESERVES_GAS = 40_000_000
 PRICE_FEED_SOURCE = Path(__file__).resolve().parent / "contracts" / "PriceFeed.sol"
 
+# Deployment order: FlashLoanLogic links BorrowLogic, so BorrowLogic comes first.
+LIBRARIES = (
+    "BorrowLogic",
+    "BridgeLogic",
+    "ConfiguratorLogic",
+    "EModeLogic",
+    "FlashLoanLogic",
+    "LiquidationLogic",
+    "PoolLogic",
+    "SupplyLogic",
+)
 _ARTIFACTS = {
     "PoolAddressesProvider": "protocol/configuration/PoolAddressesProvider.sol",
     "ACLManager": "protocol/configuration/ACLManager.sol",
@@ -56,31 +67,8 @@ _ARTIFACTS = {
     "AaveOracle": "misc/AaveOracle.sol",
     "AaveProtocolDataProvider": "misc/AaveProtocolDataProvider.sol",
     "MintableERC20": "mocks/tokens/MintableERC20.sol",
-    **{
-        lib: f"protocol/libraries/logic/{lib}.sol"
-        for lib in (
-            "BorrowLogic",
-            "BridgeLogic",
-            "ConfiguratorLogic",
-            "EModeLogic",
-            "FlashLoanLogic",
-            "LiquidationLogic",
-            "PoolLogic",
-            "SupplyLogic",
-        )
-    },
+    **{lib: f"protocol/libraries/logic/{lib}.sol" for lib in LIBRARIES},
 }
-# Deployment order: FlashLoanLogic links BorrowLogic, so BorrowLogic comes first.
-LIBRARIES = (
-    "BorrowLogic",
-    "BridgeLogic",
-    "ConfiguratorLogic",
-    "EModeLogic",
-    "FlashLoanLogic",
-    "LiquidationLogic",
-    "PoolLogic",
-    "SupplyLogic",
-)
 
 
 class AaveDeployError(RuntimeError):

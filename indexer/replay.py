@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Self, cast
 
 import orjson
 
@@ -504,18 +504,14 @@ class _RpcHandler(BaseHTTPRequestHandler):
         logger.debug("replay %s - %s", self.address_string(), format % args)
 
 
-class ReplayServer:
-    """A local JSON-RPC endpoint serving a `Recording`; use start()/stop() or `with`."""
+class HttpService:
+    """start/stop/url and `with` for an object that serves through `self._http`."""
 
-    def __init__(
-        self, recording: Recording, host: str = "127.0.0.1", port: int = 0, chain_id: int = 1
-    ) -> None:
-        self.rpc = ReplayRpc(recording, chain_id)
-        self._http = BackgroundHTTPServer(_RpcHandler, self.rpc, host, port)
+    _http: BackgroundHTTPServer
 
     @property
     def url(self) -> str:
-        """The JSON-RPC URL."""
+        """The URL it serves at."""
         return self._http.url
 
     def start(self) -> None:
@@ -526,9 +522,19 @@ class ReplayServer:
         """Stop serving and release the port."""
         self._http.stop()
 
-    def __enter__(self) -> ReplayServer:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class ReplayServer(HttpService):
+    """A local JSON-RPC endpoint serving a `Recording`; use start()/stop() or `with`."""
+
+    def __init__(
+        self, recording: Recording, host: str = "127.0.0.1", port: int = 0, chain_id: int = 1
+    ) -> None:
+        self.rpc = ReplayRpc(recording, chain_id)
+        self._http = BackgroundHTTPServer(_RpcHandler, self.rpc, host, port)

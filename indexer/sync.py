@@ -124,7 +124,7 @@ class Syncer:
             if cursor.block_number < boundary:
                 cursor = self.backfill(cursor, min(target, boundary), head)
             else:
-                cursor = self.step(cursor, target, head)
+                cursor = self.step(cursor, target, head, boundary)
         return cursor
 
     def backfill(self, cursor: Cursor, end: int, head: int) -> Cursor:
@@ -166,15 +166,14 @@ class Syncer:
                 return min(finalized, head)
         return depth_bound
 
-    def step(self, cursor: Cursor, target: int, head: int) -> Cursor:
+    def step(self, cursor: Cursor, target: int, head: int, boundary: int) -> Cursor:
         """Index one batch after the cursor; returns the new cursor (moved back after a reorg)."""
-        boundary = self.safe_boundary(head)
         start = cursor.block_number + 1
         tracked = start > boundary
         end = target if tracked else min(target, boundary)
         batch = self.client.fetch_logs(start, end, self.job.filter, all_headers=tracked)
         if tracked and not self._links(cursor, batch):
-            return self._reorg(cursor, head, boundary)
+            return self._reorg(cursor, head)
         if tracked and not _logs_match_headers(batch):
             log.warning("logs of blocks %d..%d disagree with their headers; refetching", start, batch.end)
             return cursor
@@ -216,9 +215,9 @@ class Syncer:
             return cursor
         if cursor.block_number <= head and self.client.header(cursor.block_number).hash == cursor.block_hash:
             return cursor
-        return self._reorg(cursor, head, self.safe_boundary(head))
+        return self._reorg(cursor, head)
 
-    def _reorg(self, cursor: Cursor, head: int, boundary: int) -> Cursor:
+    def _reorg(self, cursor: Cursor, head: int) -> Cursor:
         fork = self._find_fork(cursor, head)
         depth = cursor.block_number - fork + 1
         new_hash = self.client.header(fork).hash if fork <= head else ""

@@ -29,7 +29,7 @@ from typing import Any, cast
 import httpx
 import orjson
 
-from indexer.replay import BackgroundHTTPServer
+from indexer.replay import BackgroundHTTPServer, HttpService
 
 FAULTS = ("http_429", "http_500", "http_502", "http_503", "delay", "truncate", "malformed", "missing_id")
 
@@ -74,7 +74,7 @@ class _Reply:
         return self.length if self.length is not None else len(self.body)
 
 
-class FaultProxy:
+class FaultProxy(HttpService):
     """Forwards JSON-RPC to `upstream_url`, injecting faults; `counts` says how many of each."""
 
     def __init__(
@@ -103,26 +103,10 @@ class FaultProxy:
         self._upstream = httpx.Client(timeout=30)
         self._http = BackgroundHTTPServer(_ProxyHandler, self, "127.0.0.1", 0)
 
-    @property
-    def url(self) -> str:
-        """The proxy's URL."""
-        return self._http.url
-
-    def start(self) -> None:
-        """Start serving in the background."""
-        self._http.start()
-
     def stop(self) -> None:
         """Stop serving and close the upstream connections."""
-        self._http.stop()
+        super().stop()
         self._upstream.close()
-
-    def __enter__(self) -> FaultProxy:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def respond(self, body: bytes) -> _Reply:
         """The reply to one request body, faulty or forwarded."""
