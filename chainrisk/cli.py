@@ -18,6 +18,9 @@ from chainrisk.commands import demo as demo_cmd
 from chainrisk.commands import devnet as devnet_cmd
 from chainrisk.commands import forecast as forecast_cmd
 from chainrisk.commands import index as index_cmd
+from chainrisk.commands import labels as labels_cmd
+from chainrisk.commands import onchain as onchain_cmd
+from chainrisk.commands import reconcile as reconcile_cmd
 from chainrisk.commands import rpc as rpc_cmd
 from chainrisk.settings import Settings, SettingsError, load_settings
 
@@ -32,6 +35,7 @@ app.add_typer(rpc_cmd.app, name="rpc", help="JSON-RPC tools: replay recorded cha
 app.add_typer(devnet_cmd.app, name="devnet", help="The local chain with published contracts.")
 app.add_typer(forecast_cmd.app, name="forecast", help="Volatility and regime forecasts.")
 app.add_typer(bench_cmd.app, name="bench", help="Benchmarks with a baseline measured in the same run.")
+app.add_typer(labels_cmd.app, name="labels")
 
 
 @dataclass
@@ -174,7 +178,9 @@ def migrate(ctx: typer.Context) -> None:
 
 
 app.command("index")(index_cmd.index)
+app.command("reconcile")(reconcile_cmd.reconcile)
 bench_cmd.app.command("forecast")(forecast_cmd.bench)
+forecast_cmd.app.command("onchain")(onchain_cmd.onchain)
 app.command("demo")(demo_cmd.demo)
 
 

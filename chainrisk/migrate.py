@@ -18,7 +18,23 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
+    """Migrate to `revision`; at the head, (re)load the project's seed address labels too."""
     command.upgrade(alembic_config(url), revision)
+    if revision == "head":
+        seed(url)
+
+
+def seed(url: str) -> None:
+    import psycopg
+
+    from chainrisk.db import to_libpq_url
+    from indexer.catalog import seed_labels
+
+    with psycopg.connect(to_libpq_url(url)) as conn:
+        # A database migrated to a revision before the labels table has nothing to seed.
+        row = conn.execute("SELECT to_regclass('address_labels') IS NOT NULL").fetchone()
+        if row and row[0]:
+            seed_labels(conn)
 
 
 def check(url: str) -> None:

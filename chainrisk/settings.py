@@ -15,7 +15,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from indexer.config import ChainConfig, ContractConfig
+from indexer.config import ChainConfig, ContractConfig, LabelConfig, TokenConfig
 
 
 def default_home() -> Path:
@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     metrics_addr: str = "127.0.0.1"
     chains: list[ChainConfig] = Field(default_factory=list)
     contracts: list[ContractConfig] = Field(default_factory=list)
+    tokens: list[TokenConfig] = Field(default_factory=list)
+    labels: list[LabelConfig] = Field(default_factory=list)
 
     @classmethod
     def settings_customise_sources(

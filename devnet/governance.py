@@ -8,6 +8,9 @@
     governance.queue(proposal)
     governance.execute(proposal)  # warps past the timelock delay first
 
+Any of the configurator's risk-parameter functions (:data:`RISK_FUNCTIONS`) can be proposed, several per
+proposal: ``governance.propose_calls(alice, [ConfiguratorCall("setSupplyCap", ("WETH", 2_000_000))], "…")``.
+
 The token (:file:`contracts/governance/GovToken.sol`: ERC20Votes, block-number clock) is minted to the
 holders, each of whom delegates to itself. Passed proposals run through OpenZeppelin's TimelockController,
 which holds the market's RISK_ADMIN role, so an executed proposal really changes a reserve through the
@@ -58,6 +61,21 @@ STATES = ("Pending", "Active", "Canceled", "Defeated", "Succeeded", "Queued", "E
 
 DELEGATES = {"delegate-1": 400_000, "delegate-2": 300_000, "delegate-3": 200_000, "delegate-4": 100_000}
 
+# The risk-parameter functions of the Aave v3.0 PoolConfigurator (the devnet's @aave/core-v3 1.19.3) that a
+# proposal may call, with the parameters their arguments after the first set, in order. The first argument
+# is the reserve, except for setEModeCategory, whose first is the eMode category id (its trailing oracle and
+# label set no risk parameter). The names are those of the `risk_param_changes` view.
+RISK_FUNCTIONS: dict[str, tuple[str, ...]] = {
+    "configureReserveAsCollateral": ("ltv", "liquidation_threshold", "liquidation_bonus"),
+    "setSupplyCap": ("supply_cap",),
+    "setBorrowCap": ("borrow_cap",),
+    "setReserveFactor": ("reserve_factor",),
+    "setDebtCeiling": ("debt_ceiling",),
+    "setLiquidationProtocolFee": ("liquidation_protocol_fee",),
+    "setAssetEModeCategory": ("emode_category",),
+    "setEModeCategory": ("emode_ltv", "emode_liquidation_threshold", "emode_liquidation_bonus"),
+}
+
 
 def delegate_address(label: str) -> str:
     """The fixed address of a labelled token holder (the scheme the scenario uses for its actors)."""
@@ -85,6 +103,45 @@ def governance_contracts(home: Path) -> dict[str, CompiledContract]:
         f"contracts/governance/{path.name}": path.read_text() for path in sorted(GOVERNANCE_DIR.glob("*.sol"))
     }
     return compile_sources(home, sources)
+
+
+@dataclass(frozen=True)
+class ParameterChange:
+    """One risk parameter that a call sets, in the contract's units (one row of `risk_param_changes`)."""
+
+    function: str
+    asset: str | None  # the reserve's symbol; None for an eMode category's own parameters
+    emode_category: int | None  # the category set up, or the one the reserve moves to
+    parameter: str
+    value: int
+
+
+@dataclass(frozen=True)
+class ConfiguratorCall:
+    """A PoolConfigurator risk-parameter call; a reserve is named by its symbol (see RISK_FUNCTIONS)."""
+
+    function: str
+    args: tuple[str | int, ...]
+
+    def changes(self) -> list[ParameterChange]:
+        """The parameters this call sets."""
+        names = RISK_FUNCTIONS[self.function]
+        values = [int(v) for v in self.args[1 : 1 + len(names)]]
+        asset: str | None
+        category: int | None
+        if self.function == "setEModeCategory":
+            asset, category = None, int(self.args[0])
+        else:
+            asset = str(self.args[0])
+            category = values[0] if self.function == "setAssetEModeCategory" else None
+        return [
+            ParameterChange(self.function, asset, category, name, value)
+            for name, value in zip(names, values, strict=True)
+        ]
+
+    def reserves(self) -> list[str]:
+        """The reserve symbols the call names (none for setEModeCategory)."""
+        return [] if self.function == "setEModeCategory" else [str(self.args[0])]
 
 
 @dataclass(frozen=True)
@@ -145,19 +202,37 @@ class Governance:
 
     def risk_change_calldata(self, asset: str, ltv: int, liquidation_threshold: int, bonus: int) -> bytes:
         """``PoolConfigurator.configureReserveAsCollateral(asset, ltv, lt, bonus)`` (basis points)."""
-        if asset not in self.deployment.markets[self.market].reserves:
-            listed = ", ".join(self.deployment.markets[self.market].reserves)
-            raise GovernanceError(f"{asset!r} is not a reserve of {self.market!r}; listed: {listed}")
-        token = self.deployment.assets[asset].token
+        return self.call_calldata(
+            ConfiguratorCall("configureReserveAsCollateral", (asset, ltv, liquidation_threshold, bonus))
+        )
+
+    def call_calldata(self, call: ConfiguratorCall) -> bytes:
+        """The calldata of a PoolConfigurator call, encoded against the deployed configurator's ABI."""
+        if call.function not in RISK_FUNCTIONS:
+            raise GovernanceError(f"{call.function!r} is not one of: {', '.join(RISK_FUNCTIONS)}")
+        reserves = self.deployment.markets[self.market].reserves
+        for asset in call.reserves():
+            if asset not in reserves:
+                listed = ", ".join(reserves)
+                raise GovernanceError(f"{asset!r} is not a reserve of {self.market!r}; listed: {listed}")
         configurator = self.deployment.configurator(self.market)
         entry = next(
-            e
-            for e in configurator.abi
-            if e.get("type") == "function" and e["name"] == "configureReserveAsCollateral"
+            e for e in configurator.abi if e.get("type") == "function" and e["name"] == call.function
         )
         types = [str(p["type"]) for p in entry["inputs"]]
-        selector = keccak(text=f"configureReserveAsCollateral({','.join(types)})")[:4]
-        return selector + encode(types, [token, ltv, liquidation_threshold, bonus])
+        # A reserve symbol stands for its token; other arguments go as given.
+        args = [
+            self.deployment.assets[a].token if t == "address" and isinstance(a, str) and a in reserves else a
+            for t, a in zip(types, call.args, strict=True)
+        ]
+        selector = keccak(text=f"{call.function}({','.join(types)})")[:4]
+        return selector + encode(types, args)
+
+    def propose_calls(self, proposer: str, calls: Sequence[ConfiguratorCall], description: str) -> Proposal:
+        """Propose PoolConfigurator calls, executed in order (all or none) if the proposal passes."""
+        calldatas = [self.call_calldata(call) for call in calls]
+        targets = [self.pool_configurator] * len(calls)
+        return self.propose(proposer, targets, [0] * len(calls), calldatas, description)
 
     def propose_risk_change(
         self,
@@ -373,7 +448,7 @@ def deploy_governance(
     lock.transact(owner, "grantRole", bytes.fromhex(CANCELLER_ROLE[2:]), governor)
     lock.transact(owner, "renounceRole", bytes.fromhex(DEFAULT_ADMIN_ROLE[2:]), owner)
     acl = deployment.markets[market].acl_manager
-    # PoolConfigurator.configureReserveAsCollateral is onlyRiskOrPoolAdmins: RISK_ADMIN suffices.
+    # Every PoolConfigurator function in RISK_FUNCTIONS is onlyRiskOrPoolAdmins: RISK_ADMIN suffices.
     deployment.contract(acl, "ACLManager").transact(owner, "addRiskAdmin", timelock)
     votes = Contract(rpc, token, compiled["GovToken"].abi)
     for wallet in wallets:

@@ -17,7 +17,15 @@ from typing import Any, Protocol
 from eth_utils.crypto import keccak
 
 from devnet.aave import Contract
-from devnet.governance import ABSTAIN, AGAINST, FOR, Governance
+from devnet.governance import (
+    ABSTAIN,
+    AGAINST,
+    FOR,
+    ZERO_ADDRESS,
+    ConfiguratorCall,
+    Governance,
+    ParameterChange,
+)
 
 Receipt = dict[str, Any]
 GOVERNANCE_GAS = 3_000_000
@@ -48,19 +56,42 @@ class Chain:
 
 @dataclass(frozen=True)
 class RiskChange:
-    """New collateral parameters (basis points) for one reserve of the governed market."""
+    """One proposal: PoolConfigurator calls on the governed market, executed in order, all or none."""
 
-    asset: str
-    ltv: int
-    liquidation_threshold: int
-    liquidation_bonus: int
     description: str
+    calls: tuple[ConfiguratorCall, ...]
+
+    def changes(self) -> list[ParameterChange]:
+        return [change for call in self.calls for change in call.changes()]
 
 
-# Two changes a risk team could well make: more room for WETH, less for wstETH after a volatile stretch.
+def collateral_change(asset: str, ltv: int, threshold: int, bonus: int, description: str) -> RiskChange:
+    """New collateral parameters (basis points) for one reserve."""
+    return RiskChange(
+        description, (ConfiguratorCall("configureReserveAsCollateral", (asset, ltv, threshold, bonus)),)
+    )
+
+
+# Changes a risk team could well make: more room for WETH, less for wstETH after a volatile stretch, then a
+# routine batch of caps, a reserve factor and the ETH eMode category (the devnet's caps are in whole tokens
+# and leave room, so raising them changes no one's actions; the eMode threshold must stay above its assets').
 DEFAULT_CHANGES = (
-    RiskChange("WETH", 8_050, 8_300, 10_500, "Raise WETH LTV to 80.5% and liquidation threshold to 83%"),
-    RiskChange("wstETH", 7_700, 7_950, 10_600, "Lower wstETH LTV to 77% and liquidation threshold to 79.5%"),
+    collateral_change(
+        "WETH", 8_050, 8_300, 10_500, "Raise WETH LTV to 80.5% and liquidation threshold to 83%"
+    ),
+    collateral_change(
+        "wstETH", 7_700, 7_950, 10_600, "Lower wstETH LTV to 77% and liquidation threshold to 79.5%"
+    ),
+    RiskChange(
+        "Raise WETH supply cap to 2,000,000 and USDC borrow cap to 1,650,000,000, USDC reserve factor to 12%,"
+        " ETH eMode to 93.5% LTV and 96% liquidation threshold",
+        (
+            ConfiguratorCall("setSupplyCap", ("WETH", 2_000_000)),
+            ConfiguratorCall("setBorrowCap", ("USDC", 1_650_000_000)),
+            ConfiguratorCall("setReserveFactor", ("USDC", 1_200)),
+            ConfiguratorCall("setEModeCategory", (1, 9_350, 9_600, 10_100, ZERO_ADDRESS, "ETH correlated")),
+        ),
+    ),
 )
 
 
@@ -71,10 +102,7 @@ class ProposalOutcome:
     proposal_id: int
     description: str
     market: str
-    asset: str
-    ltv: int
-    liquidation_threshold: int
-    liquidation_bonus: int
+    changes: list[ParameterChange]
     proposer: str
     proposed_block: int = 0
     queued_block: int = 0
@@ -87,7 +115,7 @@ class ProposalOutcome:
 class _Plan:
     step: int
     change: RiskChange
-    calldata: bytes
+    calldatas: tuple[bytes, ...]
     outcome: ProposalOutcome
     phase: str = "planned"  # planned -> proposed -> voted -> queued -> executed (or failed)
     eta: int = 0
@@ -110,25 +138,24 @@ class GovernanceAgent:
         # Largest holder proposes; the larger half of the holders always vote for, the others at random.
         self.holders = sorted(governance.holders, key=lambda a: (-governance.holders[a], a))
         self.proposer = self.holders[0]
+        # Executed changes the scenario's health estimates need: (market, reserve) -> (LTV, threshold) and
+        # (market, eMode category) -> threshold.
         self.overrides: dict[tuple[str, str], tuple[int, int]] = {}
-        usable = [c for c in changes if c.asset in governance.deployment.markets[governance.market].reserves]
+        self.emode_thresholds: dict[tuple[str, int], int] = {}
+        reserves = governance.deployment.markets[governance.market].reserves
+        usable = [c for c in changes if all(a in reserves for call in c.calls for a in call.reserves())]
         self.plans = []
         for index, change in enumerate(usable):
-            calldata = governance.risk_change_calldata(
-                change.asset, change.ltv, change.liquidation_threshold, change.liquidation_bonus
-            )
+            calldatas = tuple(governance.call_calldata(call) for call in change.calls)
             outcome = ProposalOutcome(
-                proposal_id=self._proposal_id(calldata, change.description),
+                proposal_id=self._proposal_id(calldatas, change.description),
                 description=change.description,
                 market=governance.market,
-                asset=change.asset,
-                ltv=change.ltv,
-                liquidation_threshold=change.liquidation_threshold,
-                liquidation_bonus=change.liquidation_bonus,
+                changes=change.changes(),
                 proposer=self.proposer,
             )
             step = max(1, (index + 1) * steps // (len(usable) + 1))
-            self.plans.append(_Plan(step, change, calldata, outcome))
+            self.plans.append(_Plan(step, change, calldatas, outcome))
 
     def holders_to_fund(self) -> list[str]:
         """Addresses that send transactions (they need gas money)."""
@@ -160,7 +187,7 @@ class GovernanceAgent:
             plan.phase = "proposed"
             plan.outcome.proposed_block = int(receipt["blockNumber"], 16)
 
-        args = ([self.configurator], [0], [plan.calldata], plan.change.description)
+        args = (*self._calls(plan.calldatas), plan.change.description)
         chain.send(self.governor, self.proposer, "propose", *args, gas=GOVERNANCE_GAS, then=proposed)
         chain.mine()
         if plan.phase == "proposed":
@@ -201,8 +228,7 @@ class GovernanceAgent:
         def executed(receipt: Receipt) -> None:
             plan.phase = "executed"
             plan.outcome.executed_block = int(receipt["blockNumber"], 16)
-            change = plan.change
-            self.overrides[(self.gov.market, change.asset)] = (change.ltv, change.liquidation_threshold)
+            self._remember(plan.change.calls)
 
         sender = self.holders[-1]  # anyone may execute through the timelock
         chain.send(self.governor, sender, "execute", *self._args(plan), gas=GOVERNANCE_GAS, then=executed)
@@ -215,12 +241,25 @@ class GovernanceAgent:
     def _random_support(self) -> int:
         return self.rng.choices([FOR, AGAINST, ABSTAIN], weights=[0.5, 0.3, 0.2])[0]
 
-    def _args(self, plan: _Plan) -> tuple[Any, ...]:
-        return ([self.configurator], [0], [plan.calldata], _hash(plan.change.description))
+    def _remember(self, calls: tuple[ConfiguratorCall, ...]) -> None:
+        """Record executed thresholds: the scenario's health estimates use them from now on."""
+        market = self.gov.market
+        for call in calls:
+            if call.function == "configureReserveAsCollateral":
+                asset, ltv, threshold = call.args[:3]
+                self.overrides[(market, str(asset))] = (int(ltv), int(threshold))
+            elif call.function == "setEModeCategory":
+                category, _, threshold = call.args[:3]
+                self.emode_thresholds[(market, int(category))] = int(threshold)
 
-    def _proposal_id(self, calldata: bytes, description: str) -> int:
-        args = ([self.configurator], [0], [calldata], _hash(description))
-        return int(self.governor.call("hashProposal", *args))
+    def _calls(self, calldatas: tuple[bytes, ...]) -> tuple[list[str], list[int], list[bytes]]:
+        return [self.configurator] * len(calldatas), [0] * len(calldatas), list(calldatas)
+
+    def _args(self, plan: _Plan) -> tuple[Any, ...]:
+        return (*self._calls(plan.calldatas), _hash(plan.change.description))
+
+    def _proposal_id(self, calldatas: tuple[bytes, ...], description: str) -> int:
+        return int(self.governor.call("hashProposal", *self._calls(calldatas), _hash(description)))
 
     def _state(self, plan: _Plan) -> str:
         return self.gov.state(plan.outcome.proposal_id)

@@ -783,6 +783,9 @@ class _Simulation:
                 threshold = self.agent.overrides.get((position.market, symbol), (0, threshold))[1]
             if emode is not None and symbol in emode.assets:
                 threshold = emode.liquidation_threshold
+                if self.agent is not None:  # and eMode categories
+                    key = (position.market, emode.category_id)
+                    threshold = self.agent.emode_thresholds.get(key, threshold)
             weighted += self._usd(symbol, amount) * threshold / 10_000
         debt = sum(self._usd(s, a) for s, a in position.debt.items())
         return math.inf if debt <= 0 else weighted / debt * position.calibration

@@ -37,6 +37,11 @@ def load_positions(
         " liquidation_threshold_bps FROM position_reserves WHERE chain_id = %s ORDER BY 1, 2",
         (chain_id,),
     ).fetchall()
+    return positions_from_rows(rows)
+
+
+def positions_from_rows(rows: Sequence[Sequence[object]]) -> tuple[Positions, list[str]]:
+    """Engine input from (account, asset, collateral_base, debt_base, collateral_enabled, lt_bps) rows."""
     accounts = {key: i for i, key in enumerate(dict.fromkeys(str(r[0]) for r in rows))}
     assets = sorted({str(r[1]) for r in rows})
     index = {a: i for i, a in enumerate(assets)}
@@ -60,6 +65,13 @@ def at_risk(
 ) -> list[AtRisk]:
     """Accounts that become liquidatable, and their collateral and debt, when `shocked` assets move."""
     positions, assets = load_positions(conn, chain_id)
+    return shocked_at_risk(positions, assets, shocked, moves)
+
+
+def shocked_at_risk(
+    positions: Positions, assets: Sequence[str], shocked: Sequence[str], moves: Sequence[float]
+) -> list[AtRisk]:
+    """`at_risk` on positions already loaded (e.g. a snapshot at a past block)."""
     if not assets:
         return [AtRisk(m, 0, 0.0, 0.0) for m in moves]
     wanted = {a.lower() for a in shocked}

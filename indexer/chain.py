@@ -314,6 +314,18 @@ class HttpChainClient:
             self._grow()
             return LogBatch(start, last, logs, headers)
 
+    def eth_calls(self, calls: Sequence[tuple[str, str]], block: int) -> list[str]:
+        """The return data (hex) of each ``eth_call`` ``(to, data)`` at block `block`, in one batch request.
+
+        A JSON-RPC error for any call raises it (RpcResponseError, or RpcTransportError once retries of
+        a transient one run out), so a result list is always complete.
+        """
+        if not calls:
+            return []
+        tag = hex(block)
+        batch = [_Call("eth_call", [{"to": to, "data": data}, tag]) for to, data in calls]
+        return self._batch(batch, _call_results)
+
     def close(self) -> None:
         """Close the HTTP connections."""
         self._http.close()
@@ -545,6 +557,12 @@ def _logs(result: Any) -> list[RawLog]:
     if not isinstance(result, list):
         raise _Retryable("malformed", f"eth_getLogs returned {type(result).__name__}, not a list")
     return result
+
+
+def _call_results(results: list[Any]) -> list[str]:
+    if not all(isinstance(r, str) and r.startswith("0x") for r in results):
+        raise _Retryable("malformed", "eth_call returned something other than hex data")
+    return results
 
 
 def _hex_int(value: Any, method: str) -> int:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from decimal import Decimal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -56,23 +57,75 @@ class ContractConfig(BaseModel):
         return normalise_address(value)
 
 
+class TokenConfig(BaseModel):
+    """A tracked ERC-20: how to value its transfers and from which USD value a transfer is a whale flow.
+
+    The price comes from ``price_feed`` (an aggregator emitting ``AnswerUpdated``) when given, else from
+    the asset's source in any indexed AaveOracle; both must be indexed for transfers to get a USD value.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    chain: str = "mainnet"
+    address: str
+    symbol: Annotated[str, Field(min_length=1, max_length=32)]
+    decimals: Annotated[int, Field(ge=0, le=77)]
+    whale_threshold_usd: Annotated[Decimal, Field(ge=0)] = Decimal(1_000_000)
+    price_feed: str | None = None
+    price_decimals: Annotated[int, Field(ge=0, le=36)] = 8
+
+    @field_validator("address", "price_feed")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        return None if value is None else normalise_address(value)
+
+
+LabelCategory = Literal["exchange", "protocol", "bridge", "treasury", "fund", "market_maker", "other"]
+LABEL_CATEGORIES: tuple[str, ...] = get_args(LabelCategory)
+
+
+class LabelConfig(BaseModel):
+    """A named address (an exchange wallet, a protocol contract, a bridge, a treasury)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    chain: str = "mainnet"
+    address: str
+    label: Annotated[str, Field(min_length=1, max_length=100)]
+    category: LabelCategory
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return normalise_address(value)
+
+
 class IndexConfig(BaseModel):
-    """The `[[chains]]` and `[[contracts]]` tables of chainrisk.toml."""
+    """The `[[chains]]`, `[[contracts]]`, `[[tokens]]` and `[[labels]]` tables of chainrisk.toml."""
 
     model_config = ConfigDict(extra="forbid")
 
     chains: list[ChainConfig] = Field(default_factory=list)
     contracts: list[ContractConfig] = Field(default_factory=list)
+    tokens: list[TokenConfig] = Field(default_factory=list)
+    labels: list[LabelConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _contracts_name_known_chains(self) -> IndexConfig:
+    def _entries_name_known_chains(self) -> IndexConfig:
         known = {c.name for c in self.chains}
-        for contract in self.contracts:
-            if self.chains and contract.chain not in known:
-                raise ValueError(
-                    f"contract {contract.name!r} names chain {contract.chain!r};"
-                    f" known chains: {sorted(known)}"
-                )
+        named = [
+            *((f"contract {c.name!r}", c.chain) for c in self.contracts),
+            *((f"token {t.symbol!r}", t.chain) for t in self.tokens),
+            *((f"label {lb.label!r}", lb.chain) for lb in self.labels),
+        ]
+        for what, chain in named:
+            if self.chains and chain not in known:
+                raise ValueError(f"{what} names chain {chain!r}; known chains: {sorted(known)}")
+        seen: set[tuple[str, str]] = set()
+        for token in self.tokens:
+            if (token.chain, token.address) in seen:
+                raise ValueError(f"token {token.address} is listed twice for chain {token.chain!r}")
+            seen.add((token.chain, token.address))
         return self
 
     def chain(self, name: str) -> ChainConfig:

@@ -48,14 +48,7 @@ def refresh(
     version: Version = "3.0",
 ) -> Refreshed:
     """Recompute every user of `pool` at `block` and replace the pool's snapshot rows."""
-    state = market_state(conn, chain_id, pool, block, decimals)
-    health: list[tuple[object, ...]] = []
-    reserves: list[tuple[object, ...]] = []
-    for user in state.users:
-        data = state.account_data(user, version)
-        emode = state.user_emode.get(user, 0)
-        health.append((chain_id, pool, user, block, *data, emode))
-        reserves.extend(_reserve_rows(state, user, emode, version))
+    health, reserves = snapshot(conn, chain_id, pool, block, decimals, version)
     with conn.transaction():
         for table in ("account_health", "position_reserves"):
             conn.execute(f"DELETE FROM {table} WHERE chain_id = %s AND pool = %s", (chain_id, pool))
@@ -64,6 +57,26 @@ def refresh(
             cur.executemany("INSERT INTO position_reserves VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", reserves)
     at_risk = sum(1 for row in health if _hf(row) < 11 * 10**17)
     return Refreshed(pool, block, len(health), at_risk)
+
+
+def snapshot(
+    conn: psycopg.Connection[tuple[object, ...]],
+    chain_id: int,
+    pool: str,
+    block: int,
+    decimals: Mapping[str, int] | None = None,
+    version: Version = "3.0",
+) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """Rows of `account_health` and `position_reserves` for every user of `pool` at `block`, unwritten."""
+    state = market_state(conn, chain_id, pool, block, decimals)
+    health: list[tuple[object, ...]] = []
+    reserves: list[tuple[object, ...]] = []
+    for user in state.users:
+        data = state.account_data(user, version)
+        emode = state.user_emode.get(user, 0)
+        health.append((chain_id, pool, user, block, *data, emode))
+        reserves.extend(_reserve_rows(state, user, emode, version))
+    return health, reserves
 
 
 def _hf(row: tuple[object, ...]) -> int:

@@ -172,3 +172,50 @@ position_reserves = sa.Table(
     info=CHAIN_DERIVED,
     comment="Each user's collateral and debt per reserve at block_number, in base currency.",
 )
+
+# What users configure rather than what the chain says: never rolled back by a reorg.
+tracked_tokens = sa.Table(
+    "tracked_tokens",
+    metadata,
+    sa.Column("chain_id", sa.Integer, primary_key=True),
+    sa.Column("token", sa.Text, primary_key=True),
+    sa.Column("symbol", sa.Text, nullable=False),
+    sa.Column("decimals", sa.Integer, nullable=False),
+    sa.Column("whale_threshold_usd", sa.Numeric, nullable=False),
+    sa.Column("price_feed", sa.Text, comment="aggregator address; NULL: the asset's AaveOracle source"),
+    sa.Column("price_decimals", sa.Integer, nullable=False),
+    comment="ERC-20s whose transfers are valued in USD; from [[tokens]] in chainrisk.toml.",
+)
+
+address_labels = sa.Table(
+    "address_labels",
+    metadata,
+    sa.Column("chain_id", sa.Integer, primary_key=True),
+    sa.Column("address", sa.Text, primary_key=True),
+    sa.Column("label", sa.Text, nullable=False),
+    sa.Column("category", sa.Text, nullable=False),
+    sa.Column("source", sa.Text, nullable=False, comment="seed, config or user; user edits win"),
+    sa.Column("reference", sa.Text, comment="where the label can be checked"),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint(
+        "category IN ('exchange', 'protocol', 'bridge', 'treasury', 'fund', 'market_maker', 'other')",
+        name="ck_address_labels_category",
+    ),
+    sa.CheckConstraint("source IN ('seed', 'config', 'user')", name="ck_address_labels_source"),
+    comment="Named addresses: exchanges, protocols, bridges, treasuries.",
+)
+
+# Valuing a transfer or a liquidation looks up the latest price before it; these keep that an index probe.
+sa.Index(
+    "ix_price_answer_updated_feed",
+    EVENT_TABLES["price_answer_updated"].c.chain_id,
+    EVENT_TABLES["price_answer_updated"].c.address,
+    EVENT_TABLES["price_answer_updated"].c.block_number,
+    EVENT_TABLES["price_answer_updated"].c.log_index,
+)
+sa.Index(
+    "ix_aave_oracle_asset_source_updated_asset",
+    EVENT_TABLES["aave_oracle_asset_source_updated"].c.chain_id,
+    EVENT_TABLES["aave_oracle_asset_source_updated"].c.asset,
+    EVENT_TABLES["aave_oracle_asset_source_updated"].c.block_number,
+)

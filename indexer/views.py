@@ -153,3 +153,247 @@ LEFT JOIN LATERAL (
 """
 
 VIEWS["risk_param_changes"] = RISK_PARAM_CHANGES
+
+
+# The price of an asset in force just before an event at (block, log_index): the token's own feed when
+# configured, else the asset's latest source in any indexed AaveOracle. Views below embed the text this
+# returns; a released view keeps the text it was built with, so a change here needs a new function.
+def _price_before_v1(alias: str, token: str, asset: str, chain: str, block: str, log_index: str) -> str:
+    return f"""LEFT JOIN LATERAL (
+    SELECT a.current / 10::numeric ^ {token}.price_decimals AS price_usd
+    FROM (SELECT coalesce({token}.price_feed, (
+              SELECT s.source FROM aave_oracle_asset_source_updated s
+              WHERE s.chain_id = {chain} AND s.asset = {asset}
+                AND (s.block_number, s.log_index) < ({block}, {log_index})
+              ORDER BY s.block_number DESC, s.log_index DESC LIMIT 1)) AS feed) f
+    JOIN LATERAL (
+        SELECT u.current FROM price_answer_updated u
+        WHERE u.chain_id = {chain} AND u.address = f.feed
+          AND (u.block_number, u.log_index) < ({block}, {log_index})
+        ORDER BY u.block_number DESC, u.log_index DESC LIMIT 1) a ON true
+) {alias} ON true"""
+
+
+TOKEN_TRANSFERS = f"""
+CREATE OR REPLACE VIEW token_transfers AS
+SELECT t.chain_id, t.block_number, t.log_index, t.tx_hash,
+       to_timestamp(coalesce(l.block_timestamp, b.timestamp)) AS block_time,
+       t.address AS token, k.symbol, t.from_address, t.to_address,
+       t.value / 10::numeric ^ k.decimals AS amount, p.price_usd,
+       t.value / 10::numeric ^ k.decimals * p.price_usd AS usd,
+       k.whale_threshold_usd
+FROM erc20_transfers t
+JOIN tracked_tokens k ON k.chain_id = t.chain_id AND k.token = t.address
+LEFT JOIN logs l ON l.chain_id = t.chain_id AND l.block_number = t.block_number AND l.log_index = t.log_index
+LEFT JOIN blocks b ON b.chain_id = t.chain_id AND b.number = t.block_number
+{_price_before_v1("p", "k", "t.address", "t.chain_id", "t.block_number", "t.log_index")}
+"""
+
+WHALE_FLOWS = """
+CREATE OR REPLACE VIEW whale_flows AS
+SELECT t.chain_id, t.block_number, t.log_index, t.tx_hash, t.block_time, t.token, t.symbol,
+       t.from_address, f.label AS from_label, f.category AS from_category,
+       t.to_address, o.label AS to_label, o.category AS to_category,
+       t.amount, t.price_usd, t.usd, t.whale_threshold_usd,
+       CASE WHEN f.category = 'exchange' AND o.category = 'exchange' THEN 'between_exchanges'
+            WHEN o.category = 'exchange' THEN 'to_exchange'
+            WHEN f.category = 'exchange' THEN 'from_exchange'
+            ELSE 'other' END AS direction
+FROM token_transfers t
+LEFT JOIN address_labels f ON f.chain_id = t.chain_id AND f.address = t.from_address
+LEFT JOIN address_labels o ON o.chain_id = t.chain_id AND o.address = t.to_address
+WHERE t.usd >= t.whale_threshold_usd
+"""
+
+# Transfers between an exchange and a non-exchange address, per UTC hour; positive net = into exchanges.
+EXCHANGE_NETFLOWS = """
+CREATE OR REPLACE VIEW exchange_netflows AS
+WITH flows AS (
+    SELECT t.chain_id, t.token, t.symbol, date_trunc('hour', t.block_time, 'UTC') AS hour,
+           o.category IS NOT DISTINCT FROM 'exchange' AS inbound, t.amount, t.usd
+    FROM token_transfers t
+    LEFT JOIN address_labels f ON f.chain_id = t.chain_id AND f.address = t.from_address
+    LEFT JOIN address_labels o ON o.chain_id = t.chain_id AND o.address = t.to_address
+    WHERE (f.category IS NOT DISTINCT FROM 'exchange') <> (o.category IS NOT DISTINCT FROM 'exchange')
+)
+SELECT chain_id, token, symbol, hour, count(*) AS transfers,
+       coalesce(sum(amount) FILTER (WHERE inbound), 0) AS inflow,
+       coalesce(sum(amount) FILTER (WHERE NOT inbound), 0) AS outflow,
+       coalesce(sum(CASE WHEN inbound THEN amount ELSE -amount END), 0) AS netflow,
+       coalesce(sum(usd) FILTER (WHERE inbound), 0) AS inflow_usd,
+       coalesce(sum(usd) FILTER (WHERE NOT inbound), 0) AS outflow_usd,
+       sum(CASE WHEN inbound THEN usd ELSE -usd END) AS netflow_usd
+FROM flows
+GROUP BY chain_id, token, symbol, hour
+"""
+
+# Columns appended to the 0002 view: prices in force just before the liquidation, in USD.
+LIQUIDATIONS_USD = f"""
+CREATE OR REPLACE VIEW liquidations AS
+SELECT q.chain_id, q.address AS pool, q.block_number, q.tx_hash, q.log_index, q.user_address AS borrower,
+       q.collateral_asset, q.debt_asset, q.debt_to_cover, q.liquidated_collateral_amount, q.liquidator,
+       q.receive_a_token,
+       to_timestamp(coalesce(l.block_timestamp, b.timestamp)) AS block_time,
+       ck.symbol AS collateral_symbol, dk.symbol AS debt_symbol,
+       q.debt_to_cover / 10::numeric ^ dk.decimals AS debt_repaid,
+       q.liquidated_collateral_amount / 10::numeric ^ ck.decimals AS collateral_seized,
+       q.debt_to_cover / 10::numeric ^ dk.decimals * dp.price_usd AS debt_repaid_usd,
+       q.liquidated_collateral_amount / 10::numeric ^ ck.decimals * cp.price_usd AS collateral_seized_usd
+FROM aave_v3_liquidation_call q
+LEFT JOIN logs l ON l.chain_id = q.chain_id AND l.block_number = q.block_number AND l.log_index = q.log_index
+LEFT JOIN blocks b ON b.chain_id = q.chain_id AND b.number = q.block_number
+LEFT JOIN tracked_tokens ck ON ck.chain_id = q.chain_id AND ck.token = q.collateral_asset
+LEFT JOIN tracked_tokens dk ON dk.chain_id = q.chain_id AND dk.token = q.debt_asset
+{_price_before_v1("cp", "ck", "q.collateral_asset", "q.chain_id", "q.block_number", "q.log_index")}
+{_price_before_v1("dp", "dk", "q.debt_asset", "q.chain_id", "q.block_number", "q.log_index")}
+"""
+
+# Realised rows now carry their USD value (the deficit valued at the debt asset's price just before).
+BAD_DEBT_USD = f"""
+CREATE OR REPLACE VIEW bad_debt AS
+SELECT chain_id, pool, user_address, 'unrealised' AS kind, block_number,
+       NULL::text AS debt_asset, NULL::numeric AS amount, debt_usd - collateral_usd AS usd
+FROM positions_current
+WHERE debt_usd > collateral_usd
+UNION ALL
+SELECT d.chain_id, d.address, d.user_address, 'realised', d.block_number, d.debt_asset, d.amount_created,
+       d.amount_created / 10::numeric ^ k.decimals * p.price_usd
+FROM aave_v3_deficit_created d
+LEFT JOIN tracked_tokens k ON k.chain_id = d.chain_id AND k.token = d.debt_asset
+{_price_before_v1("p", "k", "d.debt_asset", "d.chain_id", "d.block_number", "d.log_index")}
+"""
+
+POSITIONS_BY_ASSET = """
+CREATE OR REPLACE VIEW positions_by_asset AS
+SELECT r.chain_id, r.pool, r.user_address, r.asset, k.symbol, r.block_number,
+       r.collateral_base / 1e8 AS collateral_usd, r.debt_base / 1e8 AS debt_usd, r.collateral_enabled,
+       r.liquidation_threshold_bps, r.price / 1e8 AS price_usd
+FROM position_reserves r
+LEFT JOIN tracked_tokens k ON k.chain_id = r.chain_id AND k.token = r.asset
+"""
+
+VIEWS.update(
+    token_transfers=TOKEN_TRANSFERS,
+    whale_flows=WHALE_FLOWS,
+    exchange_netflows=EXCHANGE_NETFLOWS,
+    liquidations=LIQUIDATIONS_USD,
+    bad_debt=BAD_DEBT_USD,
+    positions_by_asset=POSITIONS_BY_ASSET,
+)
+
+
+# A uint256 ABI word (64 hex digits, SQL expression `word`) as an exact numeric: eight 32-bit limbs, each
+# padded to 64 bits so the bigint cast never sees a sign bit. Views embed the text this returns.
+def _uint256_v1(word: str) -> str:
+    return (
+        f"(SELECT sum(('x' || lpad(substr({word}, 8 * limb + 1, 8), 16, '0'))::bit(64)::bigint"
+        " * 4294967296::numeric ^ (7 - limb))::numeric(78, 0) FROM generate_series(0, 7) AS limbs(limb))"
+    )
+
+
+# Every PoolConfigurator risk-parameter call in a proposal, one row per parameter it sets (long format):
+# the value the call sets and the value before it, i.e. the parameter's last event from that configurator
+# before the executed block (before now if not executed). Selectors are keccak256 of the Aave v3.0
+# signatures (checked against @aave/core-v3 1.19.3's ABI); Bravo/Alpha calls name the signature instead.
+# `word` is the argument's index in the ABI-encoded arguments; `subject` says whether the parameter belongs
+# to a reserve (word 0 is the asset) or to an eMode category (word 0 is the category id).
+RISK_PARAM_CHANGES_V2 = f"""
+CREATE VIEW risk_param_changes AS
+WITH functions(selector, signature, function, subject) AS (VALUES
+    ('7c4e560b', 'configureReserveAsCollateral(address,uint256,uint256,uint256)',
+     'configureReserveAsCollateral', 'reserve'),
+    ('571f03e5', 'setSupplyCap(address,uint256)', 'setSupplyCap', 'reserve'),
+    ('d14a0983', 'setBorrowCap(address,uint256)', 'setBorrowCap', 'reserve'),
+    ('4b4e6753', 'setReserveFactor(address,uint256)', 'setReserveFactor', 'reserve'),
+    ('aeb4fcc1', 'setDebtCeiling(address,uint256)', 'setDebtCeiling', 'reserve'),
+    ('26d2cec2', 'setLiquidationProtocolFee(address,uint256)', 'setLiquidationProtocolFee', 'reserve'),
+    ('d4fe3f99', 'setAssetEModeCategory(address,uint8)', 'setAssetEModeCategory', 'reserve'),
+    ('c19d61e4', 'setEModeCategory(uint8,uint16,uint16,uint16,address,string)', 'setEModeCategory',
+     'category')
+), parameters(function, parameter, word) AS (VALUES
+    ('configureReserveAsCollateral', 'ltv', 1),
+    ('configureReserveAsCollateral', 'liquidation_threshold', 2),
+    ('configureReserveAsCollateral', 'liquidation_bonus', 3),
+    ('setSupplyCap', 'supply_cap', 1),
+    ('setBorrowCap', 'borrow_cap', 1),
+    ('setReserveFactor', 'reserve_factor', 1),
+    ('setDebtCeiling', 'debt_ceiling', 1),
+    ('setLiquidationProtocolFee', 'liquidation_protocol_fee', 1),
+    ('setAssetEModeCategory', 'emode_category', 1),
+    ('setEModeCategory', 'emode_ltv', 1),
+    ('setEModeCategory', 'emode_liquidation_threshold', 2),
+    ('setEModeCategory', 'emode_liquidation_bonus', 3)
+), calls AS (
+    SELECT p.chain_id, p.governor, p.proposal_id, p.title, p.state, p.executed_block,
+           lower(t.target) AS configurator, coalesce(s.signature, '') AS signature,
+           lower(c.calldata) AS calldata
+    FROM proposals p
+    CROSS JOIN LATERAL jsonb_array_elements_text(p.targets) WITH ORDINALITY AS t(target, n)
+    JOIN LATERAL jsonb_array_elements_text(p.calldatas) WITH ORDINALITY AS c(calldata, n) ON c.n = t.n
+    LEFT JOIN LATERAL jsonb_array_elements_text(p.signatures) WITH ORDINALITY AS s(signature, n) ON s.n = t.n
+), known AS (
+    SELECT c.*, f.function, f.subject,
+           CASE WHEN c.signature = '' THEN substr(c.calldata, 11) ELSE substr(c.calldata, 3) END AS args
+    FROM calls c
+    JOIN functions f ON (c.signature = '' AND substr(c.calldata, 3, 8) = f.selector)
+                     OR c.signature = f.signature
+), changes AS (
+    SELECT k.chain_id, k.governor, k.proposal_id, k.title, k.state, k.executed_block, k.configurator,
+           k.function, k.subject, m.parameter,
+           CASE WHEN k.subject = 'reserve' THEN '0x' || substr(k.args, 25, 40) END AS asset,
+           {_uint256_v1("substr(k.args, 1, 64)")} AS word0,
+           CASE WHEN length(k.args) >= 64 * (m.word + 1)  -- truncated calldata sets nothing known
+                THEN {_uint256_v1("substr(k.args, 64 * m.word + 1, 64)")} END AS new_value
+    FROM known k
+    JOIN parameters m USING (function)
+), history(chain_id, configurator, asset, category, parameter, value, block_number, log_index) AS (
+    SELECT e.chain_id, e.address, e.asset, NULL::integer, v.parameter, v.value, e.block_number, e.log_index
+    FROM aave_v3_collateral_configuration_changed e
+    CROSS JOIN LATERAL (VALUES ('ltv', e.ltv), ('liquidation_threshold', e.liquidation_threshold),
+                               ('liquidation_bonus', e.liquidation_bonus)) AS v(parameter, value)
+    UNION ALL
+    SELECT chain_id, address, asset, NULL, 'supply_cap', new_supply_cap, block_number, log_index
+    FROM aave_v3_supply_cap_changed
+    UNION ALL
+    SELECT chain_id, address, asset, NULL, 'borrow_cap', new_borrow_cap, block_number, log_index
+    FROM aave_v3_borrow_cap_changed
+    UNION ALL
+    SELECT chain_id, address, asset, NULL, 'reserve_factor', new_reserve_factor, block_number, log_index
+    FROM aave_v3_reserve_factor_changed
+    UNION ALL
+    SELECT chain_id, address, asset, NULL, 'debt_ceiling', new_debt_ceiling, block_number, log_index
+    FROM aave_v3_debt_ceiling_changed
+    UNION ALL
+    SELECT chain_id, address, asset, NULL, 'liquidation_protocol_fee', new_fee, block_number, log_index
+    FROM aave_v3_liquidation_protocol_fee_changed
+    UNION ALL
+    SELECT chain_id, address, asset, NULL, 'emode_category', new_category_id, block_number, log_index
+    FROM aave_v3_emode_asset_category_changed
+    UNION ALL
+    SELECT e.chain_id, e.address, NULL, e.category_id, v.parameter, v.value, e.block_number, e.log_index
+    FROM aave_v3_emode_category_added e
+    CROSS JOIN LATERAL (VALUES ('emode_ltv', e.ltv),
+                               ('emode_liquidation_threshold', e.liquidation_threshold),
+                               ('emode_liquidation_bonus', e.liquidation_bonus)) AS v(parameter, value)
+)
+SELECT d.chain_id, d.governor, d.proposal_id, d.title, d.state, d.executed_block, d.configurator,
+       d.function, d.asset,
+       d.emode_category, d.parameter, o.value AS old_value, d.new_value
+FROM (
+    -- Category ids are uint8; anything that does not fit an integer is a malformed call, left NULL.
+    SELECT *, CASE WHEN category_word < 2147483648 THEN category_word::integer END AS emode_category
+    FROM (SELECT *, CASE WHEN subject = 'category' THEN word0
+                         WHEN parameter = 'emode_category' THEN new_value END AS category_word
+          FROM changes) c
+) d
+LEFT JOIN LATERAL (
+    SELECT h.value FROM history h
+    WHERE h.chain_id = d.chain_id AND h.configurator = d.configurator AND h.parameter = d.parameter
+      AND CASE WHEN d.subject = 'reserve' THEN h.asset = d.asset ELSE h.category = d.emode_category END
+      AND h.block_number < coalesce(d.executed_block, 9223372036854775807)
+    ORDER BY h.block_number DESC, h.log_index DESC
+    LIMIT 1
+) o ON true
+"""
+
+VIEWS["risk_param_changes"] = RISK_PARAM_CHANGES_V2

@@ -9,6 +9,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,7 @@ def devnet_seeded(templates: dict[str, str], node_home: Path) -> Iterator[tuple[
     from devnet.governance import default_holders, deploy_governance, manifest_with_governance
     from devnet.scenario import simulate
     from devnet.serve import indexer_toml
+    from indexer.catalog import sync_config
     from indexer.config import IndexConfig
     from indexer.health import indexed_head, pools, refresh
     from indexer.runner import config_plan
@@ -163,6 +165,8 @@ def devnet_seeded(templates: dict[str, str], node_home: Path) -> Iterator[tuple[
             result = simulate(deployment, 3, 30, 5, governance=governance)
             manifest = manifest_with_governance(deployment.to_manifest(), governance)
             config = IndexConfig(**tomllib.loads(indexer_toml({**manifest, "rpc_url": node.url})))
+            with psycopg.connect(to_libpq_url(db)) as conn:
+                sync_config(conn, config.chains, config.tokens, config.labels)
             run_plan(config_plan(config.chains[0], config.contracts, None, False), to_libpq_url(db))
             with psycopg.connect(to_libpq_url(db)) as conn:
                 head = indexed_head(conn, 31337)
@@ -222,27 +226,322 @@ def test_most_liquidated(devnet_seeded: tuple[str, Any]) -> None:
     assert len(result.liquidations) > 0
 
 
-def test_risk_changes_and_whale_votes(devnet_seeded: tuple[str, Any]) -> None:
-    db, result = devnet_seeded
-    executed = [p for p in result.proposals if p.state == "Executed"]
-    assert executed
-    rows = _run(db, "risk_changes_and_whale_votes")
-    by_proposal: dict[int, list[tuple[object, ...]]] = defaultdict(list)
-    for row in rows:
-        by_proposal[int(str(row[0]))].append(row)
-    for outcome in executed:
-        votes = by_proposal[outcome.proposal_id]
-        assert {str(v[5]) for v in votes} == {voter.lower() for voter in outcome.votes}
-        state, old_lt, new_lt = votes[0][1:4]
-        assert state == "executed" and new_lt == outcome.liquidation_threshold
-        assert old_lt is not None and old_lt != new_lt
-    applied = _rows_of(
+# The indexed PoolConfigurator events, read table by table: (subject column, {parameter: value column}).
+_CONFIGURATOR_EVENTS = {
+    "aave_v3_collateral_configuration_changed": (
+        "asset",
+        {
+            "ltv": "ltv",
+            "liquidation_threshold": "liquidation_threshold",
+            "liquidation_bonus": "liquidation_bonus",
+        },
+    ),
+    "aave_v3_supply_cap_changed": ("asset", {"supply_cap": "new_supply_cap"}),
+    "aave_v3_borrow_cap_changed": ("asset", {"borrow_cap": "new_borrow_cap"}),
+    "aave_v3_reserve_factor_changed": ("asset", {"reserve_factor": "new_reserve_factor"}),
+    "aave_v3_debt_ceiling_changed": ("asset", {"debt_ceiling": "new_debt_ceiling"}),
+    "aave_v3_liquidation_protocol_fee_changed": ("asset", {"liquidation_protocol_fee": "new_fee"}),
+    "aave_v3_emode_asset_category_changed": ("asset", {"emode_category": "new_category_id"}),
+    "aave_v3_emode_category_added": (
+        "category_id",
+        {
+            "emode_ltv": "ltv",
+            "emode_liquidation_threshold": "liquidation_threshold",
+            "emode_liquidation_bonus": "liquidation_bonus",
+        },
+    ),
+}
+
+
+def _configurator_history(db: str) -> dict[tuple[str, str, str], list[tuple[int, int, int]]]:
+    """(configurator, asset or category id, parameter) -> [(block, log index, value)] in chain order."""
+    history: dict[tuple[str, str, str], list[tuple[int, int, int]]] = defaultdict(list)
+    for table, (subject, columns) in _CONFIGURATOR_EVENTS.items():
+        for parameter, column in columns.items():
+            query = f"SELECT address, {subject}, block_number, log_index, {column} FROM {table}"
+            for address, key, block, index, value in _rows_of(db, query):
+                event = (int(str(block)), int(str(index)), int(str(value)))
+                history[(str(address), str(key), parameter)].append(event)
+    return {k: sorted(v) for k, v in history.items()}
+
+
+def _check_view_against_chain(db: str, result: Any) -> None:
+    """risk_param_changes lists exactly the scenario's changes, as the configurator applied them."""
+    tokens = {symbol: token for token, symbol in _symbols(db).items()}
+    executed = {p.proposal_id: p for p in result.proposals if p.state == "Executed"}
+    rows = _rows_of(
         db,
-        "SELECT r.new_liquidation_threshold, e.liquidation_threshold FROM risk_param_changes r"
-        " JOIN aave_v3_collateral_configuration_changed e ON e.block_number = r.executed_block"
-        " AND e.asset = r.asset AND e.address = r.configurator",
+        "SELECT proposal_id, configurator, function, asset, emode_category, parameter, old_value, new_value,"
+        " state, executed_block FROM risk_param_changes",
     )
-    assert applied and all(new == on_chain for new, on_chain in applied)
+    expected = sorted(
+        (pid, c.function, tokens[c.asset] if c.asset else None, c.emode_category, c.parameter, c.value)
+        for pid, p in executed.items()
+        for c in p.changes
+    )
+    assert sorted((int(str(r[0])), *r[2:6], int(str(r[7]))) for r in rows) == expected
+    history = _configurator_history(db)
+    for pid, configurator, _, asset, category, parameter, old, new, state, block in rows:
+        assert state == "executed" and block == executed[int(str(pid))].executed_block
+        events = history[(str(configurator), str(asset or category), str(parameter))]
+        # The call's value is the one the configurator emitted at execution; the old one came before.
+        assert [v for b, _, v in events if b == block] == [new]
+        before = [v for b, _, v in events if b < int(str(block))]
+        assert old == (before[-1] if before else None)
+
+
+def test_risk_changes_and_whale_votes(devnet_seeded: tuple[str, Any]) -> None:
+    from devnet.aave import AAVE_MARKET
+    from devnet.governance import default_holders
+
+    db, result = devnet_seeded
+    holders = default_holders()
+    _check_view_against_chain(db, result)
+    tokens = {symbol: token for token, symbol in _symbols(db).items()}
+    changes = {
+        (p.proposal_id, tokens[c.asset]): (p, c.asset, c.value)
+        for p in result.proposals
+        if p.state == "Executed"
+        for c in p.changes
+        if c.parameter == "liquidation_threshold" and c.asset
+    }
+    assert len(changes) == 2  # the scenario's WETH and wstETH proposals
+    assert any(c.parameter != "liquidation_threshold" for p in result.proposals for c in p.changes)
+    by_change: dict[tuple[int, str], list[tuple[object, ...]]] = defaultdict(list)
+    for row in _run(db, "risk_changes_and_whale_votes"):
+        by_change[(int(str(row[0])), str(row[4]))].append(row)
+    assert set(by_change) == set(changes)  # proposals that leave thresholds alone are not listed
+    for key, (outcome, symbol, value) in changes.items():
+        votes = by_change[key]
+        # Every delegate voted, as the scenario recorded, with its whole balance, largest first.
+        assert {str(v[5]): v[7] for v in votes} == {a: holders[a] // 10**18 for a in outcome.votes}
+        assert [str(v[6]) for v in votes] == [outcome.votes[str(v[5])] for v in votes]
+        weights = [Decimal(str(v[7])) for v in votes]
+        assert weights == sorted(weights, reverse=True)
+        state, old_lt, new_lt = votes[0][1:4]
+        # Each reserve's threshold changes once in the scenario: before, it had its deployed value.
+        assert state == "executed" and new_lt == value
+        assert old_lt == AAVE_MARKET.reserves[symbol].liquidation_threshold != new_lt
+
+
+def test_cap_and_factor_changes(devnet_seeded: tuple[str, Any]) -> None:
+    from devnet.aave import AAVE_MARKET
+
+    db, result = devnet_seeded
+    tokens = {symbol: token for token, symbol in _symbols(db).items()}
+    deployed = {"supply_cap": "supply_cap", "borrow_cap": "borrow_cap", "reserve_factor": "reserve_factor"}
+    expected = sorted(
+        (
+            p.executed_block,
+            p.proposal_id,
+            tokens[c.asset],
+            c.parameter,
+            getattr(AAVE_MARKET.reserves[c.asset], deployed[c.parameter]),
+            c.value,
+        )
+        for p in result.proposals
+        if p.state == "Executed"
+        for c in p.changes
+        if c.parameter in deployed and c.asset
+    )
+    assert {e[3] for e in expected} == set(deployed)  # the scenario changes a cap of each kind and a factor
+    rows = _run(db, "cap_and_factor_changes")
+    assert [(r[2], int(str(r[0])), str(r[3]), r[4], r[5], r[6]) for r in rows] == expected
+    assert all(r[1] == "executed" for r in rows)
+    # The new values are what the configurator emitted at execution.
+    emitted = {
+        (block, asset, parameter): value
+        for (_, asset, parameter), events in _configurator_history(db).items()
+        for block, _, value in events
+    }
+    assert all(emitted[(int(str(r[2])), str(r[3]), str(r[4]))] == r[6] for r in rows)
+
+
+def test_risk_param_changes_decodes_signature_calls(db_url: str) -> None:
+    """Bravo/Alpha calls (signature apart from the arguments) and OpenZeppelin calls decode alike, exactly."""
+    from eth_abi.abi import encode
+    from eth_utils.crypto import keccak
+
+    configurator, asset, other = "0x" + "c0" * 20, "0x" + "a5" * 20, "0x" + "0e" * 20
+    huge = 2**255 + 7  # beyond bigint: decoded exactly all the same
+    with_selector = keccak(text="setEModeCategory(uint8,uint16,uint16,uint16,address,string)")[:4]
+
+    def reserve_args(value: int) -> bytes:
+        return encode(["address", "uint256"], [asset, value])
+
+    calls = [  # (target, signature, calldata)
+        (configurator, "setSupplyCap(address,uint256)", reserve_args(huge)),
+        (configurator, "setDebtCeiling(address,uint256)", reserve_args(250_000_00)),
+        (configurator, "_setCollateralFactor(address,uint256)", reserve_args(1)),  # not a configurator call
+        (
+            configurator.upper().replace("0X", "0x"),
+            "",
+            with_selector
+            + encode(
+                ["uint8", "uint16", "uint16", "uint16", "address", "string"],
+                [2, 9_000, 9_300, 10_200, other, "stables"],
+            ),
+        ),
+    ]
+    created = (
+        "INSERT INTO gov_proposal_created (chain_id, block_number, log_index, block_hash, tx_hash,"
+        " address, proposal_id, proposer, targets, call_values, signatures, calldatas, vote_start, vote_end,"
+        " description)"
+        " VALUES (1, 100, 0, '0xb', '0xt', '0xg0', 7, '0xp', %s, %s, %s, %s, 101, 200, '# Caps\nwhy')"
+    )
+    cap = (
+        "INSERT INTO aave_v3_supply_cap_changed (chain_id, block_number, log_index, block_hash, tx_hash,"
+        " address, asset, old_supply_cap, new_supply_cap) VALUES (1, %s, 0, '0xb', '0xt', %s, %s, 0, %s)"
+    )
+    with psycopg.connect(to_libpq_url(db_url)) as conn:
+        conn.execute(
+            created,
+            [
+                json.dumps([t for t, _, _ in calls]),
+                json.dumps([0] * len(calls)),
+                json.dumps([sig for _, sig, _ in calls]),
+                json.dumps(["0x" + data.hex() for _, _, data in calls]),
+            ],
+        )
+        conn.execute(cap, [50, configurator, asset, 1_000])
+        conn.execute(cap, [150, configurator, asset, 2_000])  # not executed: the latest value counts
+        conn.execute(cap, [160, other, asset, 3_000])  # another configurator's reserve
+        rows = conn.execute(
+            "SELECT title, state, executed_block, configurator, function, asset, emode_category, parameter,"
+            " old_value, new_value FROM risk_param_changes ORDER BY parameter"
+        ).fetchall()
+    head = ("Caps", "created", None, configurator)
+    assert [tuple(r) for r in rows] == [
+        (*head, "setDebtCeiling", asset, None, "debt_ceiling", None, 250_000_00),
+        (*head, "setEModeCategory", None, 2, "emode_liquidation_bonus", None, 10_200),
+        (*head, "setEModeCategory", None, 2, "emode_liquidation_threshold", None, 9_300),
+        (*head, "setEModeCategory", None, 2, "emode_ltv", None, 9_000),
+        (*head, "setSupplyCap", asset, None, "supply_cap", 2_000, huge),
+    ]
+
+
+def _q(db: str, query: str) -> list[tuple[Any, ...]]:
+    return _rows_of(db, query)
+
+
+def _q_doc(db: str, name: str) -> list[tuple[Any, ...]]:
+    return _run(db, name)
+
+
+def _symbols(db: str) -> dict[str, str]:
+    return {str(t): str(s) for t, s in _q(db, "SELECT token, symbol FROM tracked_tokens")}
+
+
+def _reserves(db: str) -> list[tuple[str, str, str, int, int, bool, int]]:
+    rows = _q(
+        db,
+        "SELECT pool, user_address, asset, collateral_base, debt_base, collateral_enabled,"
+        " liquidation_threshold_bps FROM position_reserves",
+    )
+    return [
+        (str(p), str(u), str(a), int(str(c)), int(str(d)), bool(e), int(str(t)))
+        for p, u, a, c, d, e, t in rows
+    ]
+
+
+def test_top_usdc_borrowers(devnet_seeded: tuple[str, Any]) -> None:
+    db, _ = devnet_seeded
+    usdc = {t for t, s in _symbols(db).items() if s == "USDC"}
+    debts = sorted(((d, p, u) for p, u, a, _, d, _, _ in _reserves(db) if a in usdc and d), reverse=True)
+    health = {
+        (p, u): hf for p, u, hf in _q(db, "SELECT pool, user_address, health_factor FROM account_health")
+    }
+    rows = _q_doc(db, "top_usdc_borrowers")
+    assert len(rows) == min(10, len(debts)) > 0
+    for (pool, user, debt_usd, hf), (debt, p, u) in zip(rows, debts, strict=False):
+        assert (pool, user, debt_usd) == (p, u, round(Decimal(debt) / 10**8))
+        assert hf == round(Decimal(int(str(health[(p, u)]))) / 10**18, 3)
+
+
+def _shocked_accounts(db: str, move: Fraction) -> dict[tuple[str, str], Fraction]:
+    """Health factor of every borrower after ETH-like assets move by `move`, in exact fractions."""
+    eth = {t for t, s in _symbols(db).items() if s in {"WETH", "wstETH"}}
+    threshold: dict[tuple[str, str], Fraction] = defaultdict(Fraction)
+    debt: dict[tuple[str, str], Fraction] = defaultdict(Fraction)
+    for pool, user, asset, coll, owed, enabled, lt in _reserves(db):
+        factor = 1 + move if asset in eth else Fraction(1)
+        if enabled:
+            threshold[(pool, user)] += Fraction(coll * lt, 10**4) * factor
+        debt[(pool, user)] += owed * factor
+    return {k: threshold[k] / d for k, d in debt.items() if d > 0}
+
+
+def test_liquidatable_if_eth_falls_20(devnet_seeded: tuple[str, Any]) -> None:
+    from graph.at_risk import at_risk
+
+    db, _ = devnet_seeded
+    now = {
+        (str(p), str(u)): int(str(h))
+        for p, u, h in _q(db, "SELECT pool, user_address, health_factor FROM account_health")
+    }
+    eth = [t for t, s in _symbols(db).items() if s in {"WETH", "wstETH"}]
+    query = _queries()["liquidatable_if_eth_falls_20"]
+    # The seeded market survives -20% untouched, so the same query is also checked at deeper falls.
+    for fall, factor in ((Fraction(1, 5), "0.8"), (Fraction(3, 10), "0.7"), (Fraction(2, 5), "0.6")):
+        after = _shocked_accounts(db, -fall)
+        expected = sorted((hf, k[1]) for k, hf in after.items() if hf < 1 and now[k] >= 10**18)
+        rows = _q(db, query.replace("THEN 0.8 ELSE", f"THEN {factor} ELSE"))
+        assert [str(r[1]) for r in rows] == [user for _, user in expected]
+        assert [r[3] for r in rows] == [
+            round(Decimal(hf.numerator) / hf.denominator, 3) for hf, _ in expected
+        ]
+        # The vectorised engine counts every account under 1 after the shock, those already under 1 too.
+        with psycopg.connect(to_libpq_url(db)) as conn:
+            engine = at_risk(conn, 31337, eth, [float(-fall)])[0]
+        assert engine.liquidatable_accounts == sum(1 for hf in after.values() if hf < 1)
+    assert rows, "the deepest fall must make some account liquidatable"
+
+
+def test_liquidated_usd_by_collateral(devnet_seeded: tuple[str, Any]) -> None:
+    db, result = devnet_seeded
+    rows = _q_doc(db, "liquidated_usd_by_collateral")
+    counts = Counter(liquidation.collateral for liquidation in result.liquidations)
+    assert {str(r[0]): int(str(r[1])) for r in rows} == dict(counts)
+    per_row = _q(db, "SELECT collateral_symbol, debt_repaid_usd, collateral_seized_usd FROM liquidations")
+    for symbol, _, repaid, seized in rows:
+        mine = [(Decimal(d), Decimal(c)) for s, d, c in per_row if s == symbol]
+        assert (repaid, seized) == (round(sum(d for d, _ in mine)), round(sum(c for _, c in mine)))
+        assert seized > repaid > 0
+
+
+def test_whales_to_exchanges(devnet_seeded: tuple[str, Any]) -> None:
+    db, _ = devnet_seeded
+    exchanges = {
+        str(a): str(lb)
+        for a, lb in _q(db, "SELECT address, label FROM address_labels WHERE category = 'exchange'")
+    }
+    totals: dict[tuple[str, str], list[Decimal]] = defaultdict(list)
+    for symbol, to, usd, threshold in _q(
+        db, "SELECT symbol, to_address, usd, whale_threshold_usd FROM token_transfers"
+    ):
+        if usd is not None and Decimal(usd) >= Decimal(threshold) and str(to) in exchanges:
+            totals[(str(symbol), exchanges[str(to)])].append(Decimal(usd))
+    expected = sorted(((round(sum(v)), k, len(v)) for k, v in totals.items()), reverse=True)[:10]
+    rows = _q_doc(db, "whales_to_exchanges")
+    assert rows and [(r[0], r[1], r[2], r[3]) for r in rows] == [
+        (k[0], k[1], n, usd) for usd, k, n in expected
+    ]
+
+
+def test_largest_exchange_inflow_hours(devnet_seeded: tuple[str, Any]) -> None:
+    db, _ = devnet_seeded
+    exchanges = {str(a) for (a,) in _q(db, "SELECT address FROM address_labels WHERE category = 'exchange'")}
+    net: dict[tuple[str, object], Decimal] = defaultdict(Decimal)
+    for symbol, time, source, to, usd in _q(
+        db, "SELECT symbol, block_time, from_address, to_address, usd FROM token_transfers"
+    ):
+        inbound, outbound = str(to) in exchanges, str(source) in exchanges
+        if inbound != outbound:
+            hour = time.replace(minute=0, second=0, microsecond=0)
+            net[(str(symbol), hour)] += Decimal(usd) if inbound else -Decimal(usd)
+    expected = sorted(net.items(), key=lambda kv: kv[1], reverse=True)[:5]
+    rows = _q_doc(db, "largest_exchange_inflow_hours")
+    assert rows and [(r[0], r[1], r[4]) for r in rows] == [(k[0], k[1], round(v)) for k, v in expected]
 
 
 CHECKS = {
@@ -257,6 +556,12 @@ CHECKS = {
     "top_borrowers": test_top_borrowers,
     "most_liquidated": test_most_liquidated,
     "risk_changes_and_whale_votes": test_risk_changes_and_whale_votes,
+    "cap_and_factor_changes": test_cap_and_factor_changes,
+    "top_usdc_borrowers": test_top_usdc_borrowers,
+    "liquidatable_if_eth_falls_20": test_liquidatable_if_eth_falls_20,
+    "liquidated_usd_by_collateral": test_liquidated_usd_by_collateral,
+    "whales_to_exchanges": test_whales_to_exchanges,
+    "largest_exchange_inflow_hours": test_largest_exchange_inflow_hours,
 }
 
 

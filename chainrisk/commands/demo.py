@@ -100,13 +100,18 @@ def _devnet(console: Any, home: Path, conninfo: str, days: int, wallets: int, se
 
 
 def _index_devnet(console: Any, manifest: dict[str, Any], conninfo: str) -> None:
+    import psycopg
+
     from chainrisk.commands.index import ProgressView
     from devnet.serve import indexer_toml
+    from indexer.catalog import sync_config
     from indexer.config import IndexConfig
     from indexer.runner import config_plan, run_plan
 
     config = IndexConfig(**tomllib.loads(indexer_toml(manifest)))
     chain = config.chains[0]
+    with psycopg.connect(conninfo) as conn:
+        sync_config(conn, config.chains, config.tokens, config.labels)
     plan = config_plan(chain, config.contracts, stop=None, follow=False)
     with ProgressView(chain, enabled=True) as view:
         cursor = run_plan(plan, conninfo, on_progress=view.update)
@@ -150,6 +155,22 @@ def _risk_summary(console: Any, conninfo: str, manifest: dict[str, Any]) -> None
     if bad:
         table.add_row("bad debt (debt above collateral)", f"{bad[0]:,}", "", f"{bad[1]:,.0f}")
     console.print(table)
+    _flows(console, conninfo, chain_id)
+
+
+def _flows(console: Any, conninfo: str, chain_id: int) -> None:
+    """Whale transfers and exchange net flows per token, valued at the oracle prices of their blocks."""
+    import psycopg
+    from rich.table import Table
+
+    with psycopg.connect(conninfo) as conn:
+        rows = conn.execute(RISK_QUERIES["flows"], (chain_id, chain_id)).fetchall()
+    table = Table(title="whale flows and exchange net flows (USD)")
+    for column in ("token", "whale transfers", "whales to exchanges", "net into exchanges", "peak hour"):
+        table.add_column(column, justify="left" if column == "token" else "right")
+    for symbol, whales, to_exchanges, net, peak in rows:
+        table.add_row(str(symbol), f"{whales:,}", f"{to_exchanges:,.0f}", f"{net:,.0f}", f"{peak:,.0f}")
+    console.print(table)
 
 
 RISK_QUERIES = {
@@ -157,6 +178,20 @@ RISK_QUERIES = {
     " FROM positions_at_risk WHERE chain_id = %s",
     "bad_debt": "SELECT count(*), coalesce(sum(usd), 0) FROM bad_debt"
     " WHERE chain_id = %s AND kind = 'unrealised'",
+    "flows": """
+        WITH w AS (
+            SELECT symbol, count(*) AS whales,
+                   coalesce(sum(usd) FILTER (WHERE direction = 'to_exchange'), 0) AS to_exchanges
+            FROM whale_flows WHERE chain_id = %s GROUP BY symbol
+        ), n AS (
+            SELECT symbol, sum(netflow_usd) AS net, max(netflow_usd) AS peak
+            FROM exchange_netflows WHERE chain_id = %s GROUP BY symbol
+        )
+        SELECT symbol, coalesce(w.whales, 0), coalesce(w.to_exchanges, 0), coalesce(n.net, 0),
+               coalesce(n.peak, 0)
+        FROM w FULL JOIN n USING (symbol)
+        ORDER BY symbol
+    """,
 }
 
 
@@ -189,13 +224,19 @@ def _summary(console: Any, conninfo: str) -> None:
             )
             if counts:
                 table.add_row(name, f"{counts.get(31337, 0):,}", f"{counts.get(1, 0):,}")
-        liquidations = conn.execute("SELECT count(*), count(DISTINCT borrower) FROM liquidations").fetchone()
+        liquidations = conn.execute(
+            "SELECT count(*), count(DISTINCT borrower), coalesce(sum(debt_repaid_usd), 0),"
+            " coalesce(sum(collateral_seized_usd), 0) FROM liquidations"
+        ).fetchone()
         proposals = conn.execute(
             "SELECT count(*), count(*) FILTER (WHERE state = 'executed'), coalesce(sum(voters), 0)"
             " FROM proposals"
         ).fetchone()
     console.print(table)
     if liquidations:
-        console.print(f"liquidations: {liquidations[0]:,} of {liquidations[1]:,} borrowers")
+        console.print(
+            f"liquidations: {liquidations[0]:,} of {liquidations[1]:,} borrowers;"
+            f" ${liquidations[2]:,.0f} of debt repaid for ${liquidations[3]:,.0f} of collateral"
+        )
     if proposals:
         console.print(f"governance: {proposals[0]} proposals ({proposals[1]} executed), {proposals[2]} votes")

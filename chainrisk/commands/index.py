@@ -88,6 +88,8 @@ def index(
         if rewind_to is not None:
             _rewind(conninfo, plans, rewind_to)
             return
+        if not rpc:
+            _sync_catalog(conninfo, app.settings)
         _install_sigterm()
         if len(plans) == 1:
             _run_one(plans[0], conninfo, metrics, progress)
@@ -139,6 +141,16 @@ def _plans(
             " [[contracts]] in chainrisk.toml"
         )
     return [config_plan(chain, settings.contracts, stop, follow) for chain in settings.chains]
+
+
+def _sync_catalog(conninfo: str, settings: Any) -> None:
+    """Tracked tokens and config labels follow chainrisk.toml on every configured run."""
+    import psycopg
+
+    from indexer.catalog import sync_config
+
+    with psycopg.connect(conninfo) as conn:
+        sync_config(conn, settings.chains, settings.tokens, settings.labels)
 
 
 def _node_chain_id(urls: list[str]) -> int:

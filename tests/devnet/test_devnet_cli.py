@@ -106,7 +106,7 @@ def test_up_deploys_writes_the_manifest_and_stops_on_ctrl_c(
         summary = json.loads(simulated.stdout)
         assert summary["first_block"] == body["end_block"] + 1 and summary["transactions"] > 24
         assert summary["days"] == 1 and summary["wallets"] == 8
-        assert [p["state"] for p in summary["proposals"]] == ["Executed", "Executed"]
+        assert [p["state"] for p in summary["proposals"]] == ["Executed", "Executed", "Executed"]
         assert summary["arbitrage_swaps"] > 0 and summary["reverted"] == 0
         record = json.loads((tmp_path / "scenario.json").read_text())
         assert "liquidator-1" in record["labels"].values() and "binance-hot-14" in record["labels"].values()

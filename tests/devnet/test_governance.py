@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_utils.crypto import keccak
 
-from devnet.aave import Deployment, deploy_markets
+from devnet.aave import AAVE_MARKET, Deployment, deploy_markets
 from devnet.anvil import Anvil
 from devnet.governance import (
     ABSTAIN,
@@ -17,12 +18,16 @@ from devnet.governance import (
     PROPOSAL_CREATED_TOPIC,
     PROPOSAL_EXECUTED_TOPIC,
     PROPOSAL_QUEUED_TOPIC,
+    RISK_FUNCTIONS,
     VOTE_CAST_TOPIC,
+    ZERO_ADDRESS,
+    ConfiguratorCall,
     Governance,
     GovernanceError,
     deploy_governance,
 )
 from devnet.scenario import simulate
+from indexer.views import RISK_PARAM_CHANGES_V2
 from tests.devnet.fixtures import devnet_home  # noqa: F401
 
 WAD = 10**18
@@ -54,6 +59,20 @@ def fresh(chain: tuple[Anvil, Deployment, Governance]) -> Iterator[tuple[Deploym
 def _threshold(deployment: Deployment, market: str, symbol: str) -> int:
     (config,) = deployment.pool(market).call("getConfiguration", deployment.assets[symbol].token)
     return (int(config) >> 16) & 0xFFFF
+
+
+def _caps_and_factor(deployment: Deployment, symbol: str) -> tuple[int, int, int]:
+    """(supply cap, borrow cap, reserve factor) of an 'aave' reserve, as the data provider reports them."""
+    data = deployment.contract(deployment.markets["aave"].data_provider, "AaveProtocolDataProvider")
+    token = deployment.assets[symbol].token
+    borrow_cap, supply_cap = data.call("getReserveCaps", token)
+    return int(supply_cap), int(borrow_cap), int(data.call("getReserveConfigurationData", token)[4])
+
+
+def _emode(deployment: Deployment, category: int) -> tuple[int, int, int]:
+    """(LTV, liquidation threshold, bonus) of an eMode category of the 'aave' market."""
+    ltv, threshold, bonus, _, _ = deployment.pool("aave").call("getEModeCategoryData", category)
+    return int(ltv), int(threshold), int(bonus)
 
 
 def _topics(receipt: dict[str, Any], address: str) -> list[str]:
@@ -97,6 +116,69 @@ def test_proposal_changes_liquidation_threshold(fresh: tuple[Deployment, Governa
     config = data.call("getReserveConfigurationData", deployment.assets["WETH"].token)
     assert tuple(config[1:4]) == (7_900, 8_600, 10_500)
     assert _threshold(deployment, "spark", "WETH") == 8_300  # the other market is not governed
+
+
+def test_view_decodes_the_published_selectors(chain: tuple[Anvil, Deployment, Governance]) -> None:
+    """risk_param_changes matches calls by selector and signature: both are the published ABI's."""
+    _, deployment, _ = chain
+    abi = deployment.configurator("aave").abi
+    view = " ".join(RISK_PARAM_CHANGES_V2.split())
+    for function, parameters in RISK_FUNCTIONS.items():
+        (entry,) = [e for e in abi if e.get("type") == "function" and e["name"] == function]
+        signature = f"{function}({','.join(str(i['type']) for i in entry['inputs'])})"
+        selector = keccak(text=signature)[:4].hex()
+        assert f"('{selector}', '{signature}', '{function}'," in view
+        for word, parameter in enumerate(parameters, start=1):
+            assert f"('{function}', '{parameter}', {word})" in view
+
+
+def test_one_proposal_sets_caps_factor_and_emode(fresh: tuple[Deployment, Governance, list[str]]) -> None:
+    deployment, gov, (a, b, _, _) = fresh
+    weth, usdc = AAVE_MARKET.reserves["WETH"], AAVE_MARKET.reserves["USDC"]
+    assert _caps_and_factor(deployment, "WETH") == (weth.supply_cap, weth.borrow_cap, weth.reserve_factor)
+    assert _emode(deployment, 1) == (9_300, 9_500, 10_100)
+    calls = [
+        ConfiguratorCall("setSupplyCap", ("WETH", 1_900_000)),
+        ConfiguratorCall("setBorrowCap", ("WETH", 1_500_000)),
+        ConfiguratorCall("setReserveFactor", ("USDC", 1_250)),
+        ConfiguratorCall("setEModeCategory", (1, 9_400, 9_650, 10_100, ZERO_ADDRESS, "ETH correlated")),
+    ]
+    proposal = gov.propose_calls(a, calls, "Caps, USDC reserve factor and ETH eMode")
+    assert proposal.targets == (gov.pool_configurator.lower(),) * 4
+    receipt = gov.pass_proposal(proposal, {a: FOR, b: AGAINST})
+    assert gov.state(proposal) == "Executed"
+    assert _caps_and_factor(deployment, "WETH") == (1_900_000, 1_500_000, weth.reserve_factor)
+    assert _caps_and_factor(deployment, "USDC")[2] == 1_250 != usdc.reserve_factor
+    assert _emode(deployment, 1) == (9_400, 9_650, 10_100)
+    emitted = {
+        log["topics"][0] for log in receipt["logs"] if log["address"].lower() == gov.pool_configurator.lower()
+    }
+    assert emitted == {
+        "0x" + keccak(text=event).hex()
+        for event in (
+            "SupplyCapChanged(address,uint256,uint256)",
+            "BorrowCapChanged(address,uint256,uint256)",
+            "ReserveFactorChanged(address,uint256,uint256)",
+            "EModeCategoryAdded(uint8,uint256,uint256,uint256,address,string)",
+        )
+    }
+    changes = [change for call in calls for change in call.changes()]
+    assert [(c.asset, c.emode_category, c.parameter, c.value) for c in changes] == [
+        ("WETH", None, "supply_cap", 1_900_000),
+        ("WETH", None, "borrow_cap", 1_500_000),
+        ("USDC", None, "reserve_factor", 1_250),
+        (None, 1, "emode_ltv", 9_400),
+        (None, 1, "emode_liquidation_threshold", 9_650),
+        (None, 1, "emode_liquidation_bonus", 10_100),
+    ]
+
+
+def test_only_risk_functions_are_proposed(fresh: tuple[Deployment, Governance, list[str]]) -> None:
+    _, gov, (a, *_) = fresh
+    with pytest.raises(GovernanceError, match="'setPoolPause' is not one of"):
+        gov.propose_calls(a, [ConfiguratorCall("setPoolPause", (True,))], "pause")
+    with pytest.raises(GovernanceError, match="'PEPE' is not a reserve"):
+        gov.propose_calls(a, [ConfiguratorCall("setSupplyCap", ("PEPE", 1))], "unknown")
 
 
 def test_defeated_proposal_changes_nothing(fresh: tuple[Deployment, Governance, list[str]]) -> None:
@@ -146,14 +228,28 @@ def test_scenario_passes_proposals_deterministically(
             result = simulate(deployment, 1, 8, 3, governance=gov)
             last = node.rpc("eth_getBlockByNumber", ["latest", False])["hash"]
             thresholds = {s: _threshold(deployment, "aave", s) for s in ("WETH", "wstETH", "WBTC")}
-            runs.append((result, last, thresholds))
+            caps = {
+                "WETH": _caps_and_factor(deployment, "WETH")[0],
+                "USDC": _caps_and_factor(deployment, "USDC")[1],
+                "USDC factor": _caps_and_factor(deployment, "USDC")[2],
+            }
+            runs.append((result, last, thresholds, caps, _emode(deployment, 1)))
         finally:
             node.revert(snapshot)
-    (first, hash_a, thresholds), (second, hash_b, _) = runs
+    (first, hash_a, thresholds, caps, emode), (second, hash_b, *_) = runs
     assert hash_a == hash_b
     assert {**first.to_dict(), "wall_s": 0} == {**second.to_dict(), "wall_s": 0}
-    assert [p.state for p in first.proposals] == ["Executed", "Executed"]
+    assert [p.state for p in first.proposals] == ["Executed", "Executed", "Executed"]
     assert thresholds == {"WETH": 8_300, "wstETH": 7_950, "WBTC": 7_800}
+    assert caps == {"WETH": 2_000_000, "USDC": 1_650_000_000, "USDC factor": 1_200}
+    assert emode == (9_350, 9_600, 10_100)
+    assert {c.parameter for p in first.proposals for c in p.changes} >= {
+        "liquidation_threshold",
+        "supply_cap",
+        "borrow_cap",
+        "reserve_factor",
+        "emode_liquidation_threshold",
+    }
     for proposal in first.proposals:
         assert first.first_block <= proposal.proposed_block < proposal.queued_block < proposal.executed_block
         assert proposal.executed_block <= first.last_block
