@@ -18,7 +18,8 @@ Everything is read as of block ``B`` (events at or before it, latest by ``(block
 - **Risk parameters** from the market's PoolConfigurator: ``CollateralConfigurationChanged`` (LTV,
   threshold, bonus), ``EModeAssetCategoryChanged`` and ``EModeCategoryAdded``.
 - **Prices**: the asset's source in the AaveOracle (``AssetSourceUpdated``), then that feed's latest
-  ``AnswerUpdated``.
+  ``AnswerUpdated``. A ``price_feed`` in ``tracked_tokens`` replaces the source: a Chainlink proxy emits
+  no ``AnswerUpdated`` (its aggregator does), so on mainnet the aggregator is configured there.
 
 Which tokens and configurator belong to a Pool is read from the tokens' ``Initialized`` logs (the pool is
 their second topic; they also carry the decimals) and the configurator's ``ReserveInitialized``; when those
@@ -499,7 +500,8 @@ def emode_categories(
 def asset_prices(
     conn: Conn, chain_id: int, assets: Iterable[str], block: int, oracle: str | None = None
 ) -> dict[str, int]:
-    """``{asset: price}``: the latest ``AnswerUpdated`` of the asset's oracle source at or before ``block``.
+    """``{asset: price}``: the latest ``AnswerUpdated`` of the asset's oracle source (or of the token's
+    configured ``price_feed``) at or before ``block``.
 
     Without ``oracle`` every indexed AaveOracle that has a source for the asset must give the same price;
     an asset without a source or an answer is left out.
@@ -507,11 +509,15 @@ def asset_prices(
     oracle_filter = "" if oracle is None else "AND address = %(o)s"
     rows = conn.execute(
         f"""
-        WITH sources AS (
+        WITH latest AS (
             SELECT DISTINCT ON (address, asset) address, asset, source
               FROM aave_oracle_asset_source_updated
              WHERE chain_id = %(c)s AND asset = ANY(%(a)s) AND block_number <= %(b)s {oracle_filter}
              ORDER BY address, asset, block_number DESC, log_index DESC
+        ), sources AS (
+            SELECT l.address, l.asset, coalesce(k.price_feed, l.source) AS source
+              FROM latest l
+              LEFT JOIN tracked_tokens k ON k.chain_id = %(c)s AND k.token = l.asset
         )
         SELECT s.address, s.asset, s.source, p.current
           FROM sources s

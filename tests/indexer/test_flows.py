@@ -203,6 +203,27 @@ def test_realised_bad_debt_is_valued_at_the_debt_assets_price(indexed: Indexed) 
     assert row is not None and _close(Decimal(row[0]), Decimal(2_500) * Decimal(price) / 10**8)
 
 
+def test_a_configured_price_feed_replaces_the_oracle_source(indexed: Indexed) -> None:
+    from indexer.positions import asset_prices
+
+    assets = indexed.manifest["assets"]
+    weth, wbtc = assets["WETH"]["token"], assets["WBTC"]["token"]
+    truth = Truth(indexed)
+    head = int(_rows(indexed.db, "SELECT max(block_number) FROM logs")[0][0])
+    with psycopg.connect(to_libpq_url(indexed.db)) as conn:
+        before = asset_prices(conn, CHAIN, [weth, wbtc], head)
+        conn.execute(
+            "UPDATE tracked_tokens SET price_feed = %s WHERE chain_id = %s AND token = %s",
+            (assets["WBTC"]["price_feed"], CHAIN, weth),
+        )
+        try:
+            after = asset_prices(conn, CHAIN, [weth, wbtc], head)
+        finally:
+            conn.rollback()
+    assert before[weth] == truth.price_before(weth, (head + 1, 0)) != before[wbtc]
+    assert after[weth] == after[wbtc] == before[wbtc]
+
+
 def test_labels_precedence_seed_then_config_then_user(indexed: Indexed) -> None:
     exchange = next(lb for lb in indexed.config.labels if lb.category == "exchange")
     with psycopg.connect(to_libpq_url(indexed.db), autocommit=True) as conn:
