@@ -11,14 +11,22 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
 
 from analytics.baselines import InsufficientHistoryError, NumericalWarning
 
-__all__ = ["STRESS_DATES", "MarkovSwitching", "RegimeFit", "rolling_probabilities", "stress_probabilities"]
+__all__ = [
+    "STRESS_DATES",
+    "MarkovSwitching",
+    "RegimeFit",
+    "RegimeModel",
+    "rolling_probabilities",
+    "signal_values",
+    "stress_probabilities",
+]
 
 Signal = Literal["returns", "log_range"]
 STRESS_DATES = ("2020-03-12", "2021-05-19", "2022-05-09", "2022-06-13", "2022-11-09")
@@ -26,7 +34,8 @@ STRESS_DATES = ("2020-03-12", "2021-05-19", "2022-05-09", "2022-06-13", "2022-11
 _FLOOR = 1e-6
 
 
-def _signal(data: pd.DataFrame, signal: Signal) -> pd.Series:
+def signal_values(data: pd.DataFrame, signal: Signal) -> pd.Series:
+    """The series a regime model is fitted on: returns in percent, or the log realised measure."""
     if signal == "returns":
         return data["ret"] * 100.0
     return pd.Series(np.log(data["target"].clip(lower=_FLOOR)), index=data.index)
@@ -67,11 +76,27 @@ class RegimeFit:
 
     def filtered(self, data: pd.DataFrame) -> pd.DataFrame:
         """Filtered regime probabilities for every day of `data`, columns 0 (calm) … k − 1 (turbulent)."""
-        values = (_signal(data, self.signal).to_numpy() - self.center) / self.scale
+        values = (signal_values(data, self.signal).to_numpy() - self.center) / self.scale
         tvtp = _tvtp(data, self.tvtp_columns)
         res = _model(values, self.k, self.signal, tvtp).filter(self.params)
         probs = np.asarray(res.filtered_marginal_probabilities)[:, self.order]
         return pd.DataFrame(probs, index=data.index, columns=range(self.k))
+
+
+class FilteredRegimes(Protocol):
+    def filtered(self, data: pd.DataFrame) -> pd.DataFrame: ...
+
+
+class RegimeModel(Protocol):
+    """What the rolling filter needs: a state count, a history floor and a fit giving a filter."""
+
+    @property
+    def k(self) -> int: ...
+
+    @property
+    def min_history(self) -> int: ...
+
+    def fit(self, history: pd.DataFrame) -> FilteredRegimes: ...
 
 
 def _tvtp(data: pd.DataFrame, columns: tuple[str, ...]) -> np.ndarray | None:
@@ -106,7 +131,7 @@ class MarkovSwitching:
                 f"{self.k}-state regime model needs at least {self.min_history} days of history, "
                 f"got {len(history)}"
             )
-        raw = _signal(history, self.signal).to_numpy()
+        raw = signal_values(history, self.signal).to_numpy()
         # statsmodels' default start values assume data of order one: standardise with history moments.
         center, scale = float(raw.mean()), float(raw.std())
         values = (raw - center) / scale
@@ -131,7 +156,7 @@ class MarkovSwitching:
 
 
 def rolling_probabilities(
-    model: MarkovSwitching,
+    model: RegimeModel,
     data: pd.DataFrame,
     start: str | pd.Timestamp,
     end: str | pd.Timestamp,
@@ -151,7 +176,7 @@ def rolling_probabilities(
 
 
 def stress_probabilities(
-    model: MarkovSwitching, data: pd.DataFrame, dates: tuple[str, ...] = STRESS_DATES, refit_every: int = 30
+    model: RegimeModel, data: pd.DataFrame, dates: tuple[str, ...] = STRESS_DATES, refit_every: int = 30
 ) -> dict[str, float | None]:
     """P(turbulent) at the close of each stress date, from a fit on data before that date's refit block."""
     index = pd.DatetimeIndex(data.index)

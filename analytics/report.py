@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -11,8 +11,18 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from analytics.ablation import FAMILIES, PRICE_GROUPS, AblationConfig, ablate, feature_groups
 from analytics.backtest import BacktestError, daily_frame, one_day_ahead
 from analytics.baselines import EWMA, GARCH, HAR, Blend, Forecast, VolatilityModel
+from analytics.calibration import (
+    Calibration,
+    calibration_factor,
+    combination_weights,
+    combine,
+    pre_cutoff_forecasts,
+    scaled,
+    split_name,
+)
 from analytics.evaluation import (
     christoffersen,
     diebold_mariano,
@@ -26,13 +36,44 @@ from analytics.evaluation import (
     top_decile_ratio,
 )
 from analytics.features import FEATURE_GROUPS, align, load_onchain, price_features
+from analytics.hmm import HMMRegimes
 from analytics.loaders import OHLCV, load_ohlcv, to_daily
 from analytics.neural import NeuralConfig, NeuralForecaster
-from analytics.regimes import STRESS_DATES, MarkovSwitching, stress_probabilities
+from analytics.regimes import (
+    STRESS_DATES,
+    MarkovSwitching,
+    RegimeModel,
+    rolling_probabilities,
+    stress_probabilities,
+)
 
-__all__ = ["DEFAULT_MODELS", "MODEL_NAMES", "BacktestConfig", "build_model", "load_daily", "run_backtest"]
+__all__ = [
+    "DEFAULT_MODELS",
+    "MODEL_NAMES",
+    "BacktestConfig",
+    "ablation_table",
+    "build_model",
+    "load_daily",
+    "run_ablation",
+    "run_backtest",
+]
 
 Target = Literal["parkinson", "rv"]
+RegimeKind = Literal["markov", "hmm", "hmm3"]
+REGIME_MODELS: dict[str, tuple[str, Callable[[], RegimeModel]]] = {
+    "markov": (
+        "2-state switching-variance MarkovRegression on daily returns, filtered",
+        lambda: MarkovSwitching(k=2, signal="returns"),
+    ),
+    "hmm": (
+        "2-state Gaussian HMM (hmmlearn, 5 seeded restarts) on daily returns, forward-filtered",
+        lambda: HMMRegimes(k=2, signal="returns"),
+    ),
+    "hmm3": (
+        "3-state Gaussian HMM (hmmlearn, 5 seeded restarts) on daily returns, forward-filtered",
+        lambda: HMMRegimes(k=3, signal="returns"),
+    ),
+}
 BENCHMARKS = ("garch-t", "log-har")
 DEFAULT_MODELS = (
     "garch-n",
@@ -49,6 +90,8 @@ DEFAULT_MODELS = (
 NEURAL = ("rnn", "rnn-x", "rnn-blend", "rnn-liq", "rnn-x-blend")
 ONCHAIN_ONLY = ("log-har-liq", "rnn-liq")
 VAR_LEVELS = (0.01, 0.05)
+# The geometric combination of the other listed models, with weights fitted before 2020.
+COMBO = "combo"
 
 
 @dataclass(frozen=True)
@@ -64,6 +107,7 @@ class BacktestConfig:
     refit_every: int = 5
     neural_refit_every: int = 90
     regime_refit_every: int = 30
+    regime_model: RegimeKind = "markov"
     neural: NeuralConfig = field(default_factory=NeuralConfig)
     mcs_reps: int = 1000
 
@@ -132,6 +176,64 @@ def _frame(config: BacktestConfig) -> pd.DataFrame:
     if config.onchain is not None:
         frame = frame.join(align(load_onchain(config.onchain), pd.DatetimeIndex(frame.index)))
     return frame
+
+
+def run_ablation(config: BacktestConfig, families: tuple[str, ...] = FAMILIES) -> dict[str, Any]:
+    """Feature-group ablation of HAR-X and the neural model over [start, end]; a JSON-ready dict."""
+    if config.onchain is None:
+        raise BacktestError("ablation needs on-chain features: pass --onchain")
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown:
+        raise BacktestError(f"unknown ablation family {unknown[0]!r}; expected one of {', '.join(FAMILIES)}")
+    frame = _frame(config)
+    groups = {**PRICE_GROUPS, **feature_groups(load_onchain(config.onchain).columns)}
+    start = pd.Timestamp(config.start, tz="UTC")
+    _check_history(frame, start, NeuralForecaster(config.neural))
+    settings = AblationConfig(
+        config.start, config.end, families, config.refit_every, config.neural_refit_every, config.neural
+    )
+    began = time.perf_counter()
+    families_out = ablate(frame, groups, settings)
+    return {
+        "prices": str(config.prices),
+        "onchain": str(config.onchain),
+        "target": config.target,
+        "start": config.start,
+        "end": config.end,
+        "days": int(((frame.index >= start) & (frame.index <= pd.Timestamp(config.end, tz="UTC"))).sum()),
+        "refit_every": {"classical": config.refit_every, "neural": config.neural_refit_every},
+        "groups": {name: list(cols) for name, cols in groups.items()},
+        "families": families_out,
+        "wall_s": round(time.perf_counter() - began, 1),
+    }
+
+
+def ablation_table(result: dict[str, Any]) -> str:
+    """The variants of an ablation result as a Markdown table (Δ = change in QLIKE, + is worse)."""
+    lines = [
+        "| family | variant | features | QLIKE | Δ vs full | DM p | Δ vs base | DM p | top-decile ratio |",
+        "|" + "---|" * 9,
+    ]
+    for family, block in result["families"].items():
+        for name, row in block["scores"].items():
+            full, base = row.get("vs_full"), row.get("vs_base")
+            cells = [
+                family,
+                name,
+                ", ".join(block["variants"][name]) or "—",
+                _fmt(row["qlike"], 4),
+                _change(full),
+                _fmt(full["dm_pvalue"]) if full else "—",
+                _change(base),
+                _fmt(base["dm_pvalue"]) if base else "—",
+                _fmt(row["top_decile_ratio"], 2),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _change(row: dict[str, float] | None) -> str:
+    return "—" if row is None else f"{100 * row['qlike_change']:+.1f}%"
 
 
 def _check_history(frame: pd.DataFrame, start: pd.Timestamp, model: VolatilityModel) -> None:
@@ -204,22 +306,46 @@ def run_backtest(config: BacktestConfig, save_forecasts: Path | None = None) -> 
     """Forecast every model out of sample over [start, end] and score them; a JSON-ready dict."""
     frame = _frame(config)
     start = pd.Timestamp(config.start, tz="UTC")
-    models = {name: build_model(name, config, config.onchain is not None) for name in config.models}
+    bases = {name: split_name(name) for name in config.models if name != COMBO}
+    models = {
+        name: build_model(base, config, config.onchain is not None) for name, (base, _) in bases.items()
+    }
     for model in models.values():
         _check_history(frame, start, model)
+    raw: dict[str, Forecast] = {}
     forecasts: dict[str, Forecast] = {}
+    calibrations: dict[str, dict[str, Any]] = {}
     wall: dict[str, float] = {}
     for name, model in models.items():
         began = time.perf_counter()
-        forecasts[name] = _forecast(model, frame, config, name)
+        base, kind = bases[name]
+        if base not in raw:
+            raw[base] = _forecast(model, frame, config, base)
+        forecasts[name] = raw[base]
+        if kind is not None:
+            every = config.neural_refit_every if base in NEURAL else config.refit_every
+            value, window = calibration_factor(
+                model, frame, kind, Calibration(refit_every=every), config.start
+            )
+            forecasts[name] = scaled(raw[base], value)
+            calibrations[name] = {"kind": kind, "factor": value, **window}
         wall[name] = time.perf_counter() - began
+    if COMBO in config.models:
+        began = time.perf_counter()
+        forecasts[COMBO], calibrations[COMBO] = _combination(models, bases, raw, frame, config)
+        wall[COMBO] = time.perf_counter() - began
     proxy = frame["target"].loc[next(iter(forecasts.values())).variance.index]
     if save_forecasts is not None:
         table = forecasts_frame(forecasts, proxy).join(frame["ret"])
         table.join(_regime_path(frame, config)).to_csv(save_forecasts, index_label="day")
     compared = _comparisons(forecasts, proxy, config.mcs_reps)
     results = {
-        name: {**_scores(fc, frame), **compared[name], "wall_s": round(wall[name], 3)}
+        name: {
+            **_scores(fc, frame),
+            **compared[name],
+            "wall_s": round(wall[name], 3),
+            **({"calibration": calibrations[name]} if name in calibrations else {}),
+        }
         for name, fc in forecasts.items()
     }
     return {
@@ -235,21 +361,56 @@ def run_backtest(config: BacktestConfig, save_forecasts: Path | None = None) -> 
     }
 
 
+def regime_model(kind: str) -> tuple[str, RegimeModel]:
+    """The regime model behind `--regime-model` and its one-line description."""
+    if kind not in REGIME_MODELS:
+        raise BacktestError(f"unknown regime model {kind!r}; expected one of {', '.join(REGIME_MODELS)}")
+    description, build = REGIME_MODELS[kind]
+    return description, build()
+
+
+def _combination(
+    models: dict[str, VolatilityModel],
+    bases: Mapping[str, tuple[str, str | None]],
+    raw: dict[str, Forecast],
+    frame: pd.DataFrame,
+    config: BacktestConfig,
+) -> tuple[Forecast, dict[str, Any]]:
+    """`combo`: the other uncalibrated listed models, combined with weights fitted on the pre-2020 slice."""
+    members = [name for name, (_, kind) in bases.items() if kind is None]
+    if len(members) < 2:
+        raise BacktestError("combo needs at least two other uncalibrated models in --models")
+    slices = [
+        pre_cutoff_forecasts(
+            models[name],
+            frame,
+            Calibration(refit_every=config.neural_refit_every if name in NEURAL else config.refit_every),
+            config.start,
+        )
+        for name in members
+    ]
+    # Every member is scored on the same slice, so the first one's proxy and dates serve for all.
+    _, proxy, window = slices[0]
+    logs = np.column_stack([np.log(forecast.to_numpy()) for forecast, _, _ in slices])
+    w = combination_weights(logs, proxy.to_numpy())
+    weights = {name: float(v) for name, v in zip(members, w, strict=True)}
+    return combine([raw[name] for name in members], w), {"kind": "combo", "weights": weights, **window}
+
+
 def _regimes(frame: pd.DataFrame, config: BacktestConfig) -> dict[str, Any]:
-    model = MarkovSwitching(k=2, signal="returns")
+    description, model = regime_model(config.regime_model)
     inside = [d for d in STRESS_DATES if config.start <= d <= config.end]
     probs = stress_probabilities(model, frame, tuple(inside), refit_every=config.regime_refit_every)
     return {
-        "model": "2-state switching-variance MarkovRegression on daily returns, filtered",
+        "regime_model": config.regime_model,
+        "model": description,
         "refit_every": config.regime_refit_every,
         "stress_p_high": probs,
     }
 
 
 def _regime_path(frame: pd.DataFrame, config: BacktestConfig) -> pd.Series:
-    from analytics.regimes import rolling_probabilities
-
-    model = MarkovSwitching(k=2, signal="returns")
+    _, model = regime_model(config.regime_model)
     return rolling_probabilities(model, frame, config.start, config.end, config.regime_refit_every)
 
 

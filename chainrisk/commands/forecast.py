@@ -117,14 +117,22 @@ def backtest(
     neural_refit_every: Annotated[int, typer.Option(help="Retrain neural models every N days.")] = 90,
     neural_params: NeuralParams = None,
     save_forecasts: Annotated[Path | None, typer.Option(help="Also write the forecasts to this CSV.")] = None,
+    regime_model: Annotated[
+        str,
+        typer.Option(
+            help="Regime filter for the stress dates: markov (MarkovRegression), hmm or hmm3 (3 states)."
+        ),
+    ] = "markov",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Out-of-sample one-day-ahead backtest of volatility models, scored against a realised measure."""
     from analytics.backtest import BacktestError
     from analytics.loaders import PriceDataError
-    from analytics.report import BacktestConfig, run_backtest
+    from analytics.report import REGIME_MODELS, BacktestConfig, run_backtest
 
     _check_target(target)
+    if regime_model not in REGIME_MODELS:
+        raise _fail(f"--regime-model: expected one of {', '.join(REGIME_MODELS)}, got {regime_model!r}")
     _quiet_torch()
     config = BacktestConfig(
         prices=prices,
@@ -136,6 +144,7 @@ def backtest(
         refit_every=refit_every,
         neural_refit_every=neural_refit_every,
         neural=_neural_config(neural_params),
+        regime_model=regime_model,  # type: ignore[arg-type]
     )
     try:
         result = run_backtest(config, save_forecasts)
@@ -145,6 +154,48 @@ def backtest(
         typer.echo(json.dumps(result, default=float))
     else:
         _print_table(result)
+
+
+@app.command()
+def ablation(
+    prices: Prices,
+    onchain: Annotated[
+        Path, typer.Option("--onchain", envvar="CHAINRISK_FORECAST_ONCHAIN", help="On-chain feature file.")
+    ],
+    target: Target = "parkinson",
+    start: Start = "2021-06-01",
+    end: End = "2022-04-03",
+    families: Annotated[
+        list[str] | None, typer.Option("--families", help="har-x and/or rnn-x, comma-separated.")
+    ] = None,
+    refit_every: Annotated[int, typer.Option(help="Re-estimate HAR-X every N days.")] = 5,
+    neural_refit_every: Annotated[int, typer.Option(help="Retrain neural models every N days.")] = 90,
+    neural_params: NeuralParams = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Feature-group ablation: each on-chain group (by column prefix) removed from and added to the models."""
+    from analytics.backtest import BacktestError
+    from analytics.loaders import PriceDataError
+    from analytics.report import BacktestConfig, ablation_table, run_ablation
+
+    _check_target(target)
+    _quiet_torch()
+    config = BacktestConfig(
+        prices=prices,
+        target=target,  # type: ignore[arg-type]
+        start=start,
+        end=end,
+        onchain=onchain,
+        refit_every=refit_every,
+        neural_refit_every=neural_refit_every,
+        neural=_neural_config(neural_params),
+    )
+    chosen = _models(families) if families else ("har-x", "rnn-x")
+    try:
+        result = run_ablation(config, chosen)
+    except (BacktestError, PriceDataError) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(json.dumps(result, default=float) if as_json else ablation_table(result))
 
 
 @app.command()

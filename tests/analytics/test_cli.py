@@ -3,6 +3,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 import torch
@@ -45,6 +47,112 @@ def test_backtest_on_hourly_file_with_rv_target() -> None:
         "--prices", prices, "--target", "rv", "--start", "2021-09-01", "--end", "2021-09-30", *FAST
     )
     assert out["target"] == "rv" and out["days"] == 30
+
+
+def _tiny_network(tmp_path: Path) -> str:
+    path = tmp_path / "params.json"
+    path.write_text(json.dumps({"params": {"hidden": 4, "lookback": 10, "epochs": 10, "patience": 3}}))
+    return str(path)
+
+
+def test_rv_target_runs_the_neural_and_har_x_models(tmp_path: Path) -> None:
+    prices = str(shared_file("prices/binance-ethusdt-hourly.csv"))
+    onchain = str(shared_file("defi/aave-v2-liquidations-2020-12-to-2022-04.csv"))
+    models = "log-har,log-har-x,rnn-x"
+    args = ["--prices", prices, "--onchain", onchain, "--target", "rv", "--start", "2021-09-01"]
+    args += ["--end", "2021-09-30", "--models", models, "--refit-every", "30", "--neural-refit-every", "30"]
+    out = _backtest(*args, "--neural-params", _tiny_network(tmp_path))
+    rows = out["models"]
+    assert isinstance(rows, dict) and set(rows) == set(models.split(","))
+    for row in rows.values():
+        assert 0.0 < row["qlike"] < 5.0
+    # Exogenous columns change the forecasts: HAR-X is not log-HAR under another name.
+    assert rows["log-har-x"]["qlike"] != rows["log-har"]["qlike"]
+
+
+def test_backtest_reports_the_hmm_regime_filter() -> None:
+    prices = str(shared_file("prices/binance-ethusdt-daily.csv"))
+    out = _backtest(
+        "--prices", prices, "--start", "2021-05-01", "--end", "2021-06-30", *FAST, "--regime-model", "hmm"
+    )
+    regimes = out["regimes"]
+    assert isinstance(regimes, dict) and regimes["regime_model"] == "hmm"
+    assert regimes["stress_p_high"]["2021-05-19"] > 0.8
+    bad = runner.invoke(app, ["backtest", "--prices", prices, "--regime-model", "kmeans"])
+    assert (
+        bad.exit_code == 2 and "--regime-model: expected one of markov, hmm, hmm3, got 'kmeans'" in bad.output
+    )
+
+
+def test_ablation_prints_each_group_removed_and_added() -> None:
+    prices = str(shared_file("prices/binance-btcusdt-daily.csv"))
+    onchain = str(shared_file("defi/aave-v2-liquidations-2020-12-to-2022-04.csv"))
+    args = ["ablation", "--prices", prices, "--onchain", onchain, "--start", "2021-05-01"]
+    args += ["--end", "2021-06-30", "--families", "har-x", "--refit-every", "30", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["groups"] == {"lev": ["neg_ret"], "liq": ["liq_count", "liq_usd", "liq_observed"]}
+    scores = out["families"]["har-x"]["scores"]
+    assert set(scores) == {"full", "base", "-lev", "+lev", "-liq", "+liq"}
+    assert scores["-liq"]["qlike"] == scores["+lev"]["qlike"]
+    assert 0.0 <= scores["base"]["vs_full"]["dm_pvalue"] <= 1.0
+    unknown = runner.invoke(app, [*args[:-3], "--families", "garch-x"])
+    assert unknown.exit_code == 2 and "unknown ablation family 'garch-x'" in unknown.output
+
+
+def test_ablation_groups_a_generic_onchain_file_by_prefix(tmp_path: Path) -> None:
+    prices = str(shared_file("prices/binance-btcusdt-daily.csv"))
+    days = pd.date_range("2020-06-01", "2021-06-30", freq="D")
+    rng = np.random.default_rng(0)
+    onchain = tmp_path / "onchain.csv"
+    pd.DataFrame(
+        {
+            "date": days.strftime("%Y-%m-%d"),
+            "hf_mass_near_1": rng.uniform(size=len(days)),
+            "flow_net": rng.normal(size=len(days)),
+        }
+    ).to_csv(onchain, index=False)
+    args = ["ablation", "--prices", prices, "--onchain", str(onchain), "--start", "2021-05-01"]
+    result = runner.invoke(
+        app, [*args, "--end", "2021-05-31", "--families", "har-x", "--refit-every", "31", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["groups"] == {
+        "lev": ["neg_ret"],
+        "hf": ["hf_mass_near_1", "onchain_observed"],
+        "flow": ["flow_net", "onchain_observed"],
+    }
+    assert set(out["families"]["har-x"]["scores"]) == {
+        "full",
+        "base",
+        "-lev",
+        "+lev",
+        "-hf",
+        "+hf",
+        "-flow",
+        "+flow",
+    }
+
+
+def test_combo_reports_weights_fitted_before_the_window() -> None:
+    prices = str(shared_file("prices/binance-ethusdt-daily.csv"))
+    args = ["--prices", prices, "--start", "2021-01-01", "--end", "2021-02-28"]
+    out = _backtest(*args, "--models", "garch-n,log-har,log-har-tcal,combo", "--refit-every", "30")
+    rows = out["models"]
+    assert isinstance(rows, dict)
+    combo = rows["combo"]["calibration"]
+    assert combo["from"] == "2019-01-01" and combo["to"] == "2019-12-31"
+    assert set(combo["weights"]) == {"garch-n", "log-har"}
+    assert sum(combo["weights"].values()) == pytest.approx(1.0)
+    tcal = rows["log-har-tcal"]["calibration"]
+    assert tcal["kind"] == "tcal" and tcal["factor"] > 1.0
+    assert rows["log-har-tcal"]["top_decile_ratio"] == pytest.approx(
+        rows["log-har"]["top_decile_ratio"] * tcal["factor"]
+    )
+    alone = runner.invoke(app, ["backtest", *args, "--models", "log-har,combo"])
+    assert alone.exit_code == 2 and "combo needs at least two other uncalibrated models" in alone.output
 
 
 def test_rv_target_on_daily_file_is_named() -> None:
