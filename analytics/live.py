@@ -16,6 +16,7 @@ from analytics.features import price_features
 from analytics.realised import Measure
 from analytics.regimes import MarkovSwitching
 from analytics.report import BacktestConfig, build_model, load_daily
+from analytics.rvmodels import range_columns
 from analytics.tables import forecast_runs, regime_probabilities, volatility_forecasts
 
 __all__ = ["CODE_VERSION", "latest_forecasts", "write_latest"]
@@ -77,7 +78,7 @@ def write_latest(
 ) -> dict[str, Any]:
     """Fit, forecast and write one run; returns what was written."""
     bars, _ = load_daily(prices)
-    frame = daily_frame(bars, target)
+    frame = daily_frame(bars, target).join(range_columns(bars))
     frame = frame.join(price_features(frame))
     forecasts = latest_forecasts(frame, names)
     regimes = latest_regimes(frame)

@@ -46,6 +46,17 @@ from analytics.regimes import (
     rolling_probabilities,
     stress_probabilities,
 )
+from analytics.rvmodels import (
+    CANDIDATES,
+    HARQ,
+    LHAR,
+    PanelHAR,
+    QuarterlyHAR,
+    RangeHAR,
+    range_columns,
+    select,
+    validation,
+)
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -56,6 +67,7 @@ __all__ = [
     "load_daily",
     "run_ablation",
     "run_backtest",
+    "run_validation",
 ]
 
 Target = Literal["parkinson", "rv"]
@@ -110,6 +122,8 @@ class BacktestConfig:
     regime_model: RegimeKind = "markov"
     neural: NeuralConfig = field(default_factory=NeuralConfig)
     mcs_reps: int = 1000
+    # The second asset of `panel-log-har` (a price file like `prices`).
+    panel_prices: Path | None = None
 
 
 def _exog(onchain: bool) -> tuple[str, ...]:
@@ -140,6 +154,12 @@ def _builders(config: BacktestConfig, onchain: bool) -> dict[str, Callable[[], V
             "rnn-x-blend": lambda: Blend(
                 (NeuralForecaster(config.neural, features=exog), HAR(features=exog)), label="rnn-x-blend"
             ),
+            # Realised-volatility extensions of log-HAR (analytics/rvmodels.py).
+            "log-har-range": RangeHAR,
+            "log-harq": HARQ,
+            "lhar": LHAR,
+            "log-har-q": QuarterlyHAR,
+            "panel-log-har": lambda: PanelHAR(_partner(config)),
         }
     )
     return builders
@@ -166,16 +186,52 @@ def load_daily(path: Path) -> tuple[pd.DataFrame, OHLCV]:
     return data.bars, data
 
 
-def _frame(config: BacktestConfig) -> pd.DataFrame:
-    bars, _ = load_daily(config.prices)
+def price_frame(path: Path, target: Target) -> pd.DataFrame:
+    """Returns, the target measure and the range columns of one price file."""
+    bars, _ = load_daily(path)
     try:
-        frame = daily_frame(bars, config.target)
+        frame = daily_frame(bars, target)
     except ValueError as exc:
         raise BacktestError(str(exc)) from None
+    return frame.join(range_columns(bars))
+
+
+def _partner(config: BacktestConfig) -> pd.DataFrame:
+    if config.panel_prices is None:
+        raise BacktestError("model 'panel-log-har' needs a second asset: pass --panel-prices")
+    return price_frame(config.panel_prices, config.target)
+
+
+def _frame(config: BacktestConfig) -> pd.DataFrame:
+    frame = price_frame(config.prices, config.target)
     frame = frame.join(price_features(frame))
     if config.onchain is not None:
         frame = frame.join(align(load_onchain(config.onchain), pd.DatetimeIndex(frame.index)))
     return frame
+
+
+def run_validation(prices: tuple[Path, Path], start: str, until: str, refit_every: int = 5) -> dict[str, Any]:
+    """The pre-registered selection: every candidate and log-HAR on [start, until], rows after `until`
+    dropped before anything is built (the panel partner too); the candidate chosen by `rvmodels.select`."""
+    cutoff = pd.Timestamp(until, tz="UTC")
+    frames = {
+        path.name: (lambda f: f.loc[f.index <= cutoff])(price_frame(path, "parkinson")) for path in prices
+    }
+    names = list(frames)
+
+    def builder(name: str) -> Callable[[str], VolatilityModel]:
+        def build(asset: str) -> VolatilityModel:
+            if name == "panel-log-har":
+                return PanelHAR(frames[names[1 - names.index(asset)]])
+            return build_model(name, BacktestConfig(Path(".")), False)
+
+        return build
+
+    began = time.perf_counter()
+    result = validation(frames, {n: builder(n) for n in ("log-har", *CANDIDATES)}, start, until, refit_every)
+    result["selected"] = select(result)
+    result["wall_s"] = round(time.perf_counter() - began, 1)
+    return result
 
 
 def run_ablation(config: BacktestConfig, families: tuple[str, ...] = FAMILIES) -> dict[str, Any]:

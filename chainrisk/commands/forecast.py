@@ -123,6 +123,9 @@ def backtest(
             help="Regime filter for the stress dates: markov (MarkovRegression), hmm or hmm3 (3 states)."
         ),
     ] = "markov",
+    panel_prices: Annotated[
+        Path | None, typer.Option("--panel-prices", help="Second asset's price file (panel-log-har).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Out-of-sample one-day-ahead backtest of volatility models, scored against a realised measure."""
@@ -145,6 +148,7 @@ def backtest(
         neural_refit_every=neural_refit_every,
         neural=_neural_config(neural_params),
         regime_model=regime_model,  # type: ignore[arg-type]
+        panel_prices=panel_prices,
     )
     try:
         result = run_backtest(config, save_forecasts)
@@ -154,6 +158,39 @@ def backtest(
         typer.echo(json.dumps(result, default=float))
     else:
         _print_table(result)
+
+
+@app.command()
+def validate(
+    prices: Annotated[list[Path], typer.Option("--prices", help="Price files, one per asset (two).")],
+    start: Start = "2018-01-01",
+    until: Annotated[str, typer.Option("--until", help="Last validation day; later rows are dropped.")] = (
+        "2019-12-31"
+    ),
+    refit_every: Annotated[int, typer.Option(help="Re-estimate every N days.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Pre-registered selection among the log-HAR extensions on data up to --until only."""
+    from analytics.backtest import BacktestError
+    from analytics.loaders import PriceDataError
+    from analytics.report import run_validation
+
+    if len(prices) != 2:
+        raise _fail("--prices: give exactly two price files (the panel model pools them)")
+    try:
+        result = run_validation((prices[0], prices[1]), start, until, refit_every)
+    except (BacktestError, PriceDataError) as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(result, default=float))
+        return
+    assets = list(result["days"])
+    typer.echo("| model | " + " | ".join(f"{a} QLIKE | ratio" for a in assets) + " | mean ratio |")
+    typer.echo("|" + "---|" * (2 + 2 * len(assets)))
+    for name, row in result["models"].items():
+        cells = [f"{row['qlike'][a]:.4f} | {row['ratio'][a]:.4f}" for a in assets]
+        typer.echo(f"| {name} | " + " | ".join(cells) + f" | {row['mean_ratio']:.4f} |")
+    typer.echo(f"selected: {result['selected']}")
 
 
 @app.command()
