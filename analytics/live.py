@@ -14,8 +14,7 @@ from scipy import stats
 from analytics.backtest import daily_frame
 from analytics.features import price_features
 from analytics.realised import Measure
-from analytics.regimes import MarkovSwitching
-from analytics.report import BacktestConfig, build_model, load_daily
+from analytics.report import BacktestConfig, build_model, load_daily, regime_model
 from analytics.rvmodels import range_columns
 from analytics.tables import forecast_runs, regime_probabilities, volatility_forecasts
 
@@ -53,9 +52,9 @@ def latest_forecasts(frame: pd.DataFrame, names: tuple[str, ...]) -> list[dict[s
     return rows
 
 
-def latest_regimes(frame: pd.DataFrame, k: int = 2) -> list[dict[str, Any]]:
+def latest_regimes(frame: pd.DataFrame, kind: str = "markov") -> list[dict[str, Any]]:
     """Filtered probabilities of each regime over the last days, from a fit on all data."""
-    model = MarkovSwitching(k=2 if k == 2 else 3)
+    _, model = regime_model(kind)
     fit = model.fit(frame)
     probs = fit.filtered(frame).iloc[-REGIME_DAYS:]
     vols = fit.daily_vols()
@@ -63,8 +62,8 @@ def latest_regimes(frame: pd.DataFrame, k: int = 2) -> list[dict[str, Any]]:
         {
             "day": pd.Timestamp(day).date(),
             "regime": int(regime),
-            "k": k,
-            "model_version": f"markov-{k}:{CODE_VERSION}",
+            "k": model.k,
+            "model_version": f"{kind}-{model.k}:{CODE_VERSION}",
             "probability": float(probs.loc[day, regime]),
             "daily_vol": vols[int(regime)],
         }
@@ -74,14 +73,14 @@ def latest_regimes(frame: pd.DataFrame, k: int = 2) -> list[dict[str, Any]]:
 
 
 def write_latest(
-    url: str, prices: Path, asset: str, target: Measure, names: tuple[str, ...]
+    url: str, prices: Path, asset: str, target: Measure, names: tuple[str, ...], regimes_kind: str = "markov"
 ) -> dict[str, Any]:
     """Fit, forecast and write one run; returns what was written."""
     bars, _ = load_daily(prices)
     frame = daily_frame(bars, target).join(range_columns(bars))
     frame = frame.join(price_features(frame))
     forecasts = latest_forecasts(frame, names)
-    regimes = latest_regimes(frame)
+    regimes = latest_regimes(frame, regimes_kind)
     as_of = pd.Timestamp(frame.index[-1]).date()
     run = {
         "asset": asset,

@@ -86,6 +86,8 @@ class RegimeFit:
 class FilteredRegimes(Protocol):
     def filtered(self, data: pd.DataFrame) -> pd.DataFrame: ...
 
+    def daily_vols(self) -> list[float | None]: ...
+
 
 class RegimeModel(Protocol):
     """What the rolling filter needs: a state count, a history floor and a fit giving a filter."""

@@ -284,6 +284,9 @@ def run(
         str | None, typer.Option(envvar="CHAINRISK_DATABASE_URL", help="SQLAlchemy URL; default: the app's.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print what was written as JSON.")] = False,
+    regime_model: Annotated[
+        str, typer.Option(help="Regime filter: markov (MarkovRegression), hmm or hmm3 (3 states).")
+    ] = "markov",
 ) -> None:
     """Fit on all data and write the latest 1- and 7-day forecasts and regime probabilities to PostgreSQL."""
     from analytics.live import write_latest
@@ -294,7 +297,7 @@ def run(
     url = database_url or _app_url(ctx)
     names = _models(models) if models else ("garch-t", "log-har", "ewma")
     try:
-        written = write_latest(url, prices, asset, target, names)  # type: ignore[arg-type]
+        written = write_latest(url, prices, asset, target, names, regime_model)  # type: ignore[arg-type]
     except (ValueError, PriceDataError) as exc:
         raise _fail(str(exc)) from None
     typer.echo(

@@ -206,3 +206,20 @@ def test_run_writes_forecasts_and_regimes(db_url: str) -> None:
             by_day[p.day] = by_day.get(p.day, 0.0) + p.probability
         assert all(total == pytest.approx(1.0) for total in by_day.values())
     engine.dispose()
+
+
+def test_run_with_the_hmm_filter_records_which_model_gave_the_regimes(db_url: str) -> None:
+    engine = sa.create_engine(db_url)
+    tables.metadata.create_all(engine, checkfirst=True)
+    prices = str(shared_file("prices/binance-btcusdt-daily.csv"))
+    base = ["run", "--prices", prices, "--asset", "BTC", "--models", "ewma", "--database-url", db_url]
+    result = runner.invoke(app, [*base, "--regime-model", "hmm"])
+    assert result.exit_code == 0, result.output
+    with engine.connect() as conn:
+        probs = conn.execute(sa.select(tables.regime_probabilities)).all()
+    engine.dispose()
+    assert len(probs) == 60 and {p.model_version.split(":")[0] for p in probs} == {"hmm-2"}
+    calm, turbulent = (next(p.daily_vol for p in probs if p.regime == r) for r in (0, 1))
+    assert 0 < calm < turbulent
+    bad = runner.invoke(app, [*base, "--regime-model", "hmm9"])
+    assert bad.exit_code != 0 and "unknown regime model 'hmm9'" in bad.output
