@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -197,6 +198,11 @@ def test_demo_runs_the_main_job_end_to_end(env: dict[str, str], db_url: str, nod
     assert result.returncode == 0, result.stderr
     assert "markets deployed" in result.stdout and "indexed the devnet through block" in result.stdout
     assert "liquidatable if ETH -20%" in result.stdout and "health factor under 1.1" in result.stdout
+    assert "whale flows and exchange net flows" in result.stdout
+    reconciled = re.search(
+        r"reconciled (\d+) sampled wallets .* (\d+) equal to the wei", " ".join(result.stdout.split())
+    )
+    assert reconciled is not None and reconciled[1] == reconciled[2] and int(reconciled[1]) > 0
     with psycopg.connect(to_libpq_url(db_url)) as conn:
         supplies = conn.execute("SELECT count(*) FROM aave_v3_supply WHERE chain_id = 31337").fetchone()
         pools = conn.execute(

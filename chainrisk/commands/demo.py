@@ -96,7 +96,42 @@ def _devnet(console: Any, home: Path, conninfo: str, days: int, wallets: int, se
             f" ETH ${result.eth_low / 1e8:,.0f}-${result.eth_high / 1e8:,.0f} ({result.wall_s:.0f}s)"
         )
         _index_devnet(console, manifest, conninfo)
+        _reconcile(console, node.url, conninfo, int(manifest["chain_id"]))
     return manifest
+
+
+def _reconcile(console: Any, rpc_url: str, conninfo: str, chain_id: int, sample: int = 100) -> None:
+    """Rebuilt account data of sampled wallets against the node's getUserAccountData at the indexed head."""
+    import psycopg
+
+    from indexer.chain import HttpChainClient
+    from indexer.health import indexed_head, pools
+    from indexer.reconcile import chain_account_data, check_block, compare, plan_sample
+
+    client = HttpChainClient([rpc_url])
+    try:
+        with psycopg.connect(conninfo) as conn:
+            head = indexed_head(conn, chain_id)
+            if head is None:
+                return
+            header = check_block(client, head, None)
+            plan = plan_sample(
+                conn,
+                chain_id,
+                pools(conn, chain_id),
+                head,
+                header.timestamp,
+                sample=sample,
+                seed=0,
+                version="3.0",
+            )
+        report = compare(plan, chain_account_data(client, plan.wallets, head), tolerance_wei=0)
+    finally:
+        client.close()
+    console.print(
+        f"reconciled {len(report.comparisons)} sampled wallets (of {report.population:,}) against"
+        f" Pool.getUserAccountData on the node at block {head:,}: {report.equal} equal to the wei"
+    )
 
 
 def _index_devnet(console: Any, manifest: dict[str, Any], conninfo: str) -> None:
