@@ -17,6 +17,7 @@ from chainrisk.commands import bench as bench_cmd
 from chainrisk.commands import demo as demo_cmd
 from chainrisk.commands import devnet as devnet_cmd
 from chainrisk.commands import forecast as forecast_cmd
+from chainrisk.commands import graph as graph_cmd
 from chainrisk.commands import index as index_cmd
 from chainrisk.commands import labels as labels_cmd
 from chainrisk.commands import onchain as onchain_cmd
@@ -36,6 +37,7 @@ app.add_typer(devnet_cmd.app, name="devnet", help="The local chain with publishe
 app.add_typer(forecast_cmd.app, name="forecast", help="Volatility and regime forecasts.")
 app.add_typer(bench_cmd.app, name="bench", help="Benchmarks with a baseline measured in the same run.")
 app.add_typer(labels_cmd.app, name="labels")
+app.add_typer(graph_cmd.app, name="graph")
 
 
 @dataclass

@@ -119,7 +119,7 @@ def indexer_toml(manifest: Mapping[str, Any], chain: str = CHAIN_NAME) -> str:
             f"abi = {_quote(abi)}",
             f"start_block = {int(manifest['start_block'])}",
         ]
-    lines += _tokens(manifest, chain) + _labels(chain)
+    lines += _tokens(manifest, chain) + _labels(manifest, chain)
     return "\n".join(lines) + "\n"
 
 
@@ -138,17 +138,20 @@ def _tokens(manifest: Mapping[str, Any], chain: str) -> list[str]:
     return lines
 
 
-def _labels(chain: str) -> list[str]:
+def _labels(manifest: Mapping[str, Any], chain: str) -> list[str]:
     from devnet.scenario import ARBITRAGEUR, EXCHANGES, LIQUIDATORS, label_address
 
-    named = [(n, "exchange") for n in EXCHANGES] + [(n, "other") for n in LIQUIDATORS]
+    named = [(label_address(n), n, "exchange") for n in EXCHANGES]
+    named += [(label_address(n), n, "other") for n in LIQUIDATORS]
+    named += [(label_address(ARBITRAGEUR), ARBITRAGEUR, "market_maker")]
+    named += [(body["pool"], f"{market}-pool", "protocol") for market, body in manifest["markets"].items()]
     lines: list[str] = []
-    for name, category in [*named, (ARBITRAGEUR, "market_maker")]:
+    for address, name, category in named:
         lines += [
             "",
             "[[labels]]",
             f"chain = {_quote(chain)}",
-            f"address = {_quote(label_address(name))}",
+            f"address = {_quote(address)}",
             f"label = {_quote(name)}",
             f"category = {_quote(category)}",
         ]

@@ -1,0 +1,152 @@
+"""DebtRank (Battiston et al., 2012): how far a shock spreads through a network of exposures.
+
+Node i is exposed to node j by ``A[i, j]`` (what i loses if j is wiped out) and can absorb ``buffers[i]``
+of losses before it defaults. The impact of j on i is ``V[i, j] = min(1, A[i, j] / buffers[i])`` and the
+stress ``h`` of a node runs from 0 (untouched) to 1 (defaulted).
+
+Two variants, chosen with ``variant``:
+
+``"original"`` (the default; Battiston et al. 2012, as in the R package NetworkRiskMeasures)
+    Every node receives stress each round, but only nodes distressed *this* round (state D) propagate,
+    once, and then turn inactive (state I): ``h ← min(1, h + V[:, D] · h[D])``. A node whose stress rises
+    after it went inactive never passes on the increase, which keeps the original variant from counting
+    a loss twice around a cycle.
+
+``"differential"`` (Bardoscia et al. 2015)
+    Every node passes on its last increment every round: ``h_{t+1} = min(1, h_t + V · (h_t − h_{t−1}))``,
+    until no increment is left. Stress that returns around a cycle propagates again, so results are
+    greater than or equal to the original variant's.
+
+The weighted additional stress is ``Σ w·h_final − Σ w·h_initial`` with the economic weights normalised to
+sum to 1: the system-wide loss caused by contagion, beyond the initial shock itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+Variant = Literal["original", "differential"]
+
+# The differential variant converges geometrically around cycles; increments below this are noise.
+DIFFERENTIAL_TOLERANCE = 1e-12
+MAX_DIFFERENTIAL_ROUNDS = 100_000
+
+
+@dataclass(frozen=True)
+class DebtRankResult:
+    """Final stress per node and the system-wide summary of one DebtRank run."""
+
+    initial: FloatArray
+    final: FloatArray
+    weights: FloatArray
+    additional_stress: float
+    additional_defaults: int
+    rounds: int
+    variant: Variant
+
+
+def impact_matrix(exposures: ArrayLike, buffers: ArrayLike) -> FloatArray:
+    """``V[i, j] = min(1, A[i, j] / buffers[i])``, after validating both inputs."""
+    matrix = _matrix("exposures", exposures)
+    buffer = _vector("buffers", buffers, matrix.shape[0])
+    if (buffer <= 0).any():
+        bad = np.flatnonzero(buffer <= 0).tolist()
+        raise ValueError(f"buffers: must be positive (a node with no buffer has defaulted); zero at {bad}")
+    return np.minimum(1.0, matrix / buffer[:, None])
+
+
+def debtrank(
+    exposures: ArrayLike,
+    buffers: ArrayLike,
+    weights: ArrayLike,
+    shock: ArrayLike,
+    variant: Variant = "original",
+) -> DebtRankResult:
+    """Run DebtRank from an initial stress vector ``shock`` (each in [0, 1]; 1 means defaulted)."""
+    impact = impact_matrix(exposures, buffers)
+    n = impact.shape[0]
+    weight = _weights(weights, n)
+    initial = _vector("shock", shock, n)
+    if (initial > 1).any():
+        raise ValueError(
+            f"shock: values must lie in [0, 1]; above 1 at {np.flatnonzero(initial > 1).tolist()}"
+        )
+    if variant == "original":
+        final, rounds = _original(impact, initial)
+    elif variant == "differential":
+        final, rounds = _differential(impact, initial)
+    else:
+        raise ValueError(f"variant: expected 'original' or 'differential', got {variant!r}")
+    return DebtRankResult(
+        initial=initial,
+        final=final,
+        weights=weight,
+        additional_stress=float(weight @ final - weight @ initial),
+        additional_defaults=int(((final >= 1.0) & (initial < 1.0)).sum()),
+        rounds=rounds,
+        variant=variant,
+    )
+
+
+def _original(impact: FloatArray, initial: FloatArray) -> tuple[FloatArray, int]:
+    h = initial.copy()
+    distressed = h > 0
+    inactive = np.zeros_like(distressed)
+    rounds = 0
+    while distressed.any():
+        h = np.minimum(1.0, h + impact[:, distressed] @ h[distressed])
+        inactive |= distressed
+        distressed = (h > 0) & ~inactive
+        rounds += 1
+    return h, rounds
+
+
+def _differential(impact: FloatArray, initial: FloatArray) -> tuple[FloatArray, int]:
+    h, increment = initial.copy(), initial.copy()
+    rounds = 0
+    while increment.max(initial=0.0) > DIFFERENTIAL_TOLERANCE:
+        if rounds == MAX_DIFFERENTIAL_ROUNDS:
+            raise RuntimeError(f"differential DebtRank did not converge in {rounds} rounds")
+        updated = np.minimum(1.0, h + impact @ increment)
+        h, increment = updated, updated - h
+        rounds += 1
+    return h, rounds
+
+
+def _matrix(name: str, values: ArrayLike) -> FloatArray:
+    matrix = np.asarray(values, dtype=np.float64)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"{name}: expected a square 2-D array, got shape {matrix.shape}")
+    _finite_non_negative(name, matrix)
+    return matrix
+
+
+def _vector(name: str, values: ArrayLike, n: int) -> FloatArray:
+    vector = np.asarray(values, dtype=np.float64)
+    if vector.shape != (n,):
+        raise ValueError(f"{name}: expected shape ({n},) to match the exposure matrix, got {vector.shape}")
+    _finite_non_negative(name, vector)
+    return vector
+
+
+def _weights(values: ArrayLike, n: int) -> FloatArray:
+    weight = _vector("weights", values, n)
+    total = float(weight.sum())
+    if total <= 0:
+        raise ValueError("weights: must not all be zero")
+    normalised: FloatArray = weight / total
+    return normalised
+
+
+def _finite_non_negative(name: str, array: FloatArray) -> None:
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name}: contains NaN or infinite values")
+    if (array < 0).any():
+        where = [tuple(int(i) for i in ix) for ix in np.argwhere(array < 0)[:5]]
+        raise ValueError(f"{name}: contains negative values at {where}")

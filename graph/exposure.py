@@ -1,0 +1,144 @@
+"""The cross-market exposure graph, built from the indexed positions in PostgreSQL.
+
+Nodes are ``("wallet", address)``, ``("market", pool)`` and ``("asset", token)``, each with a ``kind``
+attribute. Edges carry USD (``position_reserves`` stores base currency, USD·1e8):
+
+- wallet → market: the wallet's ``collateral_usd`` and ``debt_usd`` in that market;
+- market → asset: the market's ``collateral_usd`` and ``debt_usd`` in that asset, and
+  ``exposure_usd`` = their sum, the gross amount the market holds in or lends out of the asset.
+
+A wallet with positions in several markets connects them: that is the contagion channel.
+
+Market-to-market matrix for DebtRank. Aave markets are isolated — collateral in one market never backs
+debt in another — so the link runs through the wallets, whose solvency rests on everything they own.
+Market i's loan to wallet w is attributed to w's collateral pro rata, wherever it sits:
+
+    A[i, j] = Σ_w debt_i(w) · collateral_j(w) / collateral(w)          (i ≠ j; the diagonal is 0)
+
+the part of market i's loans backed by collateral held in market j. If market j fails and the wallet
+loses what it holds there, that part of its debt to market i is left uncovered. The buffer of market i
+is its over-collateralisation, ``Σ collateral − Σ debt``: the loss its lenders can absorb before loans
+stop being covered. (A market with no such cushion gets a buffer of one base unit, 1e-8 USD, so that any
+exposure to it passes on full stress.) The economic weight of a market is its total debt: the lenders'
+money at stake. Collateral is taken at market value, not weighted by liquidation thresholds, so buffers
+are generous and the stress estimates low in that respect; and only the cross-market channel is counted,
+not liquidations within a market.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import networkx as nx
+import numpy as np
+import psycopg
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+BASE_UNIT = 1e8
+# A market without any over-collateralisation passes on full stress from any exposure.
+MIN_BUFFER_USD = 1 / BASE_UNIT
+
+
+@dataclass(frozen=True)
+class Position:
+    """One (pool, user, asset) row of position_reserves, in USD."""
+
+    pool: str
+    user: str
+    asset: str
+    collateral_usd: float
+    debt_usd: float
+
+
+@dataclass(frozen=True)
+class MarketExposure:
+    """What DebtRank takes: market order, exposures ``A[i, j]``, buffers and weights, all in USD."""
+
+    markets: list[str]
+    exposures: FloatArray
+    buffers: FloatArray
+    weights: FloatArray
+    collateral: FloatArray
+    debt: FloatArray
+
+
+def read_positions(conn: psycopg.Connection[tuple[object, ...]], chain_id: int) -> list[Position]:
+    """Every indexed position of the chain with a non-zero balance, in USD."""
+    rows = conn.execute(
+        "SELECT pool, user_address, asset, collateral_base, debt_base FROM position_reserves"
+        " WHERE chain_id = %s AND (collateral_base > 0 OR debt_base > 0) ORDER BY 1, 2, 3",
+        (chain_id,),
+    ).fetchall()
+    return [
+        Position(str(p), str(u), str(a), int(str(c)) / BASE_UNIT, int(str(d)) / BASE_UNIT)
+        for p, u, a, c, d in rows
+    ]
+
+
+def market_labels(conn: psycopg.Connection[tuple[object, ...]], chain_id: int) -> dict[str, str]:
+    """Pool address → label where the address book names the pool (e.g. 'aave-pool')."""
+    rows = conn.execute(
+        "SELECT DISTINCT r.pool, l.label FROM position_reserves r JOIN address_labels l"
+        " ON l.chain_id = r.chain_id AND l.address = r.pool WHERE r.chain_id = %s",
+        (chain_id,),
+    ).fetchall()
+    return {str(pool): str(label) for pool, label in rows}
+
+
+def exposure_graph(positions: Sequence[Position]) -> nx.DiGraph:
+    """wallet → market → asset, with collateral and debt in USD on every edge."""
+    graph = nx.DiGraph()
+    for pos in positions:
+        wallet, market, asset = ("wallet", pos.user), ("market", pos.pool), ("asset", pos.asset)
+        for node in (wallet, market, asset):
+            graph.add_node(node, kind=node[0])
+        _add_usd(graph, wallet, market, pos)
+        _add_usd(graph, market, asset, pos)
+    for _, _, data in graph.edges(data=True):
+        data["exposure_usd"] = data["collateral_usd"] + data["debt_usd"]
+    return graph
+
+
+def _add_usd(graph: nx.DiGraph, source: tuple[str, str], target: tuple[str, str], pos: Position) -> None:
+    if not graph.has_edge(source, target):
+        graph.add_edge(source, target, collateral_usd=0.0, debt_usd=0.0)
+    edge = graph.edges[source, target]
+    edge["collateral_usd"] += pos.collateral_usd
+    edge["debt_usd"] += pos.debt_usd
+
+
+def market_exposure(graph: nx.DiGraph) -> MarketExposure:
+    """The market-to-market exposure matrix, buffers and weights described in the module docstring."""
+    markets = sorted(node[1] for node, kind in graph.nodes(data="kind") if kind == "market")
+    wallets = sorted(node[1] for node, kind in graph.nodes(data="kind") if kind == "wallet")
+    collateral, debt = _wallet_by_market(graph, wallets, markets)
+    held = collateral.sum(axis=1)
+    # A wallet with no collateral backs nothing: its share of each market's collateral is zero.
+    share = np.divide(collateral, held[:, None], out=np.zeros_like(collateral), where=held[:, None] > 0)
+    exposures = debt.T @ share
+    np.fill_diagonal(exposures, 0.0)
+    market_collateral, market_debt = collateral.sum(axis=0), debt.sum(axis=0)
+    return MarketExposure(
+        markets=markets,
+        exposures=exposures,
+        buffers=np.maximum(market_collateral - market_debt, MIN_BUFFER_USD),
+        weights=market_debt,
+        collateral=market_collateral,
+        debt=market_debt,
+    )
+
+
+def _wallet_by_market(
+    graph: nx.DiGraph, wallets: list[str], markets: list[str]
+) -> tuple[FloatArray, FloatArray]:
+    row = {w: i for i, w in enumerate(wallets)}
+    column = {m: j for j, m in enumerate(markets)}
+    collateral = np.zeros((len(wallets), len(markets)))
+    debt = np.zeros_like(collateral)
+    for (kind, wallet), (_, market), data in graph.edges(data=True):
+        if kind == "wallet":
+            collateral[row[wallet], column[market]] = data["collateral_usd"]
+            debt[row[wallet], column[market]] = data["debt_usd"]
+    return collateral, debt
