@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from graph.validation import square_matrix, vector
+
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 
@@ -135,26 +137,11 @@ def _leaks(relative: FloatArray, group: BoolArray) -> BoolArray:
 
 
 def _matrix(values: ArrayLike) -> FloatArray:
-    matrix = np.asarray(values, dtype=np.float64)
-    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
-        raise ValueError(f"liabilities: expected a square 2-D array, got shape {matrix.shape}")
-    _finite_non_negative("liabilities", matrix)
+    matrix = square_matrix("liabilities", values)
     if np.diag(matrix).any():
         raise ValueError("liabilities: a node cannot owe itself (non-zero diagonal)")
     return matrix
 
 
 def _vector(name: str, values: ArrayLike, n: int) -> FloatArray:
-    vector = np.asarray(values, dtype=np.float64)
-    if vector.shape != (n,):
-        raise ValueError(f"{name}: expected shape ({n},) to match the liabilities matrix, got {vector.shape}")
-    _finite_non_negative(name, vector)
-    return vector
-
-
-def _finite_non_negative(name: str, array: FloatArray) -> None:
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name}: contains NaN or infinite values")
-    if (array < 0).any():
-        where = [tuple(int(i) for i in ix) for ix in np.argwhere(array < 0)[:5]]
-        raise ValueError(f"{name}: contains negative values at {where}")
+    return vector(name, values, n, "liabilities")

@@ -29,6 +29,8 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from graph.validation import square_matrix, vector
+
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 Variant = Literal["original", "differential"]
@@ -120,19 +122,11 @@ def _differential(impact: FloatArray, initial: FloatArray) -> tuple[FloatArray, 
 
 
 def _matrix(name: str, values: ArrayLike) -> FloatArray:
-    matrix = np.asarray(values, dtype=np.float64)
-    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
-        raise ValueError(f"{name}: expected a square 2-D array, got shape {matrix.shape}")
-    _finite_non_negative(name, matrix)
-    return matrix
+    return square_matrix(name, values)
 
 
 def _vector(name: str, values: ArrayLike, n: int) -> FloatArray:
-    vector = np.asarray(values, dtype=np.float64)
-    if vector.shape != (n,):
-        raise ValueError(f"{name}: expected shape ({n},) to match the exposure matrix, got {vector.shape}")
-    _finite_non_negative(name, vector)
-    return vector
+    return vector(name, values, n, "exposure")
 
 
 def _weights(values: ArrayLike, n: int) -> FloatArray:
@@ -142,11 +136,3 @@ def _weights(values: ArrayLike, n: int) -> FloatArray:
         raise ValueError("weights: must not all be zero")
     normalised: FloatArray = weight / total
     return normalised
-
-
-def _finite_non_negative(name: str, array: FloatArray) -> None:
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name}: contains NaN or infinite values")
-    if (array < 0).any():
-        where = [tuple(int(i) for i in ix) for ix in np.argwhere(array < 0)[:5]]
-        raise ValueError(f"{name}: contains negative values at {where}")
