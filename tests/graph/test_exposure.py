@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from pathlib import Path
 
@@ -87,7 +88,13 @@ def _cli(indexed: Indexed, tmp_path: Path, *args: str) -> Result:
         "CHAINRISK_HOME": str(tmp_path / "home"),
         "CHAINRISK_CONFIG": str(tmp_path / "chainrisk.toml"),
     }
-    return CliRunner().invoke(app, ["graph", "debtrank", "--chain-id", str(CHAIN), *args], env=env)
+    # The CLI configures logging for the process; keep that from leaking into later tests.
+    quiet = {name: logging.getLogger(name).level for name in ("alembic", "httpx", "httpcore")}
+    try:
+        return CliRunner().invoke(app, ["graph", "debtrank", "--chain-id", str(CHAIN), *args], env=env)
+    finally:
+        for name, level in quiet.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def test_cli_json_matches_a_direct_run(indexed: Indexed, positions: list[Position], tmp_path: Path) -> None:

@@ -413,6 +413,7 @@ def test_secrets_stay_out_of_successful_request_logs(
     url: str, secret: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx")  # the CLI quiets httpx; this test needs its records
     with client(FakeNode(), urls=[url]) as chain:
         chain.fetch_logs(1, 1, LogFilter())
     assert [r for r in caplog.records if r.name == "httpx"], "httpx logs each request at INFO"
