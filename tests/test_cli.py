@@ -230,3 +230,11 @@ def test_bench_devnet_reports_transactions_per_second(env: dict[str, str], node_
     figures = json.loads(result.stdout)
     assert figures["transactions"] > 0 and figures["transactions_per_s"] > 0
     assert figures["machine"]["cores"] >= 1
+
+
+def test_bench_flows_reports_the_view_against_pandas(env: dict[str, str]) -> None:
+    result = _run(["bench", "flows", "--transfers", "3000", "--repeats", "1", "--json"], env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert figures["transfers"] == 3000 and figures["transfers_per_s"] > 0
+    assert figures["totals_agree"] is True and figures["net_usd"] != 0

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import os
 import platform
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+
+from chainrisk.db import to_libpq_url
+from chainrisk.migrate import upgrade
 
 
 def machine() -> dict[str, object]:
@@ -22,3 +30,20 @@ def machine() -> dict[str, object]:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
+
+
+@contextmanager
+def scratch_database(server_url: str) -> Iterator[str]:
+    """A fresh migrated database next to the configured one, dropped afterwards."""
+    admin = to_libpq_url(server_url)
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, query = admin.partition("?")
+    url = f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

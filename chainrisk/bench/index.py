@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import statistics
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from chainrisk.bench import machine
+from chainrisk.bench import machine, scratch_database
 from chainrisk.db import to_libpq_url
-from chainrisk.migrate import upgrade
 
 Say = Callable[[str], None]
 FINALITY_LAG = 64
@@ -88,30 +85,13 @@ def _result(
     return result
 
 
-@contextmanager
-def _scratch_database(server_url: str) -> Iterator[str]:
-    """A fresh migrated database next to the configured one, dropped afterwards."""
-    admin = to_libpq_url(server_url)
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base, _, query = admin.partition("?")
-    url = f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def _ours(chain: Chain, server_url: str) -> int:
     from indexer.config import ChainConfig
     from indexer.runner import adhoc_plan, run_plan
 
     config = ChainConfig(name="anvil", chain_id=31337, rpc_urls=[chain.url], max_block_range=2000)
     plan = adhoc_plan(config, [chain.token], chain.first, chain.last, follow=False)
-    with _scratch_database(server_url) as url:
+    with scratch_database(server_url) as url:
         run_plan(plan, to_libpq_url(url))
         with psycopg.connect(to_libpq_url(url)) as conn:
             row = conn.execute("SELECT count(*) FROM erc20_transfers").fetchone()
@@ -131,7 +111,7 @@ def _baseline(chain: Chain, server_url: str) -> int:
     w3 = Web3(Web3.HTTPProvider(chain.url, request_kwargs={"timeout": 600}))
     event = w3.eth.contract(address=Web3.to_checksum_address(chain.token), abi=chain.abi).events.Transfer()
     count = 0
-    with _scratch_database(server_url) as url, psycopg.connect(to_libpq_url(url)) as conn:
+    with scratch_database(server_url) as url, psycopg.connect(to_libpq_url(url)) as conn:
         conn.execute(_BASELINE_TABLE)
         for start in range(chain.first, chain.last + 1, 2000):
             end = min(start + 1999, chain.last)

@@ -30,6 +30,25 @@ def bench_index(
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
 
 
+@app.command("flows")
+def bench_flows(
+    ctx: typer.Context,
+    transfers: Annotated[
+        int, typer.Option(min=100, help="Synthetic transfers of one tracked token.")
+    ] = 1_000_000,
+    repeats: Annotated[int, typer.Option(min=1, help="Timed queries; the median is reported.")] = 3,
+    baseline: Annotated[bool, typer.Option(help="Also time the same sums done in pandas.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line.")] = False,
+) -> None:
+    """Hourly exchange net flows in USD (the exchange_netflows view) over many transfers, against pandas."""
+    from chainrisk.bench.flows import run
+    from chainrisk.cli import app_context
+
+    say = (lambda _: None) if as_json else typer.echo
+    result = run(app_context(ctx).database_url(), transfers, repeats, baseline, say)
+    typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
+
+
 @app.command("hf")
 def bench_hf(
     positions: Annotated[int, typer.Option(min=1, help="Synthetic positions.")] = 1_000_000,
