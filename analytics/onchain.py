@@ -17,14 +17,13 @@ import numpy as np
 import pandas as pd
 import psycopg
 
-from graph.at_risk import positions_from_rows, shocked_at_risk
+from graph.at_risk import BASE_UNIT, positions_from_rows, shocked_at_risk
 from indexer.health import pools, snapshot
+from indexer.protocols.aave_math import WAD
 
 __all__ = ["ETH_LIKE", "OnchainError", "day_ends", "onchain_features"]
 
 ETH_LIKE = ("WETH", "wstETH", "rETH", "cbETH", "weETH")
-BASE_UNIT = 10**8
-WAD = 10**18
 Conn = psycopg.Connection[tuple[object, ...]]
 
 

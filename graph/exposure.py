@@ -35,8 +35,9 @@ import numpy as np
 import psycopg
 from numpy.typing import NDArray
 
+from graph.at_risk import BASE_UNIT
+
 FloatArray = NDArray[np.float64]
-BASE_UNIT = 1e8
 # A market without any over-collateralisation passes on full stress from any exposure.
 MIN_BUFFER_USD = 1 / BASE_UNIT
 

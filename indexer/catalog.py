@@ -70,10 +70,7 @@ def make_label(
     chain_id: int, address: str, label: str, category: str, reference: str | None = None, where: str = "label"
 ) -> Label:
     """A validated label; the error names what is wrong and what is expected."""
-    try:
-        checked = normalise_address(address.strip())
-    except ValueError as exc:
-        raise CatalogError(f"{where}: address: {exc}") from None
+    checked = _address(address, where)
     name = label.strip()
     if not name or len(name) > 100:
         raise CatalogError(f"{where}: label must be 1 to 100 characters, got {label!r}")
@@ -81,6 +78,13 @@ def make_label(
     if kind not in LABEL_CATEGORIES:
         raise CatalogError(f"{where}: category {category!r} is not one of {', '.join(LABEL_CATEGORIES)}")
     return Label(chain_id, checked, name, kind, reference)
+
+
+def _address(address: str, where: str) -> str:
+    try:
+        return normalise_address(address.strip())
+    except ValueError as exc:
+        raise CatalogError(f"{where}: address: {exc}") from None
 
 
 def upsert_labels(conn: Conn, labels: Sequence[Label], source: str) -> int:
@@ -113,7 +117,7 @@ def remove_label(conn: Conn, chain_id: int, address: str) -> bool:
     with conn.transaction():
         cur = conn.execute(
             "DELETE FROM address_labels WHERE chain_id = %s AND address = %s",
-            (chain_id, make_label(chain_id, address, "x", "other").address),
+            (chain_id, _address(address, "label")),
         )
     return cur.rowcount > 0
 

@@ -213,6 +213,26 @@ def plan_sample(
     return Plan(block, version, len(population), wallets, ours)
 
 
+def plan_at(
+    conn: Conn,
+    client: ChainClient,
+    chain_id: int,
+    pools: Sequence[str],
+    block: int,
+    *,
+    sample: int,
+    seed: int,
+    version: Version,
+    decimals: Mapping[str, int] | None = None,
+) -> Plan:
+    """Check the node holds ``block`` on the indexed fork, then sample and rebuild our side there."""
+    header = check_block(client, block, indexed_block_hash(conn, chain_id, block))
+    return plan_sample(
+        conn, chain_id, pools, block, header.timestamp, sample=sample, seed=seed, version=version,
+        decimals=decimals,
+    )  # fmt: skip
+
+
 # --------------------------------------------------------------------------------------- chain side
 
 

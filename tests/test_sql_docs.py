@@ -54,7 +54,7 @@ def seeded(templates: dict[str, str], tmp_path_factory: pytest.TempPathFactory) 
         yield db
 
 
-def _run(db: str, name: str) -> list[tuple[object, ...]]:
+def _run(db: str, name: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(to_libpq_url(db)) as conn:
         return [tuple(r) for r in conn.execute(_queries()[name]).fetchall()]
 
@@ -183,7 +183,7 @@ def _health(db: str) -> list[tuple[str, int, int, int]]:
     return [(str(p), int(str(c)), int(str(d)), int(str(h))) for p, c, d, h in rows]
 
 
-def _rows_of(db: str, query: str) -> list[tuple[object, ...]]:
+def _rows_of(db: str, query: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(to_libpq_url(db)) as conn:
         return [tuple(r) for r in conn.execute(query).fetchall()]
 
@@ -420,20 +420,12 @@ def test_risk_param_changes_decodes_signature_calls(db_url: str) -> None:
     ]
 
 
-def _q(db: str, query: str) -> list[tuple[Any, ...]]:
-    return _rows_of(db, query)
-
-
-def _q_doc(db: str, name: str) -> list[tuple[Any, ...]]:
-    return _run(db, name)
-
-
 def _symbols(db: str) -> dict[str, str]:
-    return {str(t): str(s) for t, s in _q(db, "SELECT token, symbol FROM tracked_tokens")}
+    return {str(t): str(s) for t, s in _rows_of(db, "SELECT token, symbol FROM tracked_tokens")}
 
 
 def _reserves(db: str) -> list[tuple[str, str, str, int, int, bool, int]]:
-    rows = _q(
+    rows = _rows_of(
         db,
         "SELECT pool, user_address, asset, collateral_base, debt_base, collateral_enabled,"
         " liquidation_threshold_bps FROM position_reserves",
@@ -449,9 +441,10 @@ def test_top_usdc_borrowers(devnet_seeded: tuple[str, Any]) -> None:
     usdc = {t for t, s in _symbols(db).items() if s == "USDC"}
     debts = sorted(((d, p, u) for p, u, a, _, d, _, _ in _reserves(db) if a in usdc and d), reverse=True)
     health = {
-        (p, u): hf for p, u, hf in _q(db, "SELECT pool, user_address, health_factor FROM account_health")
+        (p, u): hf
+        for p, u, hf in _rows_of(db, "SELECT pool, user_address, health_factor FROM account_health")
     }
-    rows = _q_doc(db, "top_usdc_borrowers")
+    rows = _run(db, "top_usdc_borrowers")
     assert len(rows) == min(10, len(debts)) > 0
     for (pool, user, debt_usd, hf), (debt, p, u) in zip(rows, debts, strict=False):
         assert (pool, user, debt_usd) == (p, u, round(Decimal(debt) / 10**8))
@@ -477,7 +470,7 @@ def test_liquidatable_if_eth_falls_20(devnet_seeded: tuple[str, Any]) -> None:
     db, _ = devnet_seeded
     now = {
         (str(p), str(u)): int(str(h))
-        for p, u, h in _q(db, "SELECT pool, user_address, health_factor FROM account_health")
+        for p, u, h in _rows_of(db, "SELECT pool, user_address, health_factor FROM account_health")
     }
     eth = [t for t, s in _symbols(db).items() if s in {"WETH", "wstETH"}]
     query = _queries()["liquidatable_if_eth_falls_20"]
@@ -485,7 +478,7 @@ def test_liquidatable_if_eth_falls_20(devnet_seeded: tuple[str, Any]) -> None:
     for fall, factor in ((Fraction(1, 5), "0.8"), (Fraction(3, 10), "0.7"), (Fraction(2, 5), "0.6")):
         after = _shocked_accounts(db, -fall)
         expected = sorted((hf, k[1]) for k, hf in after.items() if hf < 1 and now[k] >= 10**18)
-        rows = _q(db, query.replace("THEN 0.8 ELSE", f"THEN {factor} ELSE"))
+        rows = _rows_of(db, query.replace("THEN 0.8 ELSE", f"THEN {factor} ELSE"))
         assert [str(r[1]) for r in rows] == [user for _, user in expected]
         assert [r[3] for r in rows] == [
             round(Decimal(hf.numerator) / hf.denominator, 3) for hf, _ in expected
@@ -499,10 +492,12 @@ def test_liquidatable_if_eth_falls_20(devnet_seeded: tuple[str, Any]) -> None:
 
 def test_liquidated_usd_by_collateral(devnet_seeded: tuple[str, Any]) -> None:
     db, result = devnet_seeded
-    rows = _q_doc(db, "liquidated_usd_by_collateral")
+    rows = _run(db, "liquidated_usd_by_collateral")
     counts = Counter(liquidation.collateral for liquidation in result.liquidations)
     assert {str(r[0]): int(str(r[1])) for r in rows} == dict(counts)
-    per_row = _q(db, "SELECT collateral_symbol, debt_repaid_usd, collateral_seized_usd FROM liquidations")
+    per_row = _rows_of(
+        db, "SELECT collateral_symbol, debt_repaid_usd, collateral_seized_usd FROM liquidations"
+    )
     for symbol, _, repaid, seized in rows:
         mine = [(Decimal(d), Decimal(c)) for s, d, c in per_row if s == symbol]
         assert (repaid, seized) == (round(sum(d for d, _ in mine)), round(sum(c for _, c in mine)))
@@ -513,16 +508,16 @@ def test_whales_to_exchanges(devnet_seeded: tuple[str, Any]) -> None:
     db, _ = devnet_seeded
     exchanges = {
         str(a): str(lb)
-        for a, lb in _q(db, "SELECT address, label FROM address_labels WHERE category = 'exchange'")
+        for a, lb in _rows_of(db, "SELECT address, label FROM address_labels WHERE category = 'exchange'")
     }
     totals: dict[tuple[str, str], list[Decimal]] = defaultdict(list)
-    for symbol, to, usd, threshold in _q(
+    for symbol, to, usd, threshold in _rows_of(
         db, "SELECT symbol, to_address, usd, whale_threshold_usd FROM token_transfers"
     ):
         if usd is not None and Decimal(usd) >= Decimal(threshold) and str(to) in exchanges:
             totals[(str(symbol), exchanges[str(to)])].append(Decimal(usd))
     expected = sorted(((round(sum(v)), k, len(v)) for k, v in totals.items()), reverse=True)[:10]
-    rows = _q_doc(db, "whales_to_exchanges")
+    rows = _run(db, "whales_to_exchanges")
     assert rows and [(r[0], r[1], r[2], r[3]) for r in rows] == [
         (k[0], k[1], n, usd) for usd, k, n in expected
     ]
@@ -530,9 +525,11 @@ def test_whales_to_exchanges(devnet_seeded: tuple[str, Any]) -> None:
 
 def test_largest_exchange_inflow_hours(devnet_seeded: tuple[str, Any]) -> None:
     db, _ = devnet_seeded
-    exchanges = {str(a) for (a,) in _q(db, "SELECT address FROM address_labels WHERE category = 'exchange'")}
+    exchanges = {
+        str(a) for (a,) in _rows_of(db, "SELECT address FROM address_labels WHERE category = 'exchange'")
+    }
     net: dict[tuple[str, object], Decimal] = defaultdict(Decimal)
-    for symbol, time, source, to, usd in _q(
+    for symbol, time, source, to, usd in _rows_of(
         db, "SELECT symbol, block_time, from_address, to_address, usd FROM token_transfers"
     ):
         inbound, outbound = str(to) in exchanges, str(source) in exchanges
@@ -540,7 +537,7 @@ def test_largest_exchange_inflow_hours(devnet_seeded: tuple[str, Any]) -> None:
             hour = time.replace(minute=0, second=0, microsecond=0)
             net[(str(symbol), hour)] += Decimal(usd) if inbound else -Decimal(usd)
     expected = sorted(net.items(), key=lambda kv: kv[1], reverse=True)[:5]
-    rows = _q_doc(db, "largest_exchange_inflow_hours")
+    rows = _run(db, "largest_exchange_inflow_hours")
     assert rows and [(r[0], r[1], r[4]) for r in rows] == [(k[0], k[1], round(v)) for k, v in expected]
 
 

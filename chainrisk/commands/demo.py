@@ -106,7 +106,7 @@ def _reconcile(console: Any, rpc_url: str, conninfo: str, chain_id: int, sample:
 
     from indexer.chain import HttpChainClient
     from indexer.health import indexed_head, pools
-    from indexer.reconcile import chain_account_data, check_block, compare, plan_sample
+    from indexer.reconcile import chain_account_data, compare, plan_at
 
     client = HttpChainClient([rpc_url])
     try:
@@ -114,16 +114,8 @@ def _reconcile(console: Any, rpc_url: str, conninfo: str, chain_id: int, sample:
             head = indexed_head(conn, chain_id)
             if head is None:
                 return
-            header = check_block(client, head, None)
-            plan = plan_sample(
-                conn,
-                chain_id,
-                pools(conn, chain_id),
-                head,
-                header.timestamp,
-                sample=sample,
-                seed=0,
-                version="3.0",
+            plan = plan_at(
+                conn, client, chain_id, pools(conn, chain_id), head, sample=sample, seed=0, version="3.0"
             )
         report = compare(plan, chain_account_data(client, plan.wallets, head), tolerance_wei=0)
     finally:

@@ -137,16 +137,15 @@ def _run(
     import psycopg
 
     from chainrisk.db import to_libpq_url
-    from indexer.reconcile import chain_account_data, check_block, compare, indexed_block_hash, plan_sample
+    from indexer.reconcile import chain_account_data, compare, plan_at
 
     chain_id = _chain_id(client, target)
     decimals = {t.address: t.decimals for t in app.settings.tokens if t.chain == target.name}
     with psycopg.connect(to_libpq_url(app.database_url())) as conn:
         chosen = _pools(conn, chain_id, pools)
         at = _block(conn, chain_id, block)
-        header = check_block(client, at, indexed_block_hash(conn, chain_id, at))
-        plan = plan_sample(conn, chain_id, chosen, at, header.timestamp, sample=sample, seed=seed,
-                           version=version, decimals=decimals)  # fmt: skip
+        plan = plan_at(conn, client, chain_id, chosen, at, sample=sample, seed=seed, version=version,
+                       decimals=decimals)  # fmt: skip
     with _progress(show_progress, len(plan.wallets)) as advance:
         chain_data = chain_account_data(client, plan.wallets, at, advance)
     context = {"chain": target.name, "chain_id": chain_id, "pools": chosen}
