@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 
 from indexer.config import LABEL_CATEGORIES, ChainConfig, LabelConfig, TokenConfig, normalise_address
+from indexer.errors import InputError
 
 SEED_FILE = Path(__file__).resolve().parent / "data" / "address_labels.csv"
 CSV_COLUMNS = ("chain_id", "address", "label", "category")
@@ -23,7 +24,7 @@ _RANK = {"seed": 0, "config": 1, "user": 2}
 Conn = psycopg.Connection[tuple[object, ...]]
 
 
-class CatalogError(ValueError):
+class CatalogError(InputError):
     """A labels file or a label is malformed; the message names the line and the field."""
 
 

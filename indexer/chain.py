@@ -31,6 +31,7 @@ from typing import Any, Protocol, TypeGuard, TypeVar
 import httpx
 import orjson
 
+from indexer.errors import IndexerError
 from indexer.types import BlockHeader, LogBatch, LogFilter, RawLog
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ GROW_AFTER_SUCCESSES = 5
 MAX_RETRY_AFTER_S = 60.0
 
 
-class ChainError(Exception):
+class ChainError(IndexerError):
     """Base of every error the chain client raises."""
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from eth_abi.abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
 
+from indexer.errors import IndexerError
 from indexer.events import EventSpec, Param
 
 Value = Any
@@ -17,7 +18,7 @@ LogDecoder = Callable[[Sequence[str], str], tuple[Value, ...]]
 _ZERO24 = "0" * 24
 
 
-class DecodeError(ValueError):
+class DecodeError(IndexerError, ValueError):
     """A log does not match its event's ABI; `reason` says how."""
 
     def __init__(self, reason: str) -> None:

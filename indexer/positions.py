@@ -42,6 +42,7 @@ from typing import Any
 import psycopg
 
 from indexer.config import normalise_address
+from indexer.errors import InputError
 from indexer.events import event
 from indexer.protocols.aave_math import (
     RAY,
@@ -72,7 +73,7 @@ _DECIMALS_WORD = {A_TOKEN_INITIALIZED: 2, DEBT_TOKEN_INITIALIZED: 1}
 Conn = psycopg.Connection[Any]
 
 
-class PositionsError(ValueError):
+class PositionsError(InputError):
     """The indexed data cannot answer the question (missing tokens, prices, timestamps, ambiguity)."""
 
 

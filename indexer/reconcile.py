@@ -21,6 +21,7 @@ import psycopg
 
 from indexer.chain import ChainClient, HttpChainClient, RpcResponseError, RpcTransportError
 from indexer.config import normalise_address
+from indexer.errors import InputError
 from indexer.positions import market_state
 from indexer.protocols.aave_math import AccountData, Version
 from indexer.types import BlockHeader
@@ -40,7 +41,7 @@ _NO_STATE = re.compile(
 Conn = psycopg.Connection[Any]
 
 
-class ReconcileError(ValueError):
+class ReconcileError(InputError):
     """The comparison cannot run as asked; the message says what is wrong and how to fix it."""
 
 

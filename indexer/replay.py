@@ -36,6 +36,7 @@ from typing import Any, Self, cast
 
 import orjson
 
+from indexer.errors import InputError
 from indexer.types import RawLog
 
 logger = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ SECONDS_PER_BLOCK = 12
 FINAL_TAGS = frozenset({"latest", "safe", "finalized", "pending"})
 
 
-class RecordingError(ValueError):
+class RecordingError(InputError):
     """A recording file that cannot be read: `path` names it, `reason` says what is wrong."""
 
     def __init__(self, path: str, reason: str) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from indexer.config import ChainConfig
+from indexer.errors import IndexerError
 from indexer.metrics import IndexerMetrics
 from indexer.pipeline import Prefetcher, WriteJob, Writer
 from indexer.project import project
@@ -28,11 +29,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class IndexerError(RuntimeError):
+class HaltError(IndexerError):
     """The indexer cannot go on safely; the message says what to do."""
 
 
-class DeepReorgError(IndexerError):
+class DeepReorgError(HaltError):
     """A fork reaches below the window of stored block hashes."""
 
     def __init__(self, chain: str, block: int, window: int) -> None:
@@ -99,7 +100,7 @@ class Syncer:
         existing = self.store.cursor(self.job.name)
         if existing is not None:
             if existing.chain_id != self.chain_id:
-                raise IndexerError(
+                raise HaltError(
                     f"source {self.job.name!r} was indexed on chain {existing.chain_id}, not {self.chain_id}"
                 )
             return existing

@@ -98,11 +98,10 @@ def index(
     except ValueError as exc:
         raise fail(str(exc)) from None
     except Exception as exc:
-        from indexer.chain import ChainError
-        from indexer.sync import IndexerError
+        from indexer.errors import IndexerError
 
-        if isinstance(exc, ChainError | IndexerError):
-            raise fail(str(exc), code=1) from None
+        if isinstance(exc, IndexerError):
+            raise fail(str(exc), code=exc.exit_code) from None
         raise
 
 
