@@ -150,20 +150,31 @@ def _install_log_redaction() -> None:
 
 # --- provider errors -----------------------------------------------------------------------------------
 
-# Text that marks an eth_getLogs refusal as being about the size of the range (or of its result).
-_RANGE_WORDS = re.compile(
-    r"block range|range (?:is )?too (?:large|big|wide)|range limit|max(?:imum)? range|more than \d+ results"
-    r"|too many (?:blocks|results|logs)|response size|results? (?:is )?too large|query timeout"
-    r"|range should work",
+# An eth_getLogs refusal talks about the range, its blocks or its results (logs) and about a limit on
+# them; docs/INDEXER.md lists the providers' formats this was written against.
+_RANGE_TOPIC = re.compile(r"\brange\b|\bblocks?\b|\bresults?\b|\blogs?\b|response size", re.IGNORECASE)
+_RANGE_LIMITED = re.compile(
+    r"exceed|limit|too (?:large|big|wide|high|many)|\bmax|more than|bigger than|larger than"
+    r"|timed? ?out|timeout|should work|retry with",
+    re.IGNORECASE,
+)
+# Not about size: a rate limit is retried as it is, a range past the head waits for the node.
+_NOT_A_SIZE = re.compile(r"rate limit|request rate|requests per|compute units|capacity", re.IGNORECASE)
+_BEYOND_HEAD = re.compile(
+    r"beyond (?:the )?(?:current )?head|after (?:the )?last (?:accepted )?block|future block|unknown block"
+    r"|block not found|header not found",
     re.IGNORECASE,
 )
 # "Try with this block range [0x1, 0x2]" (Infura), "this block range should work: [0x1, 0x2]" (Alchemy).
 _RANGE_PAIR = re.compile(r"\[\s*(0x[0-9a-f]+)\s*,\s*(0x[0-9a-f]+)\s*\]", re.IGNORECASE)
-# A stated maximum: "maximum block range: 2000", "max range 500", "range limit of 1000", "max 1000 blocks",
-# "up to a 2K block range".
+# "retry with the range 24383075-24383096" (reth): decimal, both ends included.
+_RANGE_DASH = re.compile(r"range\s+(\d+)\s*-\s*(\d+)", re.IGNORECASE)
+# A stated maximum in blocks: "maximum block range: 2000", "max block range = 5000", "range limit of 1000",
+# "range 12000 exceeds limit of 10000", "is bigger than range limit 2000", "limited to a 10,000 range",
+# "max 1000 blocks", "up to a 2K block range". A limit on results (logs) is not a block count.
 _RANGE_LIMIT = re.compile(
-    r"(?:maximum block range|max(?:imum)? range|range limit(?: of)?|max|up to an?)\s*(?:is|of)?\s*:?\s*"
-    r"(\d+)(k)?\b",
+    r"(?:max(?:imum)? block range|max(?:imum)? range|range limit(?: of)?|range \d+ exceeds limit of"
+    r"|limited to an?|up to an?|\bmax)\s*(?:is|of|=)?\s*:?\s*(\d[\d,]*)(k)?\b(?!\s*results)",
     re.IGNORECASE,
 )
 # Errors a later attempt (or another URL) can get past.
@@ -176,17 +187,27 @@ _TRANSIENT_CODES = frozenset({-32005, -32603, 429})
 
 
 def is_range_refusal(text: str) -> bool:
-    """Whether a provider's error text refuses an eth_getLogs range as too large."""
-    return bool(_RANGE_WORDS.search(text) or _RANGE_PAIR.search(text))
+    """Whether a provider's error text refuses an eth_getLogs range (or its result) as too large."""
+    if _NOT_A_SIZE.search(text) or _BEYOND_HEAD.search(text):
+        return False
+    if _RANGE_PAIR.search(text) or _RANGE_DASH.search(text):
+        return True
+    return bool(_RANGE_TOPIC.search(text) and _RANGE_LIMITED.search(text))
+
+
+def is_beyond_head(text: str) -> bool:
+    """Whether an error says the node does not have a block yet: a lagging node, to wait for."""
+    return bool(_BEYOND_HEAD.search(text))
 
 
 def range_hint(text: str) -> int | None:
     """The range size a refusal suggests, in blocks, or None when it only says "too large"."""
-    if pair := _RANGE_PAIR.search(text):
-        first, last = int(pair.group(1), 16), int(pair.group(2), 16)
-        return last - first + 1 if last >= first else None
+    for pattern, base in ((_RANGE_PAIR, 16), (_RANGE_DASH, 10)):
+        if pair := pattern.search(text):
+            first, last = int(pair.group(1), base), int(pair.group(2), base)
+            return last - first + 1 if last >= first else None
     if limit := _RANGE_LIMIT.search(text):
-        return int(limit.group(1)) * (1000 if limit.group(2) else 1)
+        return int(limit.group(1).replace(",", "")) * (1000 if limit.group(2) else 1)
     return None
 
 
@@ -456,6 +477,8 @@ class HttpChainClient:
         message = self._scrub(message)
         if method == "eth_getLogs" and is_range_refusal(message):
             raise _RangeRefused(message)
+        if is_beyond_head(message):
+            raise _Retryable("block_unavailable", f"JSON-RPC error {code}: {message}")
         if code in _TRANSIENT_CODES or _TRANSIENT.search(message):
             raise _Retryable("rpc_error", f"JSON-RPC error {code}: {message}")
         self._on_error("rpc_error")

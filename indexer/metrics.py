@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 
 class IndexerMetrics:
-    """Local and remote head, lag, log throughput, RPC errors by kind, reorgs and their depth."""
+    """Local and remote head, lag, log throughput, RPC errors by kind, reorgs, their depth, lagging nodes."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
@@ -27,6 +27,12 @@ class IndexerMetrics:
             "Depth of rolled back reorgs",
             ["chain"],
             buckets=(1, 2, 3, 5, 8, 13, 21, 34, 64, 128),
+            registry=r,
+        )
+        self.lagging = Counter(
+            "chainrisk_lagging_node",
+            "Answers from a node behind the indexed block (waited for, never rolled back)",
+            ["chain"],
             registry=r,
         )
         self.quarantined = Counter(
@@ -50,6 +56,9 @@ class IndexerMetrics:
         self.quarantined.labels(chain).inc(n_quarantined)
         if elapsed > 0:
             self.logs_per_s.labels(chain).set(n_logs / elapsed)
+
+    def lagging_node(self, chain: str) -> None:
+        self.lagging.labels(chain).inc()
 
     def reorg(self, chain: str, depth: int) -> None:
         self.reorgs.labels(chain).inc()

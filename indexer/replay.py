@@ -18,7 +18,9 @@ last recorded block sees one consistent parent-hash chain:
   else a keccak-derived placeholder hash; its timestamp is interpolated between known ones;
 - every synthesized header's `parentHash` is the hash (recorded or synthesized) of the block before it.
 
-Blocks outside the recorded span are null, like blocks a node has not seen yet.
+Blocks after the last recorded one are null, like blocks a node has not seen yet. Blocks before the first
+are history a node would have: synthesized headers with no logs, so that a client tracking the last
+`finality_depth` headers can walk below a recording shorter than that.
 """
 
 from __future__ import annotations
@@ -88,8 +90,8 @@ class Recording:
         )
 
     def block(self, number: int) -> dict[str, Any] | None:
-        """The recorded block object, a synthesized header, or None outside the recording."""
-        if not self.first <= number <= self.last:
+        """The recorded block object, a synthesized header, or None after the recording."""
+        if not 0 <= number <= self.last:
             return None
         if number in self.blocks:
             return self.blocks[number]

@@ -13,7 +13,7 @@ from indexer.config import ChainConfig, ContractConfig, normalise_address
 from indexer.metrics import IndexerMetrics
 from indexer.registry import DecoderRegistry
 from indexer.store import Cursor, Store
-from indexer.sync import Progress, Syncer, SyncJob
+from indexer.sync import Progress, SourceBusyError, Syncer, SyncJob
 from indexer.types import LogFilter
 
 
@@ -79,7 +79,12 @@ def config_plan(
 
 
 def make_client(chain: ChainConfig, metrics: IndexerMetrics) -> HttpChainClient:
-    return HttpChainClient(chain.rpc_urls, max_block_range=chain.max_block_range, on_error=metrics.rpc_error)
+    return HttpChainClient(
+        chain.rpc_urls,
+        max_block_range=chain.max_block_range,
+        timeout_s=getattr(chain, "rpc_timeout_s", 30.0),
+        on_error=metrics.rpc_error,
+    )
 
 
 def run_plan(
@@ -98,7 +103,11 @@ def run_plan(
     chain_client = client or make_client(plan.job.chain, metrics)
     try:
         with psycopg.connect(conninfo) as conn:
-            syncer = Syncer(plan.job, chain_client, Store(conn), plan.registry, metrics, on_progress)
+            store = Store(conn)
+            # One writer per cursor; the lock ends with the connection, however the process ends.
+            if not store.try_lock_source(plan.job.name):
+                raise SourceBusyError(plan.job.name)
+            syncer = Syncer(plan.job, chain_client, store, plan.registry, metrics, on_progress)
             if on_start is not None:
                 on_start(syncer)
             return syncer.run()

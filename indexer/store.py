@@ -75,6 +75,7 @@ class Store:
     ) -> None:
         """Replace rows of blocks start..cursor.block_number and advance the cursor, in one transaction."""
         with self.conn.transaction():
+            self._lock_chain(cursor.chain_id)
             self._delete_range(cursor.chain_id, start, cursor.block_number, addresses)
             self._copy_lines(logs.name, _columns(logs), rows.logs)
             self._copy(quarantine.name, _columns(quarantine), rows.quarantine)
@@ -84,6 +85,19 @@ class Store:
                 self._copy(table, _columns(EVENT_TABLES[table]), _wrap_json(table, typed_rows))
             self._save_headers(cursor.chain_id, headers, prune_below)
             self._save_cursor(cursor)
+
+    def _lock_chain(self, chain_id: int) -> None:
+        """Serialise writers of one chain until commit: sources with overlapping addresses replace each
+        other's rows (delete, then copy), which interleaved would leave duplicates."""
+        self.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"chain:{chain_id}",))
+
+    def try_lock_source(self, name: str) -> bool:
+        """Take this session's writer lock on a source (its cursor); False when another session has it."""
+        row = self.conn.execute(
+            "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (f"source:{name}",)
+        ).fetchone()
+        self.conn.commit()
+        return bool(row and row[0])
 
     def _delete_range(self, chain_id: int, start: int, end: int, addresses: Sequence[str]) -> None:
         where = "chain_id = %s AND block_number BETWEEN %s AND %s"
@@ -133,6 +147,7 @@ class Store:
     def rollback(self, chain_id: int, fork_block: int, depth: int, old_hash: str, new_hash: str) -> Cursor:
         """Delete every chain-derived row at or above fork_block; move cursors back; record the reorg."""
         with self.conn.transaction():
+            self._lock_chain(chain_id)
             for table in self._derived:
                 column = "number" if table == blocks.name else "block_number"
                 self.conn.execute(

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from indexer.chain import RpcTransportError
 from indexer.config import ChainConfig
-from indexer.errors import IndexerError
+from indexer.errors import IndexerError, InputError
 from indexer.metrics import IndexerMetrics
 from indexer.pipeline import Prefetcher, WriteJob, Writer
 from indexer.project import project
@@ -29,6 +30,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+# One-shot runs give a node that stays behind the cursor this many polls before they stop.
+MAX_LAG_WAITS = 60
+# Follow mode waits this long after an RPC outage (retries exhausted) before it tries again.
+OUTAGE_RETRY_S = 5.0
+
+
 class HaltError(IndexerError):
     """The indexer cannot go on safely; the message says what to do."""
 
@@ -39,12 +46,50 @@ class DeepReorgError(HaltError):
     def __init__(self, chain: str, block: int, window: int) -> None:
         super().__init__(
             f"reorg on {chain} deeper than the tracked window ({window} blocks): block {block} no longer"
-            f" matches and no older stored hash is left to find the fork point. Nothing was written."
-            f" Rewind below the fork with `chainrisk index --rewind-to N` (N a block you trust, e.g. the"
-            f" node's finalized block) and restart; raise finality_depth if this chain reorgs this deep."
+            f" matches its stored hash and no older stored hash is left to find the fork point. Nothing"
+            f" was written. Rewind below the fork with `chainrisk index --rewind-to N` (N a block you"
+            f" trust, e.g. the node's finalized block) and restart; raise finality_depth if this chain"
+            f" reorgs this deep."
         )
         self.block = block
         self.window = window
+
+
+class NodeBehindError(HaltError):
+    """The node stayed behind the indexed block for longer than a one-shot run waits."""
+
+    def __init__(self, chain: str, head: int, cursor: int) -> None:
+        super().__init__(
+            f"the node for {chain} stays behind: its head is block {head}, already indexed through"
+            f" {cursor}. Nothing was rolled back. Wait for it to sync, point --rpc (or rpc_urls) at a"
+            f" synced node, or use --follow to wait as long as it takes."
+        )
+        self.head = head
+        self.cursor = cursor
+
+
+class SourceBusyError(HaltError):
+    """Another process holds this source's writer lock."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"source {name!r} is being indexed by another process (it holds the source's lock)."
+            f" Nothing was written. Wait for it to finish or stop it; to index the same contracts"
+            f" separately, give this run another --name."
+        )
+        self.name = name
+
+
+class StartBeyondHeadError(InputError):
+    """A one-shot run asked to start after the node's head."""
+
+    def __init__(self, chain: str, start: int, head: int) -> None:
+        super().__init__(
+            f"--from {start}: {chain}'s head is block {head}, so there is nothing to index yet."
+            f" Nothing was written. Start at a block up to {head}, or add --follow to wait for block {start}."
+        )
+        self.start = start
+        self.head = head
 
 
 @dataclass
@@ -91,6 +136,7 @@ class Syncer:
         self.sleep = sleep
         self.stop_requested = False
         self.reorg_count = 0
+        self._lag_waits = 0
 
     @property
     def chain_id(self) -> int:
@@ -107,26 +153,93 @@ class Syncer:
         return Cursor(self.job.name, self.chain_id, self.job.start_block - 1, "")
 
     def run(self) -> Cursor:
-        """Index until the stop block (or the head, without --follow); follow forever with --follow."""
+        """Index until the stop block (or the head, without --follow); follow forever with --follow.
+
+        Nothing is indexed before the cursor's block is verified on the node's chain: at start, and again
+        after every RPC outage that follow mode waits out.
+        """
         cursor = self.load_cursor()
+        verified = False
+        while not self.stop_requested:
+            try:
+                if not verified:
+                    cursor, verified = self.verify(cursor), True
+                cursor, done = self._advance(cursor)
+            except RpcTransportError as exc:
+                if not self.job.follow:
+                    raise
+                verified = False
+                self._outage(exc)
+                continue
+            if done:
+                break
+        return cursor
+
+    def verify(self, cursor: Cursor) -> Cursor:
+        """The cursor once its block is known to be canonical: rolled back to the fork point if it is not.
+
+        Waits while the node is behind the cursor; raises DeepReorgError for a fork below the window.
+        """
         while not self.stop_requested:
             head = self.client.head()
-            target = head if self.job.stop_block is None else min(self.job.stop_block, head)
-            if cursor.block_number >= target:
-                checked = self._check_tip(cursor, head)
-                if checked.block_number < cursor.block_number:
-                    cursor = checked
-                    continue
-                if self._done(cursor, head):
-                    break
-                self.sleep(self.job.chain.poll_interval_s)
-                continue
-            boundary = self.safe_boundary(head)
-            if cursor.block_number < boundary:
-                cursor = self.backfill(cursor, min(target, boundary), head)
-            else:
-                cursor = self.step(cursor, target, head, boundary)
+            checked = self._checked(cursor, head)
+            if checked is not None:
+                return checked
+            self._behind(cursor, head)
         return cursor
+
+    def _advance(self, cursor: Cursor) -> tuple[Cursor, bool]:
+        """One move: a batch, a rollback, or a wait; True when the job is done."""
+        head = self.client.head()
+        if not cursor.block_hash and self.job.start_block > head:
+            return cursor, self._start_beyond_head(head)
+        if head < cursor.block_number:
+            return self._caught_up(cursor, head)
+        target = head if self.job.stop_block is None else min(self.job.stop_block, head)
+        if cursor.block_number >= target:
+            return self._caught_up(cursor, head)
+        boundary = self.safe_boundary(head)
+        if cursor.block_number < boundary:
+            return self.backfill(cursor, min(target, boundary), head), False
+        return self.step(cursor, target, head, boundary), False
+
+    def _caught_up(self, cursor: Cursor, head: int) -> tuple[Cursor, bool]:
+        """Nothing new to fetch: re-check the tip (a reorg can shorten the chain), then stop or wait."""
+        checked = self._checked(cursor, head)
+        if checked is None:
+            self._behind(cursor, head)
+            return cursor, False
+        if checked != cursor:
+            return checked, False
+        if self._done(cursor, head):
+            return cursor, True
+        self.sleep(self.job.chain.poll_interval_s)
+        return cursor, False
+
+    def _start_beyond_head(self, head: int) -> bool:
+        if not self.job.follow:
+            raise StartBeyondHeadError(self.job.chain.name, self.job.start_block, head)
+        log.info("%s: waiting for block %d (head %d)", self.job.chain.name, self.job.start_block, head)
+        self.sleep(self.job.chain.poll_interval_s)
+        return False
+
+    def _behind(self, cursor: Cursor, head: int) -> None:
+        """The node answered from behind the cursor: wait for it, never roll back for it."""
+        self.metrics.lagging_node(self.job.chain.name)
+        self._lag_waits += 1
+        if not self.job.follow and self._lag_waits > MAX_LAG_WAITS:
+            raise NodeBehindError(self.job.chain.name, head, cursor.block_number)
+        log.warning(
+            "%s: the node is behind (head %d, indexed through %d); waiting",
+            self.job.chain.name,
+            head,
+            cursor.block_number,
+        )
+        self.sleep(self.job.chain.poll_interval_s)
+
+    def _outage(self, exc: RpcTransportError) -> None:
+        log.warning("%s: %s; retrying in %.0fs", self.job.chain.name, exc, OUTAGE_RETRY_S)
+        self.sleep(OUTAGE_RETRY_S)
 
     def backfill(self, cursor: Cursor, end: int, head: int) -> Cursor:
         """Index the finalized blocks after the cursor up to `end` through the fetch/decode/write pipeline."""
@@ -159,12 +272,13 @@ class Syncer:
         return not self.job.follow
 
     def safe_boundary(self, head: int) -> int:
-        """Highest block that needs no reorg tracking."""
+        """Highest block that needs no reorg tracking: the lower of the node's finalized block and
+        head − finality_depth, so the window never holds fewer blocks than the configured depth."""
         depth_bound = head - self.job.chain.finality_depth
         if self.job.use_finalized_tag:
             finalized = self.client.finalized()
             if finalized is not None:
-                return min(finalized, head)
+                return min(finalized, depth_bound)
         return depth_bound
 
     def step(self, cursor: Cursor, target: int, head: int, boundary: int) -> Cursor:
@@ -174,7 +288,7 @@ class Syncer:
         end = target if tracked else min(target, boundary)
         batch = self.client.fetch_logs(start, end, self.job.filter, all_headers=tracked)
         if tracked and not self._links(cursor, batch):
-            return self._reorg(cursor, head)
+            return self._relink(cursor, head)
         if tracked and not _logs_match_headers(batch):
             log.warning("logs of blocks %d..%d disagree with their headers; refetching", start, batch.end)
             return cursor
@@ -210,37 +324,59 @@ class Syncer:
                 return False
         return True
 
-    def _check_tip(self, cursor: Cursor, head: int) -> Cursor:
-        """Caught up: make sure the cursor block is still canonical."""
+    def _relink(self, cursor: Cursor, head: int) -> Cursor:
+        """A batch that does not chain onto the cursor: a reorg only if the cursor's block changed."""
+        checked = self._checked(cursor, head)
+        if checked is None or checked == cursor:
+            # Another node behind a load balancer answered part of the batch; fetch it again.
+            self.metrics.lagging_node(self.job.chain.name)
+            self.sleep(self.job.chain.poll_interval_s)
+            return cursor
+        return checked
+
+    def _checked(self, cursor: Cursor, head: int) -> Cursor | None:
+        """The cursor if its block is canonical, the fork's parent after a rollback, None if undecided.
+
+        A rollback needs proof: a block at a height we stored whose hash differs from the stored one.
+        A lower head or a missing block proves nothing (None: the node is behind).
+        """
         if not cursor.block_hash:
             return cursor
-        if cursor.block_number <= head and self.client.header(cursor.block_number).hash == cursor.block_hash:
-            return cursor
-        return self._reorg(cursor, head)
+        number = min(cursor.block_number, head)
+        stored = self._stored_hash(cursor, number)
+        if stored is None:
+            return None
+        if self.client.header(number).hash == stored:
+            return cursor if number == cursor.block_number else None
+        return self._roll_back(cursor, self._find_fork(cursor, number))
 
-    def _reorg(self, cursor: Cursor, head: int) -> Cursor:
-        fork = self._find_fork(cursor, head)
+    def _stored_hash(self, cursor: Cursor, number: int) -> str | None:
+        if number == cursor.block_number:
+            return cursor.block_hash
+        return self.store.block_hash(self.chain_id, number)
+
+    def _find_fork(self, cursor: Cursor, differing: int) -> int:
+        """First block of the fork, walking down from `differing`, a block whose hash no longer matches."""
+        number = differing - 1
+        while True:
+            stored = self._stored_hash(cursor, number) if number >= 0 else None
+            if stored is None:
+                raise DeepReorgError(self.job.chain.name, differing, self.job.chain.finality_depth)
+            if self.client.header(number).hash == stored:
+                return number + 1
+            differing, number = number, number - 1
+
+    def _roll_back(self, cursor: Cursor, fork: int) -> Cursor:
         depth = cursor.block_number - fork + 1
-        new_hash = self.client.header(fork).hash if fork <= head else ""
+        new_hash = self.client.header(fork).hash
         log.warning("reorg on %s: rolling back %d block(s) from %d", self.job.chain.name, depth, fork)
         self.store.rollback(self.chain_id, fork, depth, cursor.block_hash, new_hash)
         self.reorg_count += 1
         self.metrics.reorg(self.job.chain.name, depth)
         return self.load_cursor()
 
-    def _find_fork(self, cursor: Cursor, head: int) -> int:
-        """First block whose stored hash differs from the node's (the fork point)."""
-        number = min(cursor.block_number, head)
-        while True:
-            stored = cursor.block_hash if number == cursor.block_number else None
-            stored = stored or self.store.block_hash(self.chain_id, number)
-            if stored is None:
-                raise DeepReorgError(self.job.chain.name, number, self.job.chain.finality_depth)
-            if self.client.header(number).hash == stored:
-                return number + 1
-            number -= 1
-
     def _report(self, cursor: Cursor, target: int, head: int, n_logs: int, n_bad: int, n_blocks: int) -> None:
+        self._lag_waits = 0
         self.metrics.batch_done(self.job.chain.name, cursor.block_number, head, n_logs, n_bad)
         if self.on_progress is not None:
             self.on_progress(Progress(cursor.block_number, target, head, n_logs, n_blocks))

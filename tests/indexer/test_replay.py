@@ -106,7 +106,9 @@ def test_synthesized_chain_is_consistent(tmp_path: Path) -> None:
         assert child["parentHash"] == parent["hash"]
         assert int(child["timestamp"], 16) >= int(parent["timestamp"], 16)
     assert recording.block(recording.last + 1) is None
-    assert recording.block(recording.first - 1) is None
+    before = recording.block(recording.first - 1)
+    assert before is not None and before["hash"] == blocks[0]["parentHash"]
+    assert recording.logs_between(0, recording.first - 1) == []
 
 
 def test_gap_before_a_real_block_takes_its_parent_hash(tmp_path: Path) -> None:
