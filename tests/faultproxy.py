@@ -59,6 +59,12 @@ REFUSALS: dict[str, Refusal] = {
     "range_limit": Refusal(400, -32000, "eth_getLogs is limited to a range limit of {limit}"),
     "results_400": Refusal(400, -32005, "query returned more than 10000 results"),
     "text_413": Refusal(413, None, "block range too large, max {limit} blocks"),
+    "infura_range": Refusal(200, -32602, "range {span} exceeds limit of {limit}"),
+    "reth": Refusal(
+        200, -32602, "query exceeds max results 20000, retry with the range {first_dec}-{last_dec}"
+    ),
+    "quicknode_413": Refusal(413, -32614, "eth_getLogs is limited to a {limit_commas} range"),
+    "no_hint": Refusal(200, -32005, "logs matched by query exceeds limit of 10000"),
 }
 
 
@@ -158,8 +164,8 @@ class FaultProxy(HttpService):
             return changed
         return reply
 
-    def _too_wide(self, requests: list[dict[str, Any]]) -> tuple[int, int] | None:
-        """(position in the batch, fromBlock) of an eth_getLogs wider than max_range."""
+    def _too_wide(self, requests: list[dict[str, Any]]) -> tuple[int, int, int] | None:
+        """(position in the batch, fromBlock, span) of an eth_getLogs wider than max_range."""
         if self.max_range is None:
             return None
         for position, request in enumerate(requests):
@@ -168,16 +174,24 @@ class FaultProxy(HttpService):
             query = request["params"][0]
             start, end = int(query["fromBlock"], 16), int(query["toBlock"], 16)
             if end - start + 1 > self.max_range:
-                return position, start
+                return position, start, end - start + 1
         return None
 
-    def _refuse(self, body: bytes, where: tuple[int, int], name: str | None) -> _Reply:
+    def _refuse(self, body: bytes, where: tuple[int, int, int], name: str | None) -> _Reply:
         assert name is not None
         self._count(f"range:{name}")
         refusal = REFUSALS[name]
-        position, start = where
+        position, start, span = where
         limit = cast(int, self.max_range)
-        message = refusal.message.format(limit=limit, first=hex(start), last=hex(start + limit - 1))
+        message = refusal.message.format(
+            limit=limit,
+            first=hex(start),
+            last=hex(start + limit - 1),
+            span=span,
+            first_dec=start,
+            last_dec=start + limit - 1,
+            limit_commas=f"{limit:,}",
+        )
         if refusal.code is None:
             return _Reply(refusal.status, message.encode(), {"content-type": "text/plain"})
         error = {"code": refusal.code, "message": message}

@@ -87,7 +87,15 @@ class FakeNode:
             self.spans.append(end - start + 1)
             if self.limit is not None and end - start + 1 > self.limit:
                 last = hex(start + self.limit - 1)
-                message = self.message.format(first=hex(start), last=last, limit=self.limit)
+                message = self.message.format(
+                    first=hex(start),
+                    last=last,
+                    limit=self.limit,
+                    span=end - start + 1,
+                    first_dec=start,
+                    last_dec=start + self.limit - 1,
+                    limit_commas=f"{self.limit:,}",
+                )
                 return reply | {"error": {"code": self.code, "message": message}}
             return reply | {
                 "result": [{"blockNumber": hex(n), "logIndex": "0x0"} for n in range(start, end + 1)]
@@ -168,7 +176,36 @@ REFUSALS = [
     ("block range too large, max {limit} blocks", "http413", 0, 1000, [2000, 1000]),
     ("exceed maximum block range: {limit}", "http400", -32600, 250, [2000, 250]),
     ("query returned more than 10000 results", "http400", -32005, 600, [2000, 1000, 500]),
+    # Infura since 2025: a block-range limit, not a result count.
+    ("range {span} exceeds limit of {limit}", "rpc", -32602, 1000, [2000, 1000]),
+    # reth: a result cap, with the range that fits.
+    ("query exceeds max results 20000, retry with the range {first_dec}-{last_dec}", "rpc", -32602, 300,
+     [2000, 300]),
+    ("eth_getLogs is limited to a {limit_commas} range", "http413", -32614, 1500, [2000, 1500]),
+    ("range {span} is bigger than range limit {limit}", "rpc", -32602, 700, [2000, 700]),
+    ("block range is larger than max block range, block range = {span}, max block range = {limit}", "rpc",
+     -32000, 1200, [2000, 1200]),
+    # No hint: halve until it fits.
+    ("logs matched by query exceeds limit of 10000", "rpc", -32005, 600, [2000, 1000, 500]),
+    ("log query timed out", "rpc", -32000, 900, [2000, 1000, 500]),
+    ("block range too high", "rpc", -32600, 1000, [2000, 1000]),
 ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "rate limit exceeded",
+        "Too many requests, retry later",
+        "block range extends beyond current head block",
+        "header not found",
+        "execution reverted",
+        "invalid params",
+    ],
+)
+def test_other_errors_are_not_range_refusals(message: str) -> None:
+    assert not is_range_refusal(message)
+    assert range_hint(message) is None
 
 
 @pytest.mark.parametrize(("message", "style", "code", "limit", "spans"), REFUSALS)
