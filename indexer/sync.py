@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 
 # One-shot runs give a node that stays behind the cursor this many polls before they stop.
 MAX_LAG_WAITS = 60
-# Follow mode waits this long after an RPC outage (retries exhausted) before it tries again.
-OUTAGE_RETRY_S = 5.0
+# Follow mode waits this many poll intervals (at least a second) after an RPC outage.
+OUTAGE_POLLS = 5
 
 
 class HaltError(IndexerError):
@@ -238,8 +238,9 @@ class Syncer:
         self.sleep(self.job.chain.poll_interval_s)
 
     def _outage(self, exc: RpcTransportError) -> None:
-        log.warning("%s: %s; retrying in %.0fs", self.job.chain.name, exc, OUTAGE_RETRY_S)
-        self.sleep(OUTAGE_RETRY_S)
+        wait = max(1.0, OUTAGE_POLLS * self.job.chain.poll_interval_s)
+        log.warning("%s: %s; retrying in %.0fs", self.job.chain.name, exc, wait)
+        self.sleep(wait)
 
     def backfill(self, cursor: Cursor, end: int, head: int) -> Cursor:
         """Index the finalized blocks after the cursor up to `end` through the fetch/decode/write pipeline."""

@@ -30,6 +30,8 @@ class LaggingProxy(HttpService):
         self.lag = lag
         self.every = every
         self.lagged = 0
+        self.down = False  # True: every request gets HTTP 503, as during an outage
+        self.refused = 0
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._upstream = httpx.Client(timeout=30)
@@ -39,7 +41,12 @@ class LaggingProxy(HttpService):
         super().stop()
         self._upstream.close()
 
-    def respond(self, body: bytes) -> bytes:
+    def respond(self, body: bytes) -> bytes | None:
+        """The reply body, or None for an HTTP 503 while `down`."""
+        if self.down:
+            with self._lock:
+                self.refused += 1
+            return None
         with self._lock:
             lagging = self._rng.randrange(self.every) == 0
         if not lagging:
@@ -91,7 +98,11 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("content-length") or 0))
         proxy = cast(LaggingProxy, cast(Any, self.server).app)
         reply = proxy.respond(body)
-        self.send_response(200)
+        if reply is None:
+            reply = b"upstream unavailable"
+            self.send_response(503)
+        else:
+            self.send_response(200)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(reply)))
         self.end_headers()

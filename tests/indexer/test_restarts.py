@@ -12,7 +12,8 @@ import random
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import psycopg
@@ -21,6 +22,7 @@ import pytest
 from chainrisk.db import to_libpq_url
 from devnet.anvil import Anvil
 from devnet.deploy import BulkTokenHandle, bulk_token
+from indexer.chain import HttpChainClient
 from indexer.config import ChainConfig
 from indexer.metrics import IndexerMetrics
 from indexer.runner import adhoc_plan, run_plan
@@ -260,6 +262,54 @@ def test_a_lagging_node_behind_a_balancer_is_waited_for(
     assert _count(db_url, "SELECT count(*) FROM reorgs") == 0
     _index(node.url, second_db_url, token.address, name="fresh", stop=cursor.block_number)
     assert _dump(db_url) == _dump(second_db_url)
+
+
+def test_follow_mode_waits_out_an_outage_and_checks_the_cursor_again(
+    chain, db_url: str, second_db_url: str
+) -> None:
+    node, token = chain
+    token.spray(30, seed=11)
+    fork_base = node.snapshot()
+    token.spray(10, seed=12)
+    running: list[Syncer] = []
+    with LaggingProxy(node.url, lag=0, every=1_000_000) as proxy:
+        client = HttpChainClient([proxy.url], max_retries=1, backoff_base_s=0.01, backoff_max_s=0.02)
+        plan = _plan(proxy.url, token.address, follow=True)
+        thread = threading.Thread(
+            target=run_plan,
+            args=(plan, to_libpq_url(db_url)),
+            kwargs={"on_start": running.append, "client": client},
+        )
+        thread.start()
+        try:
+            _wait_for(lambda: _cursor_block(db_url) == node.block_number())
+            proxy.down = True
+            node.revert(fork_base)
+            token.spray(12, seed=13)
+            node.mine(3)
+            _wait_for(lambda: proxy.refused >= 6)  # the syncer ran out of retries at least three times
+            proxy.down = False
+            _wait_for(lambda: _cursor_block(db_url) == node.block_number())
+        finally:
+            if running:
+                running[0].stop_requested = True
+            thread.join(timeout=60)
+            client.close()
+    assert not thread.is_alive()
+    assert _count(db_url, "SELECT count(*) FROM reorgs") == 1
+    _index(node.url, second_db_url, token.address, name="fresh")
+    assert _dump(db_url) == _dump(second_db_url)
+
+
+def _cursor_block(db: str) -> int:
+    return _count(db, f"SELECT coalesce(max(block_number), -1) FROM cursors WHERE name = '{SOURCE}'")
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
 
 
 # --- where to start, who writes ----------------------------------------------------------------------
