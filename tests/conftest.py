@@ -14,18 +14,16 @@ import pytest
 from chainrisk.db import start_embedded, to_libpq_url, to_sqlalchemy_url
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = ROOT.parent / "shared" / "data"
+DATA = ROOT / "data"
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/test"
 TEMPLATE = "chainrisk_test_template"
 
 
-def shared_file(relative: str) -> Path:
-    """A file under ../shared/data: missing means skip locally, but fail in CI."""
-    path = SHARED_DATA / relative
-    if not path.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"shared data file missing in CI: {path}")
-        pytest.skip(f"shared data file missing: {path}")
+def data_file(relative: str) -> Path:
+    """A recorded data file under data/ (see data/SOURCES.md); the repository ships them, so missing fails."""
+    path = DATA / relative
+    if not path.is_file():
+        pytest.fail(f"data file missing from the repository: {path}")
     return path
 
 

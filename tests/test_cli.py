@@ -18,7 +18,7 @@ import pytest
 
 from chainrisk.db import to_libpq_url
 from indexer.replay import ReplayServer, load_recording
-from tests.conftest import shared_file
+from tests.conftest import data_file
 
 BLOCK_18M = "chain/mainnet-block-18000000-logs.json"
 
@@ -42,7 +42,7 @@ def env(db_url: str, tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def replay() -> Iterator[str]:
-    with ReplayServer(load_recording([shared_file(BLOCK_18M)])) as server:
+    with ReplayServer(load_recording([data_file(BLOCK_18M)])) as server:
         yield server.url
 
 
@@ -170,7 +170,7 @@ def _scrape(url: str, wanted: str) -> str:
 
 
 def test_several_chains_index_side_by_side(env: dict[str, str], replay: str, db_url: str) -> None:
-    window = load_recording([shared_file("chain/mainnet-aave-v3-window-25290309-logs.json")])
+    window = load_recording([data_file("chain/mainnet-aave-v3-window-25290309-logs.json")])
     with ReplayServer(window) as second:
         Path(env["CHAINRISK_CONFIG"]).write_text(
             f'[[chains]]\nname = "a"\nchain_id = 1\nrpc_urls = ["{replay}"]\n\n'
@@ -218,6 +218,26 @@ def test_demo_runs_the_main_job_end_to_end(env: dict[str, str], db_url: str, nod
         borrowers = conn.execute("SELECT count(*) FROM positions_current WHERE debt_usd > 0").fetchone()
     assert accounts is not None and accounts[0] >= 30
     assert buckets == borrowers
+
+
+def test_demo_reads_the_recordings_shipped_in_data() -> None:
+    from chainrisk.commands.demo import DEFAULT_DATA, missing_recordings
+
+    assert data_file(BLOCK_18M) == DEFAULT_DATA / BLOCK_18M
+    assert missing_recordings(DEFAULT_DATA) == []
+
+
+def test_demo_fails_before_starting_anything_without_the_recordings(tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text("")  # CHAINRISK_CONFIG must name a file that exists
+    env = {
+        **os.environ,
+        "CHAINRISK_HOME": str(tmp_path / "home"),
+        "CHAINRISK_CONFIG": str(tmp_path / "c.toml"),
+    }
+    result = _run(["demo", "--data", str(tmp_path / "nowhere")], env)
+    assert result.returncode == 2
+    assert "recorded mainnet data missing" in result.stderr and "--data" in result.stderr
+    assert not (tmp_path / "home").exists()
 
 
 def test_bench_devnet_reports_transactions_per_second(env: dict[str, str], node_home: Path) -> None:

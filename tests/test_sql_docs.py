@@ -21,7 +21,7 @@ from indexer.config import ChainConfig
 from indexer.replay import ReplayServer, load_recording
 from indexer.runner import adhoc_plan, run_plan
 from indexer.views import VIEWS
-from tests.conftest import ROOT, shared_file
+from tests.conftest import ROOT, data_file
 from tests.recorded import _int, governor_alpha_logs
 
 ALPHA = "governance/compound-governor-alpha-events.csv"
@@ -47,10 +47,10 @@ def seeded(templates: dict[str, str], tmp_path_factory: pytest.TempPathFactory) 
     for db in _fresh_database(templates["embedded"]):
         folder = tmp_path_factory.mktemp("alpha")
         alpha = folder / "alpha.jsonl"
-        alpha.write_text("\n".join(json.dumps(x) for x in governor_alpha_logs(shared_file(ALPHA))))
+        alpha.write_text("\n".join(json.dumps(x) for x in governor_alpha_logs(data_file(ALPHA))))
         _index_file(alpha, db, max_range=1_000_000)
-        _index_file(shared_file("chain/mainnet-block-18000000-logs.json"), db)
-        _index_file(shared_file("chain/mainnet-aave-v3-window-25290309-logs.json"), db)
+        _index_file(data_file("chain/mainnet-block-18000000-logs.json"), db)
+        _index_file(data_file("chain/mainnet-aave-v3-window-25290309-logs.json"), db)
         yield db
 
 
@@ -60,7 +60,7 @@ def _run(db: str, name: str) -> list[tuple[Any, ...]]:
 
 
 def _alpha_rows() -> list[dict[str, str]]:
-    with shared_file(ALPHA).open(newline="") as handle:
+    with data_file(ALPHA).open(newline="") as handle:
         return list(csv.DictReader(handle))
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DATA = ROOT.parent / "shared" / "data"
+DEFAULT_DATA = ROOT / "data"
 RECORDINGS = (
     ("mainnet block 18,000,000 (every log)", "chain/mainnet-block-18000000-logs.json"),
     ("mainnet Aave v3 + Uniswap v3 window", "chain/mainnet-aave-v3-window-25290309-logs.json"),
@@ -24,7 +24,7 @@ def demo(
     wallets: Annotated[int, typer.Option(min=2, help="Wallets in the scenario.")] = 500,
     seed: Annotated[int, typer.Option(help="Seed of the price path and the agents.")] = 1,
     data: Annotated[
-        Path, typer.Option(help="Folder of recorded mainnet data (skipped if absent).")
+        Path, typer.Option(help="Folder of recorded mainnet data (the repository's data/).")
     ] = DEFAULT_DATA,
 ) -> None:
     """Devnet with real Aave v3 markets, a seeded market scenario with a crash, everything indexed.
@@ -35,10 +35,16 @@ def demo(
     """
     from rich.console import Console
 
-    from chainrisk.cli import app_context
+    from chainrisk.cli import app_context, fail
     from chainrisk.db import redact_url, to_libpq_url
     from chainrisk.migrate import upgrade
 
+    missing = missing_recordings(data)
+    if missing:
+        raise fail(
+            f"recorded mainnet data missing: {', '.join(str(p) for p in missing)};"
+            " pass --data with the folder that holds chain/ (the repository's data/ folder)"
+        )
     console = Console()
     app = app_context(ctx)
     started = time.monotonic()
@@ -50,8 +56,7 @@ def demo(
     manifest = _devnet(console, app.settings.home.resolve(), conninfo, days, wallets, seed)
     _risk_summary(console, conninfo, manifest)
     for title, rel in RECORDINGS:
-        if (data / rel).exists():
-            _index_recording(console, title, data / rel, conninfo)
+        _index_recording(console, title, data / rel, conninfo)
     _summary(console, conninfo)
     console.print(
         f"\ndone in {time.monotonic() - started:.0f}s. Query it with [bold]chainrisk db shell[/], e.g."
@@ -60,6 +65,11 @@ def demo(
         "  SELECT borrower, debt_asset, debt_to_cover FROM liquidations ORDER BY debt_to_cover DESC LIMIT 5;"
     )
     console.print("  SELECT event, reason, count(*) FROM quarantine GROUP BY 1, 2;")
+
+
+def missing_recordings(data: Path) -> list[Path]:
+    """The recorded files the demo indexes that are not under `data`."""
+    return [data / rel for _title, rel in RECORDINGS if not (data / rel).is_file()]
 
 
 def _devnet(console: Any, home: Path, conninfo: str, days: int, wallets: int, seed: int) -> dict[str, Any]:

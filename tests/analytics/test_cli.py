@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from analytics import tables
 from chainrisk.commands.forecast import app
-from tests.conftest import shared_file
+from tests.conftest import data_file
 
 torch.set_num_threads(1)
 runner = CliRunner()
@@ -27,7 +27,7 @@ def _backtest(*args: str) -> dict[str, object]:
 
 
 def test_backtest_json_has_every_field_per_model() -> None:
-    prices = str(shared_file("prices/binance-ethusdt-daily.csv"))
+    prices = str(data_file("prices/binance-ethusdt-daily.csv"))
     out = _backtest("--prices", prices, "--start", "2021-05-01", "--end", "2021-06-30", *FAST)
     models = out["models"]
     assert isinstance(models, dict) and set(models) == {"garch-t", "log-har", "ewma"}
@@ -42,7 +42,7 @@ def test_backtest_json_has_every_field_per_model() -> None:
 
 
 def test_backtest_on_hourly_file_with_rv_target() -> None:
-    prices = str(shared_file("prices/binance-ethusdt-hourly.csv"))
+    prices = str(data_file("prices/binance-ethusdt-hourly.csv"))
     out = _backtest(
         "--prices", prices, "--target", "rv", "--start", "2021-09-01", "--end", "2021-09-30", *FAST
     )
@@ -56,8 +56,8 @@ def _tiny_network(tmp_path: Path) -> str:
 
 
 def test_rv_target_runs_the_neural_and_har_x_models(tmp_path: Path) -> None:
-    prices = str(shared_file("prices/binance-ethusdt-hourly.csv"))
-    onchain = str(shared_file("defi/aave-v2-liquidations-2020-12-to-2022-04.csv"))
+    prices = str(data_file("prices/binance-ethusdt-hourly.csv"))
+    onchain = str(data_file("defi/aave-v2-liquidations-2020-12-to-2022-04.csv"))
     models = "log-har,log-har-x,rnn-x"
     args = ["--prices", prices, "--onchain", onchain, "--target", "rv", "--start", "2021-09-01"]
     args += ["--end", "2021-09-30", "--models", models, "--refit-every", "30", "--neural-refit-every", "30"]
@@ -71,7 +71,7 @@ def test_rv_target_runs_the_neural_and_har_x_models(tmp_path: Path) -> None:
 
 
 def test_backtest_reports_the_hmm_regime_filter() -> None:
-    prices = str(shared_file("prices/binance-ethusdt-daily.csv"))
+    prices = str(data_file("prices/binance-ethusdt-daily.csv"))
     out = _backtest(
         "--prices", prices, "--start", "2021-05-01", "--end", "2021-06-30", *FAST, "--regime-model", "hmm"
     )
@@ -85,8 +85,8 @@ def test_backtest_reports_the_hmm_regime_filter() -> None:
 
 
 def test_ablation_prints_each_group_removed_and_added() -> None:
-    prices = str(shared_file("prices/binance-btcusdt-daily.csv"))
-    onchain = str(shared_file("defi/aave-v2-liquidations-2020-12-to-2022-04.csv"))
+    prices = str(data_file("prices/binance-btcusdt-daily.csv"))
+    onchain = str(data_file("defi/aave-v2-liquidations-2020-12-to-2022-04.csv"))
     args = ["ablation", "--prices", prices, "--onchain", onchain, "--start", "2021-05-01"]
     args += ["--end", "2021-06-30", "--families", "har-x", "--refit-every", "30", "--json"]
     result = runner.invoke(app, args)
@@ -102,7 +102,7 @@ def test_ablation_prints_each_group_removed_and_added() -> None:
 
 
 def test_ablation_groups_a_generic_onchain_file_by_prefix(tmp_path: Path) -> None:
-    prices = str(shared_file("prices/binance-btcusdt-daily.csv"))
+    prices = str(data_file("prices/binance-btcusdt-daily.csv"))
     days = pd.date_range("2020-06-01", "2021-06-30", freq="D")
     rng = np.random.default_rng(0)
     onchain = tmp_path / "onchain.csv"
@@ -137,7 +137,7 @@ def test_ablation_groups_a_generic_onchain_file_by_prefix(tmp_path: Path) -> Non
 
 
 def test_combo_reports_weights_fitted_before_the_window() -> None:
-    prices = str(shared_file("prices/binance-ethusdt-daily.csv"))
+    prices = str(data_file("prices/binance-ethusdt-daily.csv"))
     args = ["--prices", prices, "--start", "2021-01-01", "--end", "2021-02-28"]
     out = _backtest(*args, "--models", "garch-n,log-har,log-har-tcal,combo", "--refit-every", "30")
     rows = out["models"]
@@ -156,14 +156,14 @@ def test_combo_reports_weights_fitted_before_the_window() -> None:
 
 
 def test_rv_target_on_daily_file_is_named() -> None:
-    prices = str(shared_file("prices/binance-btcusdt-daily.csv"))
+    prices = str(data_file("prices/binance-btcusdt-daily.csv"))
     result = runner.invoke(app, ["backtest", "--prices", prices, "--target", "rv", *FAST])
     assert result.exit_code == 2
     assert "target 'rv' needs intraday bars" in result.output
 
 
 def test_too_little_history_is_named() -> None:
-    prices = str(shared_file("prices/binance-btcusdt-daily.csv"))
+    prices = str(data_file("prices/binance-btcusdt-daily.csv"))
     args = ["backtest", "--prices", prices, "--start", "2017-10-01", "--end", "2017-12-31", *FAST]
     result = runner.invoke(app, args)
     assert result.exit_code == 2
@@ -171,7 +171,7 @@ def test_too_little_history_is_named() -> None:
 
 
 def test_bad_target_and_unknown_model_are_named(tmp_path: Path) -> None:
-    prices = str(shared_file("prices/binance-btcusdt-daily.csv"))
+    prices = str(data_file("prices/binance-btcusdt-daily.csv"))
     bad = runner.invoke(app, ["backtest", "--prices", prices, "--target", "close"])
     assert bad.exit_code == 2 and "--target: expected parkinson or rv, got 'close'" in bad.output
     unknown = runner.invoke(app, ["backtest", "--prices", prices, "--models", "prophet"])
@@ -183,7 +183,7 @@ def test_bad_target_and_unknown_model_are_named(tmp_path: Path) -> None:
 def test_run_writes_forecasts_and_regimes(db_url: str) -> None:
     engine = sa.create_engine(db_url)
     tables.metadata.create_all(engine, checkfirst=True)
-    prices = str(shared_file("prices/binance-ethusdt-daily.csv"))
+    prices = str(data_file("prices/binance-ethusdt-daily.csv"))
     args = ["run", "--prices", prices, "--models", "log-har,ewma", "--database-url", db_url, "--json"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -211,7 +211,7 @@ def test_run_writes_forecasts_and_regimes(db_url: str) -> None:
 def test_run_with_the_hmm_filter_records_which_model_gave_the_regimes(db_url: str) -> None:
     engine = sa.create_engine(db_url)
     tables.metadata.create_all(engine, checkfirst=True)
-    prices = str(shared_file("prices/binance-btcusdt-daily.csv"))
+    prices = str(data_file("prices/binance-btcusdt-daily.csv"))
     base = ["run", "--prices", prices, "--asset", "BTC", "--models", "ewma", "--database-url", db_url]
     result = runner.invoke(app, [*base, "--regime-model", "hmm"])
     assert result.exit_code == 0, result.output

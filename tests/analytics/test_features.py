@@ -8,7 +8,7 @@ import pytest
 
 from analytics.features import align, liquidation_features, load_onchain, price_features
 from analytics.loaders import PriceDataError
-from tests.conftest import shared_file
+from tests.conftest import data_file
 
 
 def test_liquidation_features_are_per_utc_day() -> None:
@@ -38,7 +38,7 @@ def test_price_features() -> None:
 
 
 def test_load_onchain_detects_the_aave_file() -> None:
-    features = load_onchain(shared_file("defi/aave-v2-liquidations-2020-12-to-2022-04.csv"))
+    features = load_onchain(data_file("defi/aave-v2-liquidations-2020-12-to-2022-04.csv"))
     assert features.index[0] == pd.Timestamp("2020-12-17", tz="UTC")
     assert features.loc[pd.Timestamp("2021-05-19", tz="UTC"), "liq_count"] > np.log1p(400)
 

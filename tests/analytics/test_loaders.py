@@ -14,7 +14,7 @@ from analytics.loaders import (
     parse_timestamps,
     to_daily,
 )
-from tests.conftest import shared_file
+from tests.conftest import data_file
 
 
 def _at(bars: pd.DataFrame, column: str, time: str) -> float:
@@ -22,7 +22,7 @@ def _at(bars: pd.DataFrame, column: str, time: str) -> float:
 
 
 def test_eth_daily_newest_first_spreadsheet_dates() -> None:
-    data = load_ohlcv(shared_file("prices/binance-ethusdt-daily.csv"))
+    data = load_ohlcv(data_file("prices/binance-ethusdt-daily.csv"))
     bars = data.bars
     assert bars.index.is_monotonic_increasing
     assert bars.index[0] == pd.Timestamp("2017-08-17", tz="UTC")
@@ -36,7 +36,7 @@ def test_eth_daily_newest_first_spreadsheet_dates() -> None:
 
 
 def test_btc_daily_banner_and_month_first_dates() -> None:
-    data = load_ohlcv(shared_file("prices/binance-btcusdt-daily.csv"))
+    data = load_ohlcv(data_file("prices/binance-btcusdt-daily.csv"))
     assert data.bars.index[-1] == pd.Timestamp("2026-05-31", tz="UTC")
     assert len(data.gaps) == 7
     assert all(g.first_missing.year == 2026 for g in data.gaps)
@@ -44,7 +44,7 @@ def test_btc_daily_banner_and_month_first_dates() -> None:
 
 
 def test_eth_hourly_mixed_formats_duplicates_and_bad_first_bar() -> None:
-    data = load_ohlcv(shared_file("prices/binance-ethusdt-hourly.csv"))
+    data = load_ohlcv(data_file("prices/binance-ethusdt-hourly.csv"))
     assert data.freq == pd.Timedelta("1h")
     assert data.bars.index.is_unique and data.bars.index.is_monotonic_increasing
     assert data.duplicates > 0
@@ -102,7 +102,7 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
 
 
 def test_liquidations_usd_recomputed_from_raw_units() -> None:
-    liquidations = load_liquidations(shared_file("defi/aave-v2-liquidations-2020-12-to-2022-04.csv"))
+    liquidations = load_liquidations(data_file("defi/aave-v2-liquidations-2020-12-to-2022-04.csv"))
     assert len(liquidations) == 11_497
     assert liquidations["time"].is_monotonic_increasing
     early = liquidations[liquidations["raw_units"]]

@@ -166,11 +166,11 @@ def test_cli_runs_the_new_models_by_name_and_validates() -> None:
     from typer.testing import CliRunner
 
     from chainrisk.commands.forecast import app
-    from tests.conftest import shared_file
+    from tests.conftest import data_file
 
     runner = CliRunner()
-    eth = str(shared_file("prices/binance-ethusdt-daily.csv"))
-    btc = str(shared_file("prices/binance-btcusdt-daily.csv"))
+    eth = str(data_file("prices/binance-ethusdt-daily.csv"))
+    btc = str(data_file("prices/binance-btcusdt-daily.csv"))
     window = ["--start", "2019-05-01", "--end", "2019-05-31", "--refit-every", "30", "--json"]
     models = "log-har," + ",".join(CANDIDATES)
     result = runner.invoke(

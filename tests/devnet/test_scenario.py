@@ -11,7 +11,7 @@ import pytest
 from devnet.aave import ASSETS, USD, Deployment, deploy_markets
 from devnet.anvil import Anvil
 from devnet.scenario import STEP_S, ScenarioError, ScenarioResult, price_path, read_price_csv, simulate
-from tests.conftest import shared_file
+from tests.conftest import data_file
 from tests.devnet.fixtures import devnet_home  # noqa: F401
 
 GENESIS = 1_700_000_000
@@ -90,7 +90,7 @@ def test_price_path_is_seeded_fat_tailed_and_crashes() -> None:
 
 
 def test_price_path_replays_a_real_csv() -> None:
-    csv_path = shared_file("prices/binance-ethusdt-hourly.csv")
+    csv_path = data_file("prices/binance-ethusdt-hourly.csv")
     closes = read_price_csv(csv_path)
     path = price_path(3, 0, START, csv_path)
     assert path.steps == 72 and path.source == str(csv_path)

@@ -26,7 +26,7 @@ from indexer.chain import (
 )
 from indexer.replay import ReplayServer, load_recording
 from indexer.types import BlockHeader, LogBatch, LogFilter
-from tests.conftest import shared_file
+from tests.conftest import data_file
 from tests.faultproxy import FAULTS, FaultProxy
 
 URL = "http://node.test/"
@@ -488,9 +488,7 @@ def _traceback(exc: BaseException) -> str:
 
 @pytest.fixture(scope="module")
 def aave_replay() -> Iterator[ReplayServer]:
-    with ReplayServer(
-        load_recording(shared_file("chain/mainnet-aave-v3-window-25290309-logs.json"))
-    ) as server:
+    with ReplayServer(load_recording(data_file("chain/mainnet-aave-v3-window-25290309-logs.json"))) as server:
         yield server
 
 

@@ -16,7 +16,7 @@ from indexer.decode import DecodeError
 from indexer.events import EventSpec, event
 from indexer.protocols import aave_v3, erc20, governance
 from indexer.registry import KINDS, DecoderRegistry, all_specs, build_decoder
-from tests.conftest import shared_file
+from tests.conftest import data_file
 
 STATIC_SPECS = [s for s in all_specs() if s.is_static and all(p.is_static for p in s.indexed)]
 
@@ -149,7 +149,7 @@ def test_bad_declarations_name_the_problem() -> None:
 
 
 def _block_18m_logs() -> list[dict[str, Any]]:
-    responses = json.loads(shared_file("chain/mainnet-block-18000000-logs.json").read_text())
+    responses = json.loads(data_file("chain/mainnet-block-18000000-logs.json").read_text())
     logs: list[dict[str, Any]] = next(r["result"] for r in responses if isinstance(r["result"], list))
     return logs
 

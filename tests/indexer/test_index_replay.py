@@ -16,7 +16,7 @@ from indexer.config import ChainConfig
 from indexer.protocols import aave_v3, erc20
 from indexer.replay import ReplayServer, load_recording
 from indexer.runner import adhoc_plan, run_plan
-from tests.conftest import shared_file
+from tests.conftest import data_file
 
 BLOCK_18M = "chain/mainnet-block-18000000-logs.json"
 AAVE_WINDOW = "chain/mainnet-aave-v3-window-25290309-logs.json"
@@ -25,7 +25,7 @@ AAVE_POOL = "0x87870bca3f3fd6335c3f4ce8392d69350b4fa4e2"
 
 @pytest.fixture
 def replay_18m() -> Iterator[str]:
-    with ReplayServer(load_recording([shared_file(BLOCK_18M)])) as server:
+    with ReplayServer(load_recording([data_file(BLOCK_18M)])) as server:
         yield server.url
 
 
@@ -44,7 +44,7 @@ def _one(db: str, query: str, *params: object) -> tuple[object, ...]:
 
 
 def _file_logs() -> list[dict[str, Any]]:
-    responses = json.loads(shared_file(BLOCK_18M).read_text())
+    responses = json.loads(data_file(BLOCK_18M).read_text())
     logs: list[dict[str, Any]] = next(r["result"] for r in responses if isinstance(r["result"], list))
     return logs
 
@@ -101,7 +101,7 @@ def test_reindexing_a_range_leaves_no_duplicates(replay_18m: str, db_url: str) -
 
 
 def test_aave_window_every_pool_event_lands_in_its_table(db_url: str) -> None:
-    path = shared_file(AAVE_WINDOW)
+    path = data_file(AAVE_WINDOW)
     logs = json.loads(path.read_text())
     with ReplayServer(load_recording([path])) as server:
         _index(server.url, db_url, 25_290_209, 25_290_309, addresses=(AAVE_POOL,))

@@ -14,7 +14,7 @@ from chainrisk.db import to_libpq_url
 from indexer.config import ChainConfig
 from indexer.replay import ReplayServer, load_recording
 from indexer.runner import adhoc_plan, run_plan
-from tests.conftest import shared_file
+from tests.conftest import data_file
 from tests.recorded import _int, governor_alpha_logs, reth_transfer_logs
 
 RETH = "chain/mainnet-reth-transfers-18600181-18606893.csv"
@@ -37,7 +37,7 @@ def _rows(db: str, query: str) -> list[tuple[object, ...]]:
 
 
 def test_reth_transfers_come_out_exact(tmp_path: Path, db_url: str) -> None:
-    path = shared_file(RETH)
+    path = data_file(RETH)
     _serve_and_index(reth_transfer_logs(path), tmp_path, db_url, "0xae78736cd615f374d3085123a210448e74fc6393")
     with path.open(newline="") as handle:
         expected = sorted(
@@ -53,7 +53,7 @@ def test_reth_transfers_come_out_exact(tmp_path: Path, db_url: str) -> None:
 
 
 def test_governor_alpha_votes_reproduce_per_proposal_tallies(tmp_path: Path, db_url: str) -> None:
-    path = shared_file(ALPHA)
+    path = data_file(ALPHA)
     _serve_and_index(
         governor_alpha_logs(path), tmp_path, db_url, "0xc0dA01a04C3f3E0be433606045bB7017A7323E38"
     )

@@ -1,4 +1,4 @@
-"""The replay server against the real mainnet recordings in ../shared/data."""
+"""The replay server against the real mainnet recordings in data/."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import typer
 from typer.testing import CliRunner
 
 from indexer.replay import Recording, RecordingError, ReplayServer, load_recording, placeholder_hash
-from tests.conftest import shared_file
+from tests.conftest import data_file
 
 BLOCK_FILE = "chain/mainnet-block-18000000-logs.json"
 AAVE_FILE = "chain/mainnet-aave-v3-window-25290309-logs.json"
@@ -28,7 +28,7 @@ AAVE_POOL = "0x87870bca3f3fd6335c3f4ce8392d69350b4fa4e2"
 
 
 def _responses() -> list[dict[str, Any]]:
-    responses: list[dict[str, Any]] = json.loads(shared_file(BLOCK_FILE).read_text())
+    responses: list[dict[str, Any]] = json.loads(data_file(BLOCK_FILE).read_text())
     return responses
 
 
@@ -61,7 +61,7 @@ class Rpc:
 
 @pytest.fixture(scope="module")
 def block_rpc() -> Iterator[Rpc]:
-    with ReplayServer(load_recording([shared_file(BLOCK_FILE)])) as server:
+    with ReplayServer(load_recording([data_file(BLOCK_FILE)])) as server:
         rpc = Rpc(server.url)
         yield rpc
         rpc.http.close()
@@ -69,7 +69,7 @@ def block_rpc() -> Iterator[Rpc]:
 
 @pytest.fixture(scope="module")
 def aave_rpc() -> Iterator[Rpc]:
-    with ReplayServer(load_recording(shared_file(AAVE_FILE))) as server:
+    with ReplayServer(load_recording(data_file(AAVE_FILE))) as server:
         rpc = Rpc(server.url)
         yield rpc
         rpc.http.close()
@@ -79,15 +79,15 @@ def aave_rpc() -> Iterator[Rpc]:
 
 
 def test_loads_jsonrpc_responses() -> None:
-    recording = load_recording([shared_file(BLOCK_FILE)])
+    recording = load_recording([data_file(BLOCK_FILE)])
     assert (recording.first, recording.last, len(recording.logs)) == (18_000_000, 18_000_000, 291)
     assert recording.chain_id == 1
     assert recording.block(18_000_000) == _block_and_logs()[0]
 
 
 def test_loads_plain_log_list_and_synthesizes_headers() -> None:
-    recording = load_recording(shared_file(AAVE_FILE))
-    logs = json.loads(shared_file(AAVE_FILE).read_text())
+    recording = load_recording(data_file(AAVE_FILE))
+    logs = json.loads(data_file(AAVE_FILE).read_text())
     first = min(int(log["blockNumber"], 16) for log in logs)
     assert (recording.first, recording.last, len(recording.logs)) == (first, 25_290_309, 163)
     sample = logs[0]
@@ -98,7 +98,7 @@ def test_loads_plain_log_list_and_synthesizes_headers() -> None:
 
 
 def test_synthesized_chain_is_consistent(tmp_path: Path) -> None:
-    recording = load_recording(shared_file(AAVE_FILE))
+    recording = load_recording(data_file(AAVE_FILE))
     blocks = [recording.block(n) for n in range(recording.first, recording.last + 1)]
     assert all(b is not None for b in blocks)
     for parent, child in itertools.pairwise(blocks):
@@ -261,7 +261,7 @@ def test_batches_and_errors(block_rpc: Rpc) -> None:
 
 
 def test_aave_window_ranges(aave_rpc: Rpc) -> None:
-    logs = json.loads(shared_file(AAVE_FILE).read_text())
+    logs = json.loads(data_file(AAVE_FILE).read_text())
     numbers = [int(log["blockNumber"], 16) for log in logs]
     assert len(aave_rpc.logs(fromBlock="earliest", toBlock="latest")) == 163
     low, high = 25_290_280, 25_290_299
@@ -305,7 +305,7 @@ def test_replay_command_serves_and_prints_url(monkeypatch: pytest.MonkeyPatch) -
 
     seen: list[str] = []
     monkeypatch.setattr(rpc_commands, "_wait_for_interrupt", lambda: seen.append("waited"))
-    result = CliRunner().invoke(_cli(), ["rpc", "replay", str(shared_file(BLOCK_FILE)), "--port", "0"])
+    result = CliRunner().invoke(_cli(), ["rpc", "replay", str(data_file(BLOCK_FILE)), "--port", "0"])
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("http://127.0.0.1:")
     assert seen == ["waited"]
