@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,17 @@ from tests.conftest import data_file
 torch.set_num_threads(1)
 runner = CliRunner()
 FAST = ["--models", "garch-t,log-har,ewma", "--refit-every", "30"]
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[sa.Engine]:
+    """An engine on the test database with the forecast tables, disposed even when the test fails."""
+    engine = sa.create_engine(db_url)
+    try:
+        tables.metadata.create_all(engine, checkfirst=True)
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def _backtest(*args: str) -> dict[str, object]:
@@ -180,9 +192,7 @@ def test_bad_target_and_unknown_model_are_named(tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "price file not found" in missing.output
 
 
-def test_run_writes_forecasts_and_regimes(db_url: str) -> None:
-    engine = sa.create_engine(db_url)
-    tables.metadata.create_all(engine, checkfirst=True)
+def test_run_writes_forecasts_and_regimes(db_url: str, engine: sa.Engine) -> None:
     prices = str(data_file("prices/binance-ethusdt-daily.csv"))
     args = ["run", "--prices", prices, "--models", "log-har,ewma", "--database-url", db_url, "--json"]
     result = runner.invoke(app, args)
@@ -205,19 +215,15 @@ def test_run_writes_forecasts_and_regimes(db_url: str) -> None:
         for p in probs:
             by_day[p.day] = by_day.get(p.day, 0.0) + p.probability
         assert all(total == pytest.approx(1.0) for total in by_day.values())
-    engine.dispose()
 
 
-def test_run_with_the_hmm_filter_records_which_model_gave_the_regimes(db_url: str) -> None:
-    engine = sa.create_engine(db_url)
-    tables.metadata.create_all(engine, checkfirst=True)
+def test_run_with_the_hmm_filter_records_which_model_gave_the_regimes(db_url: str, engine: sa.Engine) -> None:
     prices = str(data_file("prices/binance-btcusdt-daily.csv"))
     base = ["run", "--prices", prices, "--asset", "BTC", "--models", "ewma", "--database-url", db_url]
     result = runner.invoke(app, [*base, "--regime-model", "hmm"])
     assert result.exit_code == 0, result.output
     with engine.connect() as conn:
         probs = conn.execute(sa.select(tables.regime_probabilities)).all()
-    engine.dispose()
     assert len(probs) == 60 and {p.model_version.split(":")[0] for p in probs} == {"hmm-2"}
     calm, turbulent = (next(p.daily_vol for p in probs if p.regime == r) for r in (0, 1))
     assert 0 < calm < turbulent

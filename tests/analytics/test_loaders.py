@@ -125,19 +125,21 @@ def test_oracle_prices_from_postgresql(db_url: str) -> None:
     from analytics.loaders import load_oracle_prices
 
     engine = sa.create_engine(db_url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("CREATE TABLE oracle_ticks (updated_at timestamptz, answer numeric)"))
-        conn.execute(
-            sa.text("INSERT INTO oracle_ticks VALUES (:t, :p)"),
-            [
-                {"t": "2022-05-09 10:00+00", "p": 2300},
-                {"t": "2022-05-09 01:00+00", "p": 2400},
-                {"t": "2022-05-09 20:00+00", "p": 2200},
-                {"t": "2022-05-10 05:00+00", "p": 2250},
-                {"t": "2022-05-12 05:00+00", "p": 1900},
-            ],
-        )
-    engine.dispose()
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE oracle_ticks (updated_at timestamptz, answer numeric)"))
+            conn.execute(
+                sa.text("INSERT INTO oracle_ticks VALUES (:t, :p)"),
+                [
+                    {"t": "2022-05-09 10:00+00", "p": 2300},
+                    {"t": "2022-05-09 01:00+00", "p": 2400},
+                    {"t": "2022-05-09 20:00+00", "p": 2200},
+                    {"t": "2022-05-10 05:00+00", "p": 2250},
+                    {"t": "2022-05-12 05:00+00", "p": 1900},
+                ],
+            )
+    finally:
+        engine.dispose()
     query = "SELECT updated_at AS time, answer AS price FROM oracle_ticks WHERE updated_at >= :since"
     data = load_oracle_prices(db_url, query, {"since": "2022-01-01"})
     first = data.bars.iloc[0]
