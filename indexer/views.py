@@ -1,8 +1,8 @@
 """SQL views for analysts: stable names and plain columns over the event tables.
 
 Views are the reader-facing interface (`chainrisk db grant-reader` grants SELECT on them and nothing
-else). Migrations execute these constants, so a released constant is never edited: a change adds a new
-constant and a migration that applies it.
+else). This module holds the current set, once: each migration keeps a frozen copy of the SQL it ran, so a
+change here comes with a migration that applies it (a test checks that the two agree at the head).
 """
 
 from __future__ import annotations
@@ -52,16 +52,6 @@ LEFT JOIN gov_proposal_canceled k USING (chain_id, address, proposal_id)
 LEFT JOIN tallies t ON t.chain_id = c.chain_id AND t.governor = c.address AND t.proposal_id = c.proposal_id
 """
 
-LIQUIDATIONS = """
-CREATE OR REPLACE VIEW liquidations AS
-SELECT chain_id, address AS pool, block_number, tx_hash, log_index, user_address AS borrower,
-       collateral_asset, debt_asset, debt_to_cover, liquidated_collateral_amount, liquidator,
-       receive_a_token
-FROM aave_v3_liquidation_call
-"""
-
-VIEWS: dict[str, str] = {"votes": VOTES, "proposals": PROPOSALS, "liquidations": LIQUIDATIONS}
-
 POSITIONS_CURRENT = """
 CREATE OR REPLACE VIEW positions_current AS
 SELECT chain_id, pool, user_address, block_number,
@@ -93,72 +83,11 @@ WHERE debt_usd > 0
 GROUP BY 1, 2, 3
 """
 
-BAD_DEBT = """
-CREATE OR REPLACE VIEW bad_debt AS
-SELECT chain_id, pool, user_address, 'unrealised' AS kind, block_number,
-       NULL::text AS debt_asset, NULL::numeric AS amount, debt_usd - collateral_usd AS usd
-FROM positions_current
-WHERE debt_usd > collateral_usd
-UNION ALL
-SELECT chain_id, address, user_address, 'realised', block_number, debt_asset, amount_created, NULL
-FROM aave_v3_deficit_created
-"""
-
-VIEWS.update(
-    positions_current=POSITIONS_CURRENT,
-    positions_at_risk=POSITIONS_AT_RISK,
-    hf_distribution=HF_DISTRIBUTION,
-    bad_debt=BAD_DEBT,
-)
-
-# Proposal calls that set a reserve's collateral parameters, with the values before (the reserve's last
-# CollateralConfigurationChanged before execution, or before now if not executed) and after. OpenZeppelin
-# Governor calldata carries the selector; Bravo/Alpha put the signature text apart from the arguments.
-RISK_PARAM_CHANGES = """
-CREATE OR REPLACE VIEW risk_param_changes AS
-WITH calls AS (
-    SELECT p.chain_id, p.governor, p.proposal_id, p.title, p.state, p.executed_block, t.target,
-           coalesce(s.signature, '') AS signature, c.calldata
-    FROM proposals p
-    CROSS JOIN LATERAL jsonb_array_elements_text(p.targets) WITH ORDINALITY AS t(target, n)
-    JOIN LATERAL jsonb_array_elements_text(p.calldatas) WITH ORDINALITY AS c(calldata, n) ON c.n = t.n
-    LEFT JOIN LATERAL jsonb_array_elements_text(p.signatures) WITH ORDINALITY AS s(signature, n) ON s.n = t.n
-), collateral AS (
-    SELECT *, CASE WHEN signature = '' THEN substr(calldata, 11) ELSE substr(calldata, 3) END AS args
-    FROM calls
-    WHERE (signature = '' AND substr(calldata, 3, 8) = '7c4e560b')
-       OR signature = 'configureReserveAsCollateral(address,uint256,uint256,uint256)'
-), decoded AS (
-    SELECT chain_id, governor, proposal_id, title, state, executed_block, lower(target) AS configurator,
-           '0x' || substr(args, 25, 40) AS asset,
-           ('x' || substr(args, 65 + 48, 16))::bit(64)::bigint AS new_ltv,
-           ('x' || substr(args, 129 + 48, 16))::bit(64)::bigint AS new_liquidation_threshold,
-           ('x' || substr(args, 193 + 48, 16))::bit(64)::bigint AS new_liquidation_bonus
-    FROM collateral
-)
-SELECT d.chain_id, d.governor, d.proposal_id, d.title, d.state, d.executed_block, d.configurator,
-       'configureReserveAsCollateral' AS function, d.asset,
-       o.ltv AS old_ltv, d.new_ltv,
-       o.liquidation_threshold AS old_liquidation_threshold, d.new_liquidation_threshold,
-       o.liquidation_bonus AS old_liquidation_bonus, d.new_liquidation_bonus
-FROM decoded d
-LEFT JOIN LATERAL (
-    SELECT e.ltv, e.liquidation_threshold, e.liquidation_bonus
-    FROM aave_v3_collateral_configuration_changed e
-    WHERE e.chain_id = d.chain_id AND e.address = d.configurator AND e.asset = d.asset
-      AND e.block_number < coalesce(d.executed_block, 9223372036854775807)
-    ORDER BY e.block_number DESC, e.log_index DESC
-    LIMIT 1
-) o ON true
-"""
-
-VIEWS["risk_param_changes"] = RISK_PARAM_CHANGES
-
 
 # The price of an asset in force just before an event at (block, log_index): the token's own feed when
 # configured, else the asset's latest source in any indexed AaveOracle. Views below embed the text this
-# returns; a released view keeps the text it was built with, so a change here needs a new function.
-def _price_before_v1(alias: str, token: str, asset: str, chain: str, block: str, log_index: str) -> str:
+# returns.
+def _price_before(alias: str, token: str, asset: str, chain: str, block: str, log_index: str) -> str:
     return f"""LEFT JOIN LATERAL (
     SELECT a.current / 10::numeric ^ {token}.price_decimals AS price_usd
     FROM (SELECT coalesce({token}.price_feed, (
@@ -186,7 +115,7 @@ FROM erc20_transfers t
 JOIN tracked_tokens k ON k.chain_id = t.chain_id AND k.token = t.address
 LEFT JOIN logs l ON l.chain_id = t.chain_id AND l.block_number = t.block_number AND l.log_index = t.log_index
 LEFT JOIN blocks b ON b.chain_id = t.chain_id AND b.number = t.block_number
-{_price_before_v1("p", "k", "t.address", "t.chain_id", "t.block_number", "t.log_index")}
+{_price_before("p", "k", "t.address", "t.chain_id", "t.block_number", "t.log_index")}
 """
 
 WHALE_FLOWS = """
@@ -228,7 +157,7 @@ GROUP BY chain_id, token, symbol, hour
 """
 
 # Columns appended to the 0002 view: prices in force just before the liquidation, in USD.
-LIQUIDATIONS_USD = f"""
+LIQUIDATIONS = f"""
 CREATE OR REPLACE VIEW liquidations AS
 SELECT q.chain_id, q.address AS pool, q.block_number, q.tx_hash, q.log_index, q.user_address AS borrower,
        q.collateral_asset, q.debt_asset, q.debt_to_cover, q.liquidated_collateral_amount, q.liquidator,
@@ -244,12 +173,12 @@ LEFT JOIN logs l ON l.chain_id = q.chain_id AND l.block_number = q.block_number 
 LEFT JOIN blocks b ON b.chain_id = q.chain_id AND b.number = q.block_number
 LEFT JOIN tracked_tokens ck ON ck.chain_id = q.chain_id AND ck.token = q.collateral_asset
 LEFT JOIN tracked_tokens dk ON dk.chain_id = q.chain_id AND dk.token = q.debt_asset
-{_price_before_v1("cp", "ck", "q.collateral_asset", "q.chain_id", "q.block_number", "q.log_index")}
-{_price_before_v1("dp", "dk", "q.debt_asset", "q.chain_id", "q.block_number", "q.log_index")}
+{_price_before("cp", "ck", "q.collateral_asset", "q.chain_id", "q.block_number", "q.log_index")}
+{_price_before("dp", "dk", "q.debt_asset", "q.chain_id", "q.block_number", "q.log_index")}
 """
 
 # Realised rows now carry their USD value (the deficit valued at the debt asset's price just before).
-BAD_DEBT_USD = f"""
+BAD_DEBT = f"""
 CREATE OR REPLACE VIEW bad_debt AS
 SELECT chain_id, pool, user_address, 'unrealised' AS kind, block_number,
        NULL::text AS debt_asset, NULL::numeric AS amount, debt_usd - collateral_usd AS usd
@@ -260,7 +189,7 @@ SELECT d.chain_id, d.address, d.user_address, 'realised', d.block_number, d.debt
        d.amount_created / 10::numeric ^ k.decimals * p.price_usd
 FROM aave_v3_deficit_created d
 LEFT JOIN tracked_tokens k ON k.chain_id = d.chain_id AND k.token = d.debt_asset
-{_price_before_v1("p", "k", "d.debt_asset", "d.chain_id", "d.block_number", "d.log_index")}
+{_price_before("p", "k", "d.debt_asset", "d.chain_id", "d.block_number", "d.log_index")}
 """
 
 POSITIONS_BY_ASSET = """
@@ -272,19 +201,10 @@ FROM position_reserves r
 LEFT JOIN tracked_tokens k ON k.chain_id = r.chain_id AND k.token = r.asset
 """
 
-VIEWS.update(
-    token_transfers=TOKEN_TRANSFERS,
-    whale_flows=WHALE_FLOWS,
-    exchange_netflows=EXCHANGE_NETFLOWS,
-    liquidations=LIQUIDATIONS_USD,
-    bad_debt=BAD_DEBT_USD,
-    positions_by_asset=POSITIONS_BY_ASSET,
-)
-
 
 # A uint256 ABI word (64 hex digits, SQL expression `word`) as an exact numeric: eight 32-bit limbs, each
 # padded to 64 bits so the bigint cast never sees a sign bit. Views embed the text this returns.
-def _uint256_v1(word: str) -> str:
+def _uint256(word: str) -> str:
     return (
         f"(SELECT sum(('x' || lpad(substr({word}, 8 * limb + 1, 8), 16, '0'))::bit(64)::bigint"
         " * 4294967296::numeric ^ (7 - limb))::numeric(78, 0) FROM generate_series(0, 7) AS limbs(limb))"
@@ -297,8 +217,8 @@ def _uint256_v1(word: str) -> str:
 # signatures (checked against @aave/core-v3 1.19.3's ABI); Bravo/Alpha calls name the signature instead.
 # `word` is the argument's index in the ABI-encoded arguments; `subject` says whether the parameter belongs
 # to a reserve (word 0 is the asset) or to an eMode category (word 0 is the category id).
-RISK_PARAM_CHANGES_V2 = f"""
-CREATE VIEW risk_param_changes AS
+RISK_PARAM_CHANGES = f"""
+CREATE OR REPLACE VIEW risk_param_changes AS
 WITH functions(selector, signature, function, subject) AS (VALUES
     ('7c4e560b', 'configureReserveAsCollateral(address,uint256,uint256,uint256)',
      'configureReserveAsCollateral', 'reserve'),
@@ -341,9 +261,9 @@ WITH functions(selector, signature, function, subject) AS (VALUES
     SELECT k.chain_id, k.governor, k.proposal_id, k.title, k.state, k.executed_block, k.configurator,
            k.function, k.subject, m.parameter,
            CASE WHEN k.subject = 'reserve' THEN '0x' || substr(k.args, 25, 40) END AS asset,
-           {_uint256_v1("substr(k.args, 1, 64)")} AS word0,
+           {_uint256("substr(k.args, 1, 64)")} AS word0,
            CASE WHEN length(k.args) >= 64 * (m.word + 1)  -- truncated calldata sets nothing known
-                THEN {_uint256_v1("substr(k.args, 64 * m.word + 1, 64)")} END AS new_value
+                THEN {_uint256("substr(k.args, 64 * m.word + 1, 64)")} END AS new_value
     FROM known k
     JOIN parameters m USING (function)
 ), history(chain_id, configurator, asset, category, parameter, value, block_number, log_index) AS (
@@ -396,4 +316,18 @@ LEFT JOIN LATERAL (
 ) o ON true
 """
 
-VIEWS["risk_param_changes"] = RISK_PARAM_CHANGES_V2
+
+VIEWS: dict[str, str] = {
+    "votes": VOTES,
+    "proposals": PROPOSALS,
+    "liquidations": LIQUIDATIONS,
+    "positions_current": POSITIONS_CURRENT,
+    "positions_at_risk": POSITIONS_AT_RISK,
+    "hf_distribution": HF_DISTRIBUTION,
+    "bad_debt": BAD_DEBT,
+    "risk_param_changes": RISK_PARAM_CHANGES,
+    "token_transfers": TOKEN_TRANSFERS,
+    "whale_flows": WHALE_FLOWS,
+    "exchange_netflows": EXCHANGE_NETFLOWS,
+    "positions_by_asset": POSITIONS_BY_ASSET,
+}

@@ -12,12 +12,54 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from indexer.views import BAD_DEBT, HF_DISTRIBUTION, POSITIONS_AT_RISK, POSITIONS_CURRENT
-
 revision: str = "0005"
 down_revision: str | Sequence[str] | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+
+# The SQL as this revision created it: frozen here, never edited.
+BAD_DEBT = """
+CREATE OR REPLACE VIEW bad_debt AS
+SELECT chain_id, pool, user_address, 'unrealised' AS kind, block_number,
+       NULL::text AS debt_asset, NULL::numeric AS amount, debt_usd - collateral_usd AS usd
+FROM positions_current
+WHERE debt_usd > collateral_usd
+UNION ALL
+SELECT chain_id, address, user_address, 'realised', block_number, debt_asset, amount_created, NULL
+FROM aave_v3_deficit_created
+"""
+
+HF_DISTRIBUTION = """
+CREATE OR REPLACE VIEW hf_distribution AS
+SELECT chain_id, pool,
+       CASE WHEN health_factor < 1 THEN '0: < 1.00'
+            WHEN health_factor < 1.05 THEN '1: 1.00-1.05'
+            WHEN health_factor < 1.1 THEN '2: 1.05-1.10'
+            WHEN health_factor < 1.25 THEN '3: 1.10-1.25'
+            WHEN health_factor < 1.5 THEN '4: 1.25-1.50'
+            WHEN health_factor < 2 THEN '5: 1.50-2.00'
+            ELSE '6: >= 2.00' END AS hf_bucket,
+       count(*) AS users, sum(collateral_usd) AS collateral_usd, sum(debt_usd) AS debt_usd
+FROM positions_current
+WHERE debt_usd > 0
+GROUP BY 1, 2, 3
+"""
+
+POSITIONS_AT_RISK = """
+CREATE OR REPLACE VIEW positions_at_risk AS
+SELECT * FROM positions_current WHERE health_factor < 1.1 ORDER BY health_factor
+"""
+
+POSITIONS_CURRENT = """
+CREATE OR REPLACE VIEW positions_current AS
+SELECT chain_id, pool, user_address, block_number,
+       total_collateral_base / 1e8 AS collateral_usd,
+       total_debt_base / 1e8 AS debt_usd,
+       CASE WHEN total_debt_base = 0 THEN NULL ELSE health_factor / 1e18 END AS health_factor,
+       ltv_bps, liquidation_threshold_bps, emode_category
+FROM account_health
+"""
 
 
 def upgrade() -> None:

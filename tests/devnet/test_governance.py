@@ -27,7 +27,7 @@ from devnet.governance import (
     deploy_governance,
 )
 from devnet.scenario import simulate
-from indexer.views import RISK_PARAM_CHANGES_V2
+from indexer.views import RISK_PARAM_CHANGES
 from tests.devnet.fixtures import devnet_home  # noqa: F401
 
 WAD = 10**18
@@ -122,7 +122,7 @@ def test_view_decodes_the_published_selectors(chain: tuple[Anvil, Deployment, Go
     """risk_param_changes matches calls by selector and signature: both are the published ABI's."""
     _, deployment, _ = chain
     abi = deployment.configurator("aave").abi
-    view = " ".join(RISK_PARAM_CHANGES_V2.split())
+    view = " ".join(RISK_PARAM_CHANGES.split())
     for function, parameters in RISK_FUNCTIONS.items():
         (entry,) = [e for e in abi if e.get("type") == "function" and e["name"] == function]
         signature = f"{function}({','.join(str(i['type']) for i in entry['inputs'])})"
