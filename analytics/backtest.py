@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.baselines import Fitted, Forecast, VolatilityModel
+from analytics.errors import AnalyticsError
 from analytics.realised import Measure, measure
 
 __all__ = ["BacktestError", "daily_frame", "one_day_ahead"]
@@ -16,7 +17,7 @@ __all__ = ["BacktestError", "daily_frame", "one_day_ahead"]
 Window = Literal["expanding", "rolling"]
 
 
-class BacktestError(ValueError):
+class BacktestError(AnalyticsError, ValueError):
     """Inputs a backtest cannot run on; the message names what is wrong."""
 
 

@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from analytics.errors import AnalyticsError
+
 __all__ = [
     "EWMA",
     "GARCH",
@@ -37,7 +39,7 @@ _SCALE = 100.0
 _FLOOR = 1e-10
 
 
-class InsufficientHistoryError(ValueError):
+class InsufficientHistoryError(AnalyticsError, ValueError):
     """Too little history to fit a model; names the model, the rows given and the rows needed."""
 
 

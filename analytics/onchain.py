@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 
+from analytics.errors import AnalyticsError
 from graph.at_risk import BASE_UNIT, positions_from_rows, shocked_at_risk
 from indexer.health import pools, snapshot
 from indexer.protocols.aave_math import WAD
@@ -27,7 +28,7 @@ ETH_LIKE = ("WETH", "wstETH", "rETH", "cbETH", "weETH")
 Conn = psycopg.Connection[tuple[object, ...]]
 
 
-class OnchainError(ValueError):
+class OnchainError(AnalyticsError, ValueError):
     """The database cannot give features (nothing indexed for the chain, no timestamps)."""
 
 
@@ -42,7 +43,10 @@ def day_ends(conn: Conn, chain_id: int) -> list[tuple[date, int]]:
         (chain_id,),
     ).fetchall()
     if not rows:
-        raise OnchainError(f"chain {chain_id}: no indexed logs with timestamps; run `chainrisk index` first")
+        raise OnchainError(
+            f"chain {chain_id}: no indexed logs with timestamps; configure the chain and its contracts in"
+            " chainrisk.toml ([[chains]], [[contracts]]), then run `chainrisk index`"
+        )
     return [(_as_date(day), int(str(block))) for day, block in rows]
 
 

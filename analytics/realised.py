@@ -18,6 +18,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from analytics.loaders import PriceDataError
+
 __all__ = [
     "Measure",
     "close_to_close",
@@ -78,7 +80,7 @@ def measure(bars: pd.DataFrame, name: Measure) -> pd.Series:
     """The named realised measure per bar; `rv` needs an `rv` column (from intraday bars)."""
     if name == "rv":
         if "rv" not in bars.columns:
-            raise ValueError("target 'rv' needs intraday bars: the price file has no intraday data")
+            raise PriceDataError("target 'rv' needs intraday bars: the price file has no intraday data")
         return bars["rv"].astype(float)
     functions = {
         "close": close_to_close,

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from analytics.backtest import daily_frame, one_day_ahead
-from analytics.baselines import HAR, Blend, VolatilityModel
+from analytics.baselines import HAR, Blend, InsufficientHistoryError, VolatilityModel
 from analytics.evaluation import qlike
 from analytics.neural import NeuralConfig, NeuralForecaster
 from analytics.realised import Measure
@@ -55,7 +55,7 @@ def tune_neural(
     frame = daily_frame(bars, target)
     frame = frame.loc[frame.index <= pd.Timestamp(until, tz="UTC")]
     if len(frame) < validation_days + 300:
-        raise ValueError(
+        raise InsufficientHistoryError(
             f"tuning needs {validation_days + 300} days up to {until}, the price file has {len(frame)}"
         )
     start = frame.index[-validation_days]

@@ -32,6 +32,7 @@ from devnet.deploy import (
     send_transaction,
     wait_receipt,
 )
+from devnet.errors import DevnetError
 from devnet.npm import ensure_node_modules
 from devnet.solc import CompiledContract, compile_sources
 
@@ -71,7 +72,7 @@ _ARTIFACTS = {
 }
 
 
-class AaveDeployError(RuntimeError):
+class AaveDeployError(DevnetError, RuntimeError):
     """A deployment or market transaction failed; ``reason`` is the decoded revert reason, if any."""
 
     def __init__(self, message: str, reason: str | None = None) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from devnet.errors import DevnetError
 from devnet.npm import anvil_binary
 
 DEFAULT_GAS_LIMIT = 1_000_000_000
@@ -33,11 +34,11 @@ STOP_TIMEOUT_S = 5.0
 _PORT_ATTEMPTS = 3
 
 
-class AnvilError(RuntimeError):
+class AnvilError(DevnetError, RuntimeError):
     """Anvil could not start, or stopped while in use."""
 
 
-class RpcError(RuntimeError):
+class RpcError(DevnetError, RuntimeError):
     """A JSON-RPC error answer; ``code``, ``message`` and ``data`` as the node sent them."""
 
     def __init__(self, method: str, code: int, message: str, data: Any = None) -> None:

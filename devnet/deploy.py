@@ -19,6 +19,7 @@ from eth_abi.abi import encode
 from eth_utils.crypto import keccak
 
 from devnet.anvil import RpcError
+from devnet.errors import DevnetError
 from devnet.solc import CompiledContract, compile_project
 
 TRANSFER_TOPIC = "0x" + keccak(text="Transfer(address,address,uint256)").hex()
@@ -36,7 +37,7 @@ class SupportsRpc(Protocol):
     def rpc(self, method: str, params: Sequence[Any] = ()) -> Any: ...
 
 
-class DeployError(RuntimeError):
+class DeployError(DevnetError, RuntimeError):
     """A transaction reverted or never got a receipt."""
 
 

@@ -30,6 +30,7 @@ from eth_utils.crypto import keccak
 
 from devnet.aave import Contract, Deployment
 from devnet.deploy import SupportsRpc, deploy_contract, rpc_for
+from devnet.errors import DevnetError
 from devnet.solc import CompiledContract, compile_sources
 
 GOVERNANCE_DIR = Path(__file__).resolve().parent / "contracts" / "governance"
@@ -93,7 +94,7 @@ def manifest_with_governance(manifest: Mapping[str, Any], governance: Governance
     return {**manifest, "end_block": end, "governance": governance.to_manifest()}
 
 
-class GovernanceError(RuntimeError):
+class GovernanceError(DevnetError, RuntimeError):
     """A governance step cannot be taken (wrong proposal state, unknown asset or market)."""
 
 

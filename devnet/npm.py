@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from devnet.errors import DevnetError
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 MANIFESTS = ("package.json", "package-lock.json")
 MARKER = ".chainrisk-installed"
@@ -30,7 +32,7 @@ _ANVIL_PLATFORMS = {
 }
 
 
-class NodeToolsError(RuntimeError):
+class NodeToolsError(DevnetError, RuntimeError):
     """Node or npm is missing, or installing the pinned packages failed."""
 
 

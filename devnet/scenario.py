@@ -29,6 +29,7 @@ from typing import Any
 from eth_utils.crypto import keccak
 
 from devnet.aave import USD, Contract, Deployment
+from devnet.errors import DevnetError
 from devnet.governance import Governance
 from devnet.governance_agent import Chain, GovernanceAgent, ProposalOutcome
 from devnet.uniswap import DEADLINE, SWAP_GAS, Uniswap, input_to_move, sqrt_price_x96
@@ -58,8 +59,10 @@ _REGIMES = {  # hourly drift and volatility of ETH log-returns
 _SWITCH = {"calm": ("volatile", 0.01), "volatile": ("calm", 0.04)}
 
 
-class ScenarioError(ValueError):
+class ScenarioError(DevnetError, ValueError):
     """Bad scenario input (days, wallets, price CSV); raised before anything is sent."""
+
+    exit_code = 2
 
 
 # ------------------------------------------------------------------------------------------- prices

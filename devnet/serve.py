@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from devnet.anvil import Anvil, AnvilError
+from devnet.errors import DevnetError
 from devnet.npm import anvil_binary
 
 DEFAULT_PORT = 8545
@@ -25,8 +26,10 @@ MAX_BLOCK_RANGE = 5_000
 WHALE_THRESHOLD_USD = 1_000_000
 
 
-class ManifestError(ValueError):
+class ManifestError(DevnetError, ValueError):
     """The manifest is missing or not one that :func:`write_manifest` wrote."""
+
+    exit_code = 2
 
 
 def manifest_path(home: Path) -> Path:

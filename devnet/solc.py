@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from devnet.errors import DevnetError
 from devnet.npm import ensure_node_modules, lockfile_hash, node_executable, solcjs_path
 
 CONTRACTS_DIR = Path(__file__).resolve().parent / "contracts"
@@ -48,7 +49,7 @@ process.stdin.on("end", () => {
 """
 
 
-class SolcError(RuntimeError):
+class SolcError(DevnetError, RuntimeError):
     """The compiler reported errors; ``messages`` holds solc's formatted messages."""
 
     def __init__(self, messages: list[str]) -> None:

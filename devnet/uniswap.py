@@ -23,6 +23,7 @@ from typing import Any
 
 from devnet.aave import USD, Contract, Deployment
 from devnet.deploy import SupportsRpc, deploy_contract
+from devnet.errors import DevnetError
 from devnet.npm import ensure_node_modules
 from devnet.solc import CompiledContract
 
@@ -48,7 +49,7 @@ _ARTIFACTS = {
 }
 
 
-class UniswapError(RuntimeError):
+class UniswapError(DevnetError, RuntimeError):
     """Bad pool or swap request (unknown pair, fee tier or asset)."""
 
 

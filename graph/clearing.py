@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from graph.errors import GraphInputError
 from graph.validation import square_matrix, vector
 
 FloatArray = NDArray[np.float64]
@@ -139,7 +140,7 @@ def _leaks(relative: FloatArray, group: BoolArray) -> BoolArray:
 def _matrix(values: ArrayLike) -> FloatArray:
     matrix = square_matrix("liabilities", values)
     if np.diag(matrix).any():
-        raise ValueError("liabilities: a node cannot owe itself (non-zero diagonal)")
+        raise GraphInputError("liabilities: a node cannot owe itself (non-zero diagonal)")
     return matrix
 
 

@@ -29,6 +29,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from graph.errors import GraphInputError
 from graph.validation import square_matrix, vector
 
 FloatArray = NDArray[np.float64]
@@ -59,7 +60,9 @@ def impact_matrix(exposures: ArrayLike, buffers: ArrayLike) -> FloatArray:
     buffer = _vector("buffers", buffers, matrix.shape[0])
     if (buffer <= 0).any():
         bad = np.flatnonzero(buffer <= 0).tolist()
-        raise ValueError(f"buffers: must be positive (a node with no buffer has defaulted); zero at {bad}")
+        raise GraphInputError(
+            f"buffers: must be positive (a node with no buffer has defaulted); zero at {bad}"
+        )
     return np.minimum(1.0, matrix / buffer[:, None])
 
 
@@ -76,7 +79,7 @@ def debtrank(
     weight = _weights(weights, n)
     initial = _vector("shock", shock, n)
     if (initial > 1).any():
-        raise ValueError(
+        raise GraphInputError(
             f"shock: values must lie in [0, 1]; above 1 at {np.flatnonzero(initial > 1).tolist()}"
         )
     if variant == "original":
@@ -84,7 +87,7 @@ def debtrank(
     elif variant == "differential":
         final, rounds = _differential(impact, initial)
     else:
-        raise ValueError(f"variant: expected 'original' or 'differential', got {variant!r}")
+        raise GraphInputError(f"variant: expected 'original' or 'differential', got {variant!r}")
     return DebtRankResult(
         initial=initial,
         final=final,
@@ -133,6 +136,6 @@ def _weights(values: ArrayLike, n: int) -> FloatArray:
     weight = _vector("weights", values, n)
     total = float(weight.sum())
     if total <= 0:
-        raise ValueError("weights: must not all be zero")
+        raise GraphInputError("weights: must not all be zero")
     normalised: FloatArray = weight / total
     return normalised

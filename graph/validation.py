@@ -5,14 +5,16 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from graph.errors import GraphInputError
+
 FloatArray = NDArray[np.float64]
 
 
 def square_matrix(name: str, values: ArrayLike) -> FloatArray:
-    """A finite, non-negative n × n float matrix, or a ValueError naming `name`."""
+    """A finite, non-negative n × n float matrix, or a GraphInputError naming `name`."""
     matrix = np.asarray(values, dtype=np.float64)
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
-        raise ValueError(f"{name}: expected a square 2-D array, got shape {matrix.shape}")
+        raise GraphInputError(f"{name}: expected a square 2-D array, got shape {matrix.shape}")
     finite_non_negative(name, matrix)
     return matrix
 
@@ -21,7 +23,7 @@ def vector(name: str, values: ArrayLike, n: int, matrix_name: str) -> FloatArray
     """A finite, non-negative vector of length n (the size of `matrix_name`)."""
     array = np.asarray(values, dtype=np.float64)
     if array.shape != (n,):
-        raise ValueError(
+        raise GraphInputError(
             f"{name}: expected shape ({n},) to match the {matrix_name} matrix, got {array.shape}"
         )
     finite_non_negative(name, array)
@@ -30,7 +32,7 @@ def vector(name: str, values: ArrayLike, n: int, matrix_name: str) -> FloatArray
 
 def finite_non_negative(name: str, array: FloatArray) -> None:
     if not np.isfinite(array).all():
-        raise ValueError(f"{name}: contains NaN or infinite values")
+        raise GraphInputError(f"{name}: contains NaN or infinite values")
     if (array < 0).any():
         where = [tuple(int(i) for i in ix) for ix in np.argwhere(array < 0)[:5]]
-        raise ValueError(f"{name}: contains negative values at {where}")
+        raise GraphInputError(f"{name}: contains negative values at {where}")
