@@ -23,9 +23,12 @@ from chainrisk.commands import labels as labels_cmd
 from chainrisk.commands import onchain as onchain_cmd
 from chainrisk.commands import reconcile as reconcile_cmd
 from chainrisk.commands import rpc as rpc_cmd
-from chainrisk.settings import Settings, SettingsError, load_settings
+from chainrisk.errors import ChainriskError
+from chainrisk.exits import new_app
+from chainrisk.settings import Settings, load_settings
 
-app = typer.Typer(
+# Errors leave through chainrisk.exits: one `error:` line and the exit code of the error's package root.
+app = new_app(
     help="chainrisk: index Ethereum lending, flows and governance into PostgreSQL and analyse their risk.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -65,9 +68,11 @@ def configure_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
+def fail(message: str, code: int = 2) -> ChainriskError:
+    """An error to raise; the app prints it as `error: <message>` and exits with `code`."""
+    error = ChainriskError(message)
+    error.exit_code = code
+    return error
 
 
 @app.callback()
@@ -78,13 +83,10 @@ def main_callback(
     ] = None,
 ) -> None:
     """Settings come from CHAINRISK_* env vars and ./chainrisk.toml (or CHAINRISK_CONFIG)."""
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        raise fail(str(exc)) from None
+    settings = load_settings()
     level = log_level or settings.log_level
     if level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-        raise fail(f"--log-level: expected DEBUG, INFO, WARNING or ERROR, got {level!r}")
+        raise fail(f"--log-level {level!r}: expected DEBUG, INFO, WARNING or ERROR")
     configure_logging(level)
     ctx.obj = AppContext(settings=settings)
 

@@ -24,8 +24,10 @@ def machine() -> dict[str, object]:
                     memory_gib = round(int(line.split()[1]) / 1024**2, 1)
     except OSError:
         pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "cores": os.cpu_count(),
+        "usable_cores": usable,
         "memory_gib": memory_gib,
         "python": platform.python_version(),
         "platform": platform.platform(),

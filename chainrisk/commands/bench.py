@@ -58,11 +58,9 @@ def bench_hf(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line.")] = False,
 ) -> None:
     """Health factors of every position under a grid of per-asset price shocks (liquidation-at-risk)."""
-    from chainrisk.bench import machine
-    from graph.hf_engine import benchmark
+    from chainrisk.bench.hf import benchmark
 
     result = benchmark(positions=positions, scenarios=scenarios, seed=seed, repeats=repeats)
-    result["machine"] = {**machine(), **result.get("machine", {})}
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
 
 

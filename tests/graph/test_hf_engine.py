@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from typing import Any
 
@@ -12,7 +11,6 @@ import pytest
 from graph.hf_engine import (
     Positions,
     ShockResult,
-    benchmark,
     betas_from_correlation,
     factor_shocks,
     per_asset_shocks,
@@ -264,10 +262,3 @@ def test_synthetic_book_is_sorted_and_plausible():
     health = user_health(positions, prices)
     borrowers = health.debt_base > 0
     assert 0.5 < float(np.median(health.health_factor[borrowers])) < 3.0
-
-
-def test_benchmark_reports_json():
-    report = benchmark(positions=20_000, scenarios=5, repeats=1)
-    json.dumps(report)
-    assert report["positions_scenarios_per_s"] > 0 and report["baseline"]["scaled_seconds"] > 0
-    assert report["machine"]["cpu_count"] >= 1 and "naive" in report["baseline"]["label"]
