@@ -1,21 +1,39 @@
-"""Settings from `CHAINRISK_*` env vars and an optional chainrisk.toml; built once in the CLI."""
+"""Settings from `CHAINRISK_*` env vars and an optional chainrisk.toml; built once in the CLI.
+
+Every mistake in them is answered by one `SettingsError` naming where it is (the env var or the TOML key),
+the value (secrets in URLs redacted) and what is expected.
+"""
 
 from __future__ import annotations
 
+import difflib
 import os
+import tomllib
+import types
 from pathlib import Path
-from typing import Any
+from typing import Any, Union, get_args, get_origin
 
 import platformdirs
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from pydantic_settings import SettingsError as SourceError
 
-from indexer.config import ChainConfig, ContractConfig, LabelConfig, TokenConfig
+from chainrisk.errors import ChainriskError
+from indexer.config import ChainConfig, ContractConfig, LabelConfig, TokenConfig, check_tables
+
+CONFIG_ENV = "CHAINRISK_CONFIG"
+DEFAULT_CONFIG = Path("chainrisk.toml")
+ENV_PREFIX = "CHAINRISK_"
+
+
+class SettingsError(ChainriskError, ValueError):
+    """A configuration value is wrong; the message names the field, the value and the expected form."""
 
 
 def default_home() -> Path:
@@ -23,13 +41,13 @@ def default_home() -> Path:
 
 
 def config_path() -> Path:
-    return Path(os.environ.get("CHAINRISK_CONFIG", "chainrisk.toml"))
+    return Path(os.environ.get(CONFIG_ENV, str(DEFAULT_CONFIG)))
 
 
 class Settings(BaseSettings):
     """Everything configurable. Env vars win over chainrisk.toml, which wins over defaults."""
 
-    model_config = SettingsConfigDict(env_prefix="CHAINRISK_", extra="forbid", env_nested_delimiter="__")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", env_nested_delimiter="__")
 
     home: Path = Field(default_factory=default_home)
     database_url: str | None = None
@@ -40,6 +58,19 @@ class Settings(BaseSettings):
     contracts: list[ContractConfig] = Field(default_factory=list)
     tokens: list[TokenConfig] = Field(default_factory=list)
     labels: list[LabelConfig] = Field(default_factory=list)
+
+    @field_validator("home", mode="before")
+    @classmethod
+    def _home(cls, value: object) -> object:
+        # Path("") is the working directory: an empty value is a mistake, not a wish for "."
+        if isinstance(value, str | Path) and not str(value).strip():
+            raise ValueError("empty; expected a directory path (or leave it unset for the default)")
+        return value
+
+    @model_validator(mode="after")
+    def _tables(self) -> Settings:
+        check_tables(self.chains, self.contracts, self.tokens, self.labels)
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -54,21 +85,140 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, toml)
 
 
-class SettingsError(ValueError):
-    """A configuration value is wrong; the message names the field and the expected form."""
-
-
 def load_settings(**overrides: Any) -> Settings:
-    """Build settings, turning validation errors into one readable message per bad field."""
+    """Build settings, turning any mistake into one SettingsError of one line."""
+    source = check_config_file()
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        raise SettingsError(describe_validation_error(exc, source=str(config_path()))) from None
+        raise SettingsError(describe_validation_error(exc, source=source)) from None
+    except SourceError as exc:  # an env var that should hold JSON (a list of tables) does not
+        cause = f": {exc.__cause__}" if exc.__cause__ else ""
+        raise SettingsError(f"{exc}{cause}; expected a JSON value") from None
+
+
+def check_config_file() -> str:
+    """The config file's name for messages, after checking it can be read as TOML.
+
+    CHAINRISK_CONFIG, when set, must name an existing file: a typo there would otherwise run on defaults.
+    The default ./chainrisk.toml may be absent.
+    """
+    raw = os.environ.get(CONFIG_ENV)
+    if raw is not None and not raw.strip():
+        raise SettingsError(f"{CONFIG_ENV} is set but empty: point it at a TOML file or unset it")
+    path = Path(raw) if raw is not None else DEFAULT_CONFIG
+    where = f"{CONFIG_ENV}={raw}" if raw is not None else f"./{DEFAULT_CONFIG}"
+    if "\0" in str(path):
+        raise SettingsError(f"{where!r}: the path contains a NUL byte; expected a file path")
+    if not path.exists():
+        if raw is None:
+            return str(DEFAULT_CONFIG)
+        raise SettingsError(
+            f"{where}: no such file; expected a TOML file (see chainrisk.example.toml), or unset"
+            f" {CONFIG_ENV} to read ./{DEFAULT_CONFIG} when present"
+        )
+    if path.is_dir():
+        raise SettingsError(f"{where}: is a directory; expected a TOML file")
+    _parse_toml(path, where)
+    return str(path)
+
+
+def _parse_toml(path: Path, where: str) -> None:
+    try:
+        tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{where}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise SettingsError(f"{where}: cannot read it: {exc.strerror}") from None
 
 
 def describe_validation_error(exc: ValidationError, source: str) -> str:
-    lines = [f"invalid configuration (env CHAINRISK_* or {source}):"]
-    for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "(root)"
-        lines.append(f"  {field}: {err['msg']}")
-    return "\n".join(lines)
+    """One line: the first error with its field, value and expected form, and how many more there are."""
+    # An unknown key usually explains the rest (a misspelt required key is also "missing"): it goes first.
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    message = _describe(errors[0], source)
+    return message + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
+
+
+def _describe(err: ErrorDetails, source: str) -> str:
+    loc = tuple(err["loc"])
+    if not loc:  # a model validator: its message names the entry already
+        return f"{source}: {_reason(err)}"
+    field = ".".join(str(p) for p in loc)
+    where = _where(loc, source)
+    if err["type"] == "extra_forbidden":
+        return f"{where}: {field}: unknown key {str(loc[-1])!r}{_suggestion(loc)}"
+    if err["type"] == "missing":
+        return f"{where}: {field}: missing; this key is required"
+    reason = _reason(err)
+    value = _redact(err["input"]) if any("url" in str(part) for part in loc) else err["input"]
+    # Validators that name the value already need no second copy of it.
+    if _named(value, reason):
+        return f"{where}: {field}: {reason}"
+    return f"{where}: {field} = {value!r}: {reason}"
+
+
+def _named(value: object, reason: str) -> bool:
+    if isinstance(value, str):
+        return len(value) >= 6 and value in reason
+    if isinstance(value, list) and value:
+        return all(_named(v, reason) for v in value)
+    return False
+
+
+def _where(loc: tuple[int | str, ...], source: str) -> str:
+    env = f"{ENV_PREFIX}{str(loc[0]).upper()}"
+    return f"env {env}" if env in os.environ else source
+
+
+def _reason(err: ErrorDetails) -> str:
+    # Custom validators raise ValueError, which pydantic prefixes; the rest already read as expectations.
+    return err["msg"].removeprefix("Value error, ")
+
+
+def _redact(value: object) -> object:
+    from indexer.chain import redact_url
+
+    if isinstance(value, str):
+        try:
+            return redact_url(value)
+        except ValueError:
+            return "***"
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    return value
+
+
+def _suggestion(loc: tuple[int | str, ...]) -> str:
+    known = _known_keys(loc[:-1])
+    if not known:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"{hint} (known keys: {', '.join(known)})"
+
+
+def _known_keys(path: tuple[int | str, ...]) -> list[str]:
+    """The field names of the model at `path` inside Settings (following list items by index)."""
+    model: type[BaseModel] | None = Settings
+    for part in path:
+        if model is None:
+            return []
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        model = _model_in(field.annotation) if field is not None else None
+    return sorted(model.model_fields) if model is not None else []
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (list, Union, types.UnionType):
+        for arg in get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None

@@ -14,7 +14,14 @@ from pathlib import Path
 
 import psycopg
 
-from indexer.config import LABEL_CATEGORIES, ChainConfig, LabelConfig, TokenConfig, normalise_address
+from indexer.config import (
+    LABEL_CATEGORIES,
+    MAX_CHAIN_ID,
+    ChainConfig,
+    LabelConfig,
+    TokenConfig,
+    normalise_address,
+)
 from indexer.errors import InputError
 
 SEED_FILE = Path(__file__).resolve().parent / "data" / "address_labels.csv"
@@ -39,24 +46,43 @@ class Label:
 
 def read_labels_csv(path: Path) -> list[Label]:
     """Every row of a labels CSV, or an error naming the first bad line (nothing is half-read)."""
+    if path.is_dir():
+        raise CatalogError(f"{path}: is a directory; expected a CSV file")
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
                 raise CatalogError(f"{path}: missing column(s) {', '.join(missing)}; expected {CSV_COLUMNS}")
-            return [_row(path, n, row) for n, row in enumerate(reader, start=2)]
+            labels = [(n, _row(path, n, row)) for n, row in enumerate(reader, start=2)]
     except FileNotFoundError:
         raise CatalogError(f"{path}: no such file") from None
     except UnicodeDecodeError as exc:
         raise CatalogError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise CatalogError(f"{path}: cannot read it ({exc.strerror})") from None
+    _no_repeats(path, labels)
+    return [label for _, label in labels]
+
+
+def _no_repeats(path: Path, labels: Sequence[tuple[int, Label]]) -> None:
+    """One label per address and chain: with two, which one wins would depend on the row order."""
+    first: dict[tuple[int, str], int] = {}
+    for line, label in labels:
+        seen = first.setdefault((label.chain_id, label.address), line)
+        if seen != line:
+            raise CatalogError(
+                f"{path}, line {line}: address {label.address} on chain {label.chain_id} is already labelled"
+                f" on line {seen}; keep one of the two rows"
+            )
 
 
 def _row(path: Path, line: int, row: Mapping[str, str | None]) -> Label:
     where = f"{path}, line {line}"
     chain = (row.get("chain_id") or "").strip()
-    if not chain.isdigit() or int(chain) <= 0:
-        raise CatalogError(f"{where}: chain_id must be a positive integer, got {chain!r}")
+    # The length check first: int() refuses strings of thousands of digits with its own error.
+    if not chain.isdigit() or len(chain) > 16 or not 0 < int(chain) <= MAX_CHAIN_ID:
+        raise CatalogError(f"{where}: chain_id must be an integer in 1..{MAX_CHAIN_ID}, got {chain!r}")
     return make_label(
         int(chain),
         row.get("address") or "",

@@ -3,19 +3,73 @@
 from __future__ import annotations
 
 import re
+import urllib.parse
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from functools import lru_cache
 from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from indexer.errors import InputError
+
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+# Chain ids must survive a round trip through JSON numbers (wallets, explorers): 1 … 2^53 - 1.
+MAX_CHAIN_ID = 2**53 - 1
+ChainId = Annotated[int, Field(gt=0, le=MAX_CHAIN_ID)]
+
+
+class ConfigError(InputError):
+    """A chain, contract, token or label entry is wrong; the message names the field and the value."""
 
 
 def normalise_address(value: str) -> str:
-    """Lowercase `0x…` form; raises ValueError naming the expected form."""
+    """Lowercase `0x…` form of a 20-byte hex address; raises ConfigError naming the value and the form.
+
+    Mixed case is an EIP-55 checksum and must be right: a wrong one means a mistyped address. All lowercase
+    and all uppercase carry no checksum and are taken as they are.
+    """
     if not isinstance(value, str) or not _ADDRESS.match(value):
-        raise ValueError(f"expected a 20-byte hex address like 0xabc…(40 hex digits), got {value!r}")
+        raise ConfigError(f"expected a 20-byte hex address like 0xabc…(40 hex digits), got {value!r}")
+    digits = value[2:]
+    if digits != digits.lower() and digits != digits.upper() and not _checksum_ok(value):
+        raise ConfigError(
+            f"{value} fails its EIP-55 checksum (mixed case): check the address for a typo, or give it"
+            " all lowercase to skip the check"
+        )
     return value.lower()
+
+
+@lru_cache(maxsize=4096)
+def _checksum_ok(value: str) -> bool:
+    from eth_utils.address import is_checksum_address  # ~0.1 s to import: only mixed-case input pays it
+
+    return bool(is_checksum_address(value))
+
+
+def check_rpc_url(url: str) -> str:
+    """An http(s) URL with a host and a valid port; the error shows the URL without its secrets."""
+    from indexer.chain import redact_url
+
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        scheme = url.split("://", 1)[0] if "://" in url else "?"
+        raise ConfigError(
+            f"RPC URL {scheme}://…: not a valid URL (a port must be a number in 1..65535)"
+        ) from None
+    if parts.scheme not in ("http", "https"):
+        raise ConfigError(
+            f"RPC URL {redact_url(url)!r}: expected an http:// or https:// URL, like https://node.example:8545"
+        )
+    if not parts.hostname:
+        raise ConfigError(
+            f"RPC URL {redact_url(url)!r} has no host; expected a URL like {parts.scheme}://node.example:8545"
+        )
+    if port == 0:
+        raise ConfigError(f"RPC URL {redact_url(url)!r}: port 0; expected a port in 1..65535")
+    return url
 
 
 class ChainConfig(BaseModel):
@@ -23,20 +77,20 @@ class ChainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = "mainnet"
-    chain_id: Annotated[int, Field(gt=0)] = 1
+    name: Annotated[str, Field(min_length=1, max_length=100)] = "mainnet"
+    chain_id: ChainId = 1
     rpc_urls: Annotated[list[str], Field(min_length=1)]
+    # Blocks above min(the node's finalized block, head - finality_depth) are tracked for reorgs.
     finality_depth: Annotated[int, Field(ge=0, le=10_000)] = 64
     max_block_range: Annotated[int, Field(ge=1, le=1_000_000)] = 2_000
-    poll_interval_s: Annotated[float, Field(gt=0)] = 2.0
+    poll_interval_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 2.0
+    # One JSON-RPC request may take this long before it counts as failed and is retried elsewhere.
+    rpc_timeout_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 30.0
 
     @field_validator("rpc_urls")
     @classmethod
     def _urls(cls, urls: list[str]) -> list[str]:
-        for url in urls:
-            if not url.startswith(("http://", "https://")):
-                raise ValueError("expected http:// or https:// URLs")
-        return urls
+        return [check_rpc_url(url) for url in urls]
 
 
 class ContractConfig(BaseModel):
@@ -111,21 +165,8 @@ class IndexConfig(BaseModel):
     labels: list[LabelConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _entries_name_known_chains(self) -> IndexConfig:
-        known = {c.name for c in self.chains}
-        named = [
-            *((f"contract {c.name!r}", c.chain) for c in self.contracts),
-            *((f"token {t.symbol!r}", t.chain) for t in self.tokens),
-            *((f"label {lb.label!r}", lb.chain) for lb in self.labels),
-        ]
-        for what, chain in named:
-            if self.chains and chain not in known:
-                raise ValueError(f"{what} names chain {chain!r}; known chains: {sorted(known)}")
-        seen: set[tuple[str, str]] = set()
-        for token in self.tokens:
-            if (token.chain, token.address) in seen:
-                raise ValueError(f"token {token.address} is listed twice for chain {token.chain!r}")
-            seen.add((token.chain, token.address))
+    def _consistent(self) -> IndexConfig:
+        check_tables(self.chains, self.contracts, self.tokens, self.labels)
         return self
 
     def chain(self, name: str) -> ChainConfig:
@@ -133,3 +174,52 @@ class IndexConfig(BaseModel):
             if chain.name == name:
                 return chain
         raise KeyError(f"no chain named {name!r} in the config; known: {[c.name for c in self.chains]}")
+
+
+def check_tables(
+    chains: Sequence[ChainConfig],
+    contracts: Iterable[ContractConfig],
+    tokens: Sequence[TokenConfig],
+    labels: Iterable[LabelConfig],
+) -> None:
+    """Chains are unique by name and by id, every entry names a configured chain, a token is listed once.
+
+    An entry for an unknown chain would otherwise be skipped without a word (nothing indexed, exit 0).
+    """
+    _unique("name", [c.name for c in chains])
+    _unique("chain_id", [c.chain_id for c in chains])
+    known = [c.name for c in chains]
+    tables: dict[str, Iterable[ContractConfig | TokenConfig | LabelConfig]] = {
+        "contracts": contracts,
+        "tokens": tokens,
+        "labels": labels,
+    }
+    for table, entries in tables.items():
+        for i, entry in enumerate(entries):
+            if entry.chain not in known:
+                configured = (
+                    f"configured: {', '.join(map(repr, known))}" if known else "no [[chains]] configured"
+                )
+                raise ConfigError(
+                    f"{table}.{i}.chain = {entry.chain!r}: no [[chains]] entry has this name ({configured});"
+                    " add one or fix the name"
+                )
+    seen: dict[tuple[str, str], int] = {}
+    for i, token in enumerate(tokens):
+        first = seen.setdefault((token.chain, token.address), i)
+        if first != i:
+            raise ConfigError(
+                f"tokens.{i}.address = {token.address!r}: already listed as tokens.{first} for chain"
+                f" {token.chain!r}; keep one entry"
+            )
+
+
+def _unique(field: str, values: Sequence[object]) -> None:
+    first: dict[object, int] = {}
+    for i, value in enumerate(values):
+        j = first.setdefault(value, i)
+        if j != i:
+            raise ConfigError(
+                f"chains.{i}.{field} = {value!r}: chains.{j} has the same {field}; each [[chains]] entry"
+                f" needs its own {field}"
+            )

@@ -31,6 +31,7 @@ def _run(args: list[str], env: dict[str, str], timeout: float = 120) -> subproce
 
 @pytest.fixture
 def env(db_url: str, tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "chainrisk.toml").write_text("")  # CHAINRISK_CONFIG must name a file that exists
     return {
         **os.environ,
         "CHAINRISK_DATABASE_URL": db_url,
@@ -171,10 +172,11 @@ def _scrape(url: str, wanted: str) -> str:
 
 def test_several_chains_index_side_by_side(env: dict[str, str], replay: str, db_url: str) -> None:
     window = load_recording([data_file("chain/mainnet-aave-v3-window-25290309-logs.json")])
-    with ReplayServer(window) as second:
+    # Each configured chain needs its own chain id: the second replay answers as chain 2.
+    with ReplayServer(window, chain_id=2) as second:
         Path(env["CHAINRISK_CONFIG"]).write_text(
             f'[[chains]]\nname = "a"\nchain_id = 1\nrpc_urls = ["{replay}"]\n\n'
-            f'[[chains]]\nname = "b"\nchain_id = 1\nrpc_urls = ["{second.url}"]\n\n'
+            f'[[chains]]\nname = "b"\nchain_id = 2\nrpc_urls = ["{second.url}"]\n\n'
             '[[contracts]]\nname = "usdc"\nchain = "a"\n'
             'address = "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48"\n'
             'abi = "erc20"\nstart_block = 18000000\n\n'

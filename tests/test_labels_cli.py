@@ -26,6 +26,7 @@ def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
 
 @pytest.fixture
 def env(db_url: str, tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "chainrisk.toml").write_text("")  # CHAINRISK_CONFIG must name a file that exists
     return {
         **os.environ,
         "CHAINRISK_DATABASE_URL": db_url,

@@ -60,6 +60,7 @@ def test_the_last_days_health_features_equal_the_snapshot_at_the_head(indexed: I
 
 def test_the_cli_writes_a_file_the_backtest_reads(indexed: Indexed, tmp_path: Path) -> None:
     out = tmp_path / "onchain.csv"
+    (tmp_path / "none.toml").write_text("")  # CHAINRISK_CONFIG must name a file that exists
     env = {
         **os.environ,
         "CHAINRISK_DATABASE_URL": indexed.db,

@@ -24,10 +24,11 @@ UP_TIMEOUT_S = 120.0
 
 
 def _env(home: Path, tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "empty.toml").write_text("")  # CHAINRISK_CONFIG must name a file that exists
     return {
         **os.environ,
         "CHAINRISK_HOME": str(home),
-        "CHAINRISK_CONFIG": str(tmp_path / "absent.toml"),
+        "CHAINRISK_CONFIG": str(tmp_path / "empty.toml"),
         "CHAINRISK_LOG_LEVEL": "WARNING",
     }
 

@@ -83,6 +83,7 @@ def test_debtrank_on_market_matrix_in_unit_interval(positions: list[Position], v
 def _cli(indexed: Indexed, tmp_path: Path, *args: str) -> Result:
     from chainrisk.cli import app
 
+    (tmp_path / "chainrisk.toml").write_text("")  # CHAINRISK_CONFIG must name a file that exists
     env = {
         "CHAINRISK_DATABASE_URL": indexed.db,
         "CHAINRISK_HOME": str(tmp_path / "home"),
