@@ -82,7 +82,7 @@ def make_client(chain: ChainConfig, metrics: IndexerMetrics) -> HttpChainClient:
     return HttpChainClient(
         chain.rpc_urls,
         max_block_range=chain.max_block_range,
-        timeout_s=getattr(chain, "rpc_timeout_s", 30.0),
+        timeout_s=chain.rpc_timeout_s,
         on_error=metrics.rpc_error,
     )
 
