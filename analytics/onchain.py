@@ -4,8 +4,9 @@ Groups (column prefixes, which the ablation reads): `liq_` liquidations (count a
 collateral of accounts with a health factor in [1, 1.1), `car_` collateral that becomes liquidatable if
 ETH-like assets fall 10%, `flow_` net USD into exchanges and whale USD sent to exchanges, `gov_` executed
 risk-parameter changes. Positions are rebuilt at the last indexed block of each UTC day with the exact
-protocol maths (indexer.health.snapshot), never read from today's `account_health`, so a past row cannot
-see later events. Sizes are log1p-compressed (signed for net flows): the models regress on them.
+protocol maths (indexer.lending.read.positions_at), never read from today's `account_health`, so a
+past row cannot see later events. Sizes are log1p-compressed (signed for net flows): the models regress
+on them.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import pandas as pd
 import psycopg
 
 from analytics.errors import AnalyticsError
-from graph.at_risk import BASE_UNIT, positions_from_rows, shocked_at_risk
-from indexer.health import pools, snapshot
+from graph.at_risk import positions_from_reserves, shocked_at_risk
+from indexer.lending.read import BASE_UNIT, positions_at
 from indexer.protocols.aave_math import WAD
+
+NEAR = 11 * WAD // 10  # health factor 1.1
 
 __all__ = ["ETH_LIKE", "OnchainError", "day_ends", "onchain_features"]
 
@@ -118,17 +121,11 @@ def _positions_at(
     conn: Conn, chain_id: int, block: int, shocked: Sequence[str], shock: float
 ) -> tuple[float, float]:
     """(collateral USD with HF in [1, 1.1), collateral USD liquidatable after the shock) at `block`."""
-    near, reserve_rows = 0, []
-    for pool in pools(conn, chain_id):
-        health, reserves = snapshot(conn, chain_id, pool, block)
-        for row in health:
-            collateral, debt, hf = int(str(row[4])), int(str(row[5])), int(str(row[9]))
-            if debt and WAD <= hf < 11 * WAD // 10:
-                near += collateral
-        reserve_rows += [(f"{r[1]}:{r[2]}", r[3], r[5], r[6], r[7], r[8]) for r in reserves]
-    if not reserve_rows:
+    health, reserves = positions_at(conn, chain_id, block)
+    near = sum(a.total_collateral_base for a in health if a.total_debt_base and WAD <= a.health_factor < NEAR)
+    if not reserves:
         return 0.0, 0.0
-    positions, assets = positions_from_rows(reserve_rows)
+    positions, assets = positions_from_reserves(reserves)
     risk = shocked_at_risk(positions, assets, shocked, [shock])[0]
     return near / BASE_UNIT, risk.collateral_at_risk_usd
 

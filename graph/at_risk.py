@@ -1,8 +1,8 @@
 """Liquidation-at-risk of the indexed Aave positions under price shocks to a group of assets.
 
-Reads `position_reserves` (exact per-reserve collateral and debt in base currency, rebuilt from events)
-and runs the vectorised engine: each (pool, user) account is one borrower, each position keeps its own
-liquidation threshold (eMode applied).
+Reads the lending layer's positions (exact per-reserve collateral and debt in base currency, rebuilt
+from events) and runs the vectorised engine: each (pool, user) account is one borrower, each position
+keeps its own liquidation threshold (eMode applied).
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ import numpy as np
 import psycopg
 
 from graph.hf_engine import Positions, shock_grid
-
-BASE_UNIT = 1e8  # Aave's base currency (USD) has 8 decimals
+from indexer.lending.read import BASE_UNIT, ReservePosition, reserve_positions
 
 
 @dataclass(frozen=True)
@@ -32,26 +31,22 @@ def load_positions(
     conn: psycopg.Connection[tuple[object, ...]], chain_id: int
 ) -> tuple[Positions, list[str]]:
     """The chain's positions as engine input (prices of 1: amounts are already in base currency)."""
-    rows = conn.execute(
-        "SELECT pool || ':' || user_address, asset, collateral_base, debt_base, collateral_enabled,"
-        " liquidation_threshold_bps FROM position_reserves WHERE chain_id = %s ORDER BY 1, 2",
-        (chain_id,),
-    ).fetchall()
-    return positions_from_rows(rows)
+    return positions_from_reserves(reserve_positions(conn, chain_id))
 
 
-def positions_from_rows(rows: Sequence[Sequence[object]]) -> tuple[Positions, list[str]]:
-    """Engine input from (account, asset, collateral_base, debt_base, collateral_enabled, lt_bps) rows."""
-    accounts = {key: i for i, key in enumerate(dict.fromkeys(str(r[0]) for r in rows))}
-    assets = sorted({str(r[1]) for r in rows})
+def positions_from_reserves(reserves: Sequence[ReservePosition]) -> tuple[Positions, list[str]]:
+    """Engine input from the lending layer's positions: one borrower per (pool, user) account."""
+    ordered = sorted(reserves, key=lambda r: (r.account, r.asset))
+    accounts = {key: i for i, key in enumerate(dict.fromkeys(r.account for r in ordered))}
+    assets = sorted({r.asset for r in ordered})
     index = {a: i for i, a in enumerate(assets)}
     positions = Positions(
-        user=np.array([accounts[str(r[0])] for r in rows], dtype=np.int64),
-        asset=np.array([index[str(r[1])] for r in rows], dtype=np.int64),
-        collateral=np.array([float(str(r[2])) / BASE_UNIT for r in rows]),
-        debt=np.array([float(str(r[3])) / BASE_UNIT for r in rows]),
-        liquidation_threshold_bps=np.array([int(str(r[5])) for r in rows], dtype=np.int64),
-        collateral_enabled=np.array([bool(r[4]) for r in rows]),
+        user=np.array([accounts[r.account] for r in ordered], dtype=np.int64),
+        asset=np.array([index[r.asset] for r in ordered], dtype=np.int64),
+        collateral=np.array([r.collateral_base / BASE_UNIT for r in ordered]),
+        debt=np.array([r.debt_base / BASE_UNIT for r in ordered]),
+        liquidation_threshold_bps=np.array([r.liquidation_threshold_bps for r in ordered], dtype=np.int64),
+        collateral_enabled=np.array([r.collateral_enabled for r in ordered]),
         n_users=len(accounts),
     )
     return positions, assets

@@ -35,7 +35,7 @@ import numpy as np
 import psycopg
 from numpy.typing import NDArray
 
-from graph.at_risk import BASE_UNIT
+from indexer.lending.read import BASE_UNIT, pool_labels, reserve_positions
 
 FloatArray = NDArray[np.float64]
 # A market without any over-collateralisation passes on full stress from any exposure.
@@ -67,25 +67,15 @@ class MarketExposure:
 
 def read_positions(conn: psycopg.Connection[tuple[object, ...]], chain_id: int) -> list[Position]:
     """Every indexed position of the chain with a non-zero balance, in USD."""
-    rows = conn.execute(
-        "SELECT pool, user_address, asset, collateral_base, debt_base FROM position_reserves"
-        " WHERE chain_id = %s AND (collateral_base > 0 OR debt_base > 0) ORDER BY 1, 2, 3",
-        (chain_id,),
-    ).fetchall()
     return [
-        Position(str(p), str(u), str(a), int(str(c)) / BASE_UNIT, int(str(d)) / BASE_UNIT)
-        for p, u, a, c, d in rows
+        Position(r.pool, r.user, r.asset, r.collateral_base / BASE_UNIT, r.debt_base / BASE_UNIT)
+        for r in reserve_positions(conn, chain_id, nonzero=True)
     ]
 
 
 def market_labels(conn: psycopg.Connection[tuple[object, ...]], chain_id: int) -> dict[str, str]:
     """Pool address → label where the address book names the pool (e.g. 'aave-pool')."""
-    rows = conn.execute(
-        "SELECT DISTINCT r.pool, l.label FROM position_reserves r JOIN address_labels l"
-        " ON l.chain_id = r.chain_id AND l.address = r.pool WHERE r.chain_id = %s",
-        (chain_id,),
-    ).fetchall()
-    return {str(pool): str(label) for pool, label in rows}
+    return pool_labels(conn, chain_id)
 
 
 def exposure_graph(positions: Sequence[Position]) -> nx.DiGraph:

@@ -9,8 +9,8 @@ other `IndexerError` with exit code 1 (the indexer stopped to stay correct, or t
      │   ├─ ConfigError              indexer/config.py: a chain, contract, token or label entry
      │   ├─ CatalogError             indexer/catalog.py: a labels file or label
      │   ├─ RecordingError           indexer/replay.py: a recording file
-     │   ├─ ReconcileError           indexer/reconcile.py: a comparison that cannot run as asked
-     │   └─ PositionsError           indexer/positions.py: data that cannot answer the question
+     │   ├─ ReconcileError           indexer/lending/reconcile.py: a comparison that cannot run as asked
+     │   └─ PositionsError           indexer/lending/positions.py: data that cannot answer the question
      ├─ DecodeError                  indexer/decode.py: a log that does not match its ABI (quarantined)
      ├─ ChainError                   indexer/chain.py: the JSON-RPC client
      │   ├─ RpcTransportError

@@ -154,7 +154,7 @@ def devnet_seeded(templates: dict[str, str], node_home: Path) -> Iterator[tuple[
     from devnet.serve import indexer_toml
     from indexer.catalog import sync_config
     from indexer.config import IndexConfig
-    from indexer.health import indexed_head, pools, refresh
+    from indexer.lending.health import indexed_head, pools, refresh
     from indexer.runner import config_plan
     from tests.conftest import _fresh_database
 

@@ -115,8 +115,8 @@ def _reconcile(console: Any, rpc_url: str, conninfo: str, chain_id: int, sample:
     import psycopg
 
     from indexer.chain import HttpChainClient
-    from indexer.health import indexed_head, pools
-    from indexer.reconcile import chain_account_data, compare, plan_at
+    from indexer.lending.health import indexed_head, pools
+    from indexer.lending.reconcile import chain_account_data, compare, plan_at
 
     client = HttpChainClient([rpc_url])
     try:
@@ -161,7 +161,7 @@ def _risk_summary(console: Any, conninfo: str, manifest: dict[str, Any]) -> None
     from rich.table import Table
 
     from graph.at_risk import at_risk
-    from indexer.health import indexed_head, pools, refresh
+    from indexer.lending.health import indexed_head, pools, refresh
 
     chain_id = int(manifest["chain_id"])
     eth_like = [manifest["assets"][s]["token"] for s in ("WETH", "wstETH") if s in manifest["assets"]]

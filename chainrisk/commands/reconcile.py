@@ -14,9 +14,9 @@ if TYPE_CHECKING:
     from chainrisk.cli import AppContext
     from chainrisk.settings import Settings
     from indexer.chain import HttpChainClient
-    from indexer.positions import Conn
+    from indexer.lending.positions import Conn
     from indexer.protocols.aave_math import Version
-    from indexer.reconcile import Comparison, Report
+    from indexer.lending.reconcile import Comparison, Report
 
 # An interactive check fails fast instead of riding out a long outage as the indexer does.
 MAX_RETRIES = 4
@@ -69,9 +69,9 @@ def reconcile(
 
     from chainrisk.cli import app_context, fail
     from indexer.chain import ChainError, RpcTransportError
-    from indexer.positions import PositionsError
+    from indexer.lending.positions import PositionsError
     from indexer.protocols.aave_math import VERSIONS
-    from indexer.reconcile import ReconcileError
+    from indexer.lending.reconcile import ReconcileError
 
     app = app_context(ctx)
     if aave_version not in VERSIONS:
@@ -137,7 +137,7 @@ def _run(
     import psycopg
 
     from chainrisk.db import to_libpq_url
-    from indexer.reconcile import chain_account_data, compare, plan_at
+    from indexer.lending.reconcile import chain_account_data, compare, plan_at
 
     chain_id = _chain_id(client, target)
     decimals = {t.address: t.decimals for t in app.settings.tokens if t.chain == target.name}
@@ -163,7 +163,7 @@ def _chain_id(client: HttpChainClient, target: Target) -> int:
 
 def _pools(conn: Conn, chain_id: int, wanted: list[str]) -> list[str]:
     from indexer.config import normalise_address
-    from indexer.health import pools
+    from indexer.lending.health import pools
 
     indexed = pools(conn, chain_id)
     if not indexed:
@@ -183,7 +183,7 @@ def _pools(conn: Conn, chain_id: int, wanted: list[str]) -> list[str]:
 
 
 def _block(conn: Conn, chain_id: int, wanted: int | None) -> int:
-    from indexer.health import indexed_head
+    from indexer.lending.health import indexed_head
 
     head = indexed_head(conn, chain_id)
     if head is None:

@@ -20,7 +20,7 @@ from chainrisk.db import to_libpq_url
 from devnet.aave import Deployment, deploy_markets
 from devnet.scenario import simulate
 from indexer.config import ChainConfig, ContractConfig
-from indexer.positions import (
+from indexer.lending.positions import (
     MarketState,
     account_data,
     accounts_data,

@@ -14,7 +14,7 @@ from devnet.anvil import Anvil
 from devnet.scenario import simulate
 from devnet.serve import indexer_toml
 from indexer.config import IndexConfig
-from indexer.health import indexed_head, pools, refresh
+from indexer.lending.health import indexed_head, pools, refresh
 from indexer.runner import config_plan, run_plan
 
 pytestmark = pytest.mark.slow

@@ -24,8 +24,8 @@ import pytest
 from chainrisk.db import to_libpq_url
 from devnet.anvil import Anvil
 from indexer.chain import HttpChainClient
-from indexer.health import pools as indexed_pools
-from indexer.reconcile import Wallet, chain_account_data, plan_sample, sample_wallets
+from indexer.lending.health import pools as indexed_pools
+from indexer.lending.reconcile import Wallet, chain_account_data, plan_sample, sample_wallets
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from indexer.positions import MarketState, market_state
+from indexer.lending.positions import MarketState, market_state
 from indexer.protocols.aave_math import UserReserve, Version, collateral_base, debt_base
 
 

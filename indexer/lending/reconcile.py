@@ -4,7 +4,7 @@
     chain = chain_account_data(client, plan.wallets, block)
     report = compare(plan, chain, tolerance_wei=0)
 
-Our side is :mod:`indexer.positions` at ``block``; the chain side is ``eth_call`` of
+Our side is :mod:`indexer.lending.positions` at ``block``; the chain side is ``eth_call`` of
 ``getUserAccountData(address)`` at the same block, sent as JSON-RPC batches. Wallets are sampled
 deterministically (by ``seed``) from every user with a position in the pools at that block.
 """
@@ -22,7 +22,7 @@ import psycopg
 from indexer.chain import ChainClient, HttpChainClient, RpcResponseError, RpcTransportError
 from indexer.config import normalise_address
 from indexer.errors import InputError
-from indexer.positions import market_state
+from indexer.lending.positions import market_state
 from indexer.protocols.aave_math import AccountData, Version
 from indexer.types import BlockHeader
 
