@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
+# pg_advisory_lock key held while migrating and seeding: "chainris" in ASCII, a number no one else picks.
+MIGRATION_LOCK = 0x636861696E726973
 
 
 def alembic_config(url: str) -> Config:
@@ -18,10 +22,29 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Migrate to `revision`; at the head, (re)load the project's seed address labels too."""
-    command.upgrade(alembic_config(url), revision)
-    if revision == "head":
-        seed(url)
+    """Migrate to `revision`; at the head, (re)load the project's seed address labels too.
+
+    Concurrent upgrades of one database take turns: the second finds the schema migrated and only reseeds.
+    """
+    with migration_lock(url):
+        command.upgrade(alembic_config(url), revision)
+        if revision == "head":
+            seed(url)
+
+
+@contextmanager
+def migration_lock(url: str) -> Iterator[None]:
+    """Hold the database's migration lock (a session advisory lock, freed if the process dies)."""
+    import psycopg
+
+    from chainrisk.db import to_libpq_url
+
+    with psycopg.connect(to_libpq_url(url), autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
 
 
 def seed(url: str) -> None:

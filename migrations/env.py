@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from alembic import context
 from sqlalchemy import create_engine
 
@@ -13,10 +15,15 @@ def _url() -> str:
     if url:
         return str(url)
     from chainrisk.db import resolve_url
+    from chainrisk.errors import ChainriskError
     from chainrisk.settings import load_settings
 
-    settings = load_settings()
-    return resolve_url(settings.database_url, settings.home)
+    try:
+        settings = load_settings()
+        return resolve_url(settings.database_url, settings.home)
+    except ChainriskError as exc:  # run as `alembic ...`: the same one line as the chainrisk command
+        sys.stderr.write(f"error: {exc}\n")
+        raise SystemExit(exc.exit_code) from None
 
 
 def run_migrations_online() -> None:
