@@ -99,8 +99,12 @@ def app_context(ctx: typer.Context) -> AppContext:
 
 @db_app.command("start")
 def db_start(ctx: typer.Context) -> None:
-    """Start the embedded PostgreSQL (a no-op when CHAINRISK_DATABASE_URL is set) and print its URL."""
-    typer.echo(_redacted(app_context(ctx).database_url()))
+    """Start the embedded PostgreSQL (a no-op when CHAINRISK_DATABASE_URL is set) and print its URL.
+
+    The embedded server listens on a Unix socket in CHAINRISK_HOME/pgdata only (no TCP), which only your
+    OS user can reach; it logs you in as postgres without a password, any other role needs one.
+    """
+    typer.echo(_redacted(_db_url(ctx)))
 
 
 @db_app.command("stop")
@@ -108,7 +112,10 @@ def db_stop(ctx: typer.Context) -> None:
     """Stop the embedded PostgreSQL server."""
     from chainrisk.db import stop_embedded
 
-    stopped = stop_embedded(app_context(ctx).settings.home)
+    try:
+        stopped = stop_embedded(app_context(ctx).settings.home)
+    except ChainriskError as exc:
+        raise fail(str(exc), exc.exit_code) from None
     typer.echo("stopped" if stopped else "not running")
 
 
@@ -117,8 +124,11 @@ def db_url(
     ctx: typer.Context,
     show_password: Annotated[bool, typer.Option(help="Print the password too.")] = False,
 ) -> None:
-    """Print the database URL (starting the embedded server if needed)."""
-    url = app_context(ctx).database_url()
+    """Print the database URL (starting the embedded server if needed).
+
+    The embedded server's URL names its Unix socket (host=CHAINRISK_HOME/pgdata): it listens nowhere else.
+    """
+    url = _db_url(ctx)
     typer.echo(url if show_password else _redacted(url))
 
 
@@ -127,7 +137,7 @@ def db_shell(ctx: typer.Context) -> None:
     """Open psql on the database."""
     from chainrisk.db import to_libpq_url
 
-    url = to_libpq_url(app_context(ctx).database_url())
+    url = to_libpq_url(_db_url(ctx))
     psql = _find_psql()
     if psql is None:
         raise fail("psql not found: install the PostgreSQL client or use `chainrisk db url`")
@@ -139,18 +149,56 @@ def db_grant_reader(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Role to create or update, e.g. risk_reader.")],
     password: Annotated[
-        str | None, typer.Option(envvar="CHAINRISK_READER_PASSWORD", help="Login password (else none).")
+        str | None,
+        typer.Option(envvar="CHAINRISK_READER_PASSWORD", help="Login password (else none); never printed."),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Revoke what an existing role has beyond read access.")
+    ] = False,
+    statement_timeout: Annotated[
+        str, typer.Option(help="The role's default statement_timeout; it can change it in its sessions.")
+    ] = "60s",
+    connection_limit: Annotated[
+        int, typer.Option(min=-1, help="Most connections the role may hold at once (-1: no limit).")
+    ] = 10,
 ) -> None:
-    """Create a login role that can SELECT the documented views and nothing else."""
+    """Create a login role that can SELECT the documented views and nothing else.
+
+    An existing role with more than that (attributes, memberships, privileges, owned objects) is refused
+    unless --force, which revokes it and says what it revoked. See docs/SQL.md for what the role can do.
+    """
     from chainrisk.db import grant_reader
     from indexer.views import VIEWS
 
     try:
-        grant_reader(app_context(ctx).database_url(), name, password, sorted(VIEWS))
-    except ValueError as exc:
-        raise fail(str(exc)) from None
-    typer.echo(f"role {name} can read: {', '.join(sorted(VIEWS))}")
+        done = grant_reader(
+            _db_url(ctx),
+            name,
+            password,
+            sorted(VIEWS),
+            force=force,
+            statement_timeout=statement_timeout,
+            connection_limit=connection_limit,
+        )
+    except ChainriskError as exc:
+        raise fail(str(exc), exc.exit_code) from None
+    for line in [f"revoked from {name}: {what}" for what in done.revoked] + done.public_changes:
+        typer.echo(line)
+    limit = "no connection limit" if connection_limit == -1 else f"at most {connection_limit} connections"
+    typer.echo(
+        f"role {name} {'created' if done.created else 'updated'}; it can read: {', '.join(done.views)}"
+        f" (statement_timeout {statement_timeout} by default, {limit})"
+    )
+    for note in done.notes:
+        typer.echo(note)
+
+
+def _db_url(ctx: typer.Context) -> str:
+    """The database URL, or one `error:` line when it is wrong, unreachable or cannot be started."""
+    try:
+        return app_context(ctx).database_url()
+    except ChainriskError as exc:
+        raise fail(str(exc), exc.exit_code) from None
 
 
 def _find_psql() -> str | None:
