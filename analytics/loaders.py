@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
+
+from analytics.errors import AnalyticsError
 
 __all__ = [
     "OHLCV",
@@ -30,6 +34,8 @@ __all__ = [
     "ticks_to_daily",
     "to_daily",
 ]
+
+log = logging.getLogger(__name__)
 
 _FORMATS = (
     "%Y-%m-%d %H:%M:%S",
@@ -52,11 +58,15 @@ _FORMATS = (
     "%d.%m.%Y",
 )
 _MISSING = {"", "null", "nan", "none", "-"}
+# Overlapping exports repeat a bar with its prices rounded differently (the ETH hourly file: up to 0.6%).
+# Two rows further apart than this disagree about the market, and choosing one would be a guess.
+_REPEAT_TOLERANCE = 0.01
+_PRICES = ["open", "high", "low", "close"]
 # A bar whose open sits this far (in log terms) from the previous close is an exchange artefact.
 _MAX_OPEN_JUMP = 0.5
 
 
-class PriceDataError(ValueError):
+class PriceDataError(AnalyticsError, ValueError):
     """An input file that cannot be read as OHLCV bars; the message names what is wrong."""
 
 
@@ -102,14 +112,24 @@ def _find_header(lines: list[str]) -> int:
     raise PriceDataError("no header row with open, high, low and close columns in the first 20 lines")
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def _read_table(path: Path) -> tuple[pd.DataFrame, list[int] | None]:
+    """The table under the header, and each row's line number in the file (None if they cannot be told)."""
     if not path.exists():
         raise PriceDataError(f"price file not found: {path}")
-    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    if path.is_dir():
+        raise PriceDataError(f"price file {path} is a directory; expected a CSV file")
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        raise PriceDataError(f"price file {path} is not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise PriceDataError(f"price file {path} cannot be read ({exc.strerror})") from None
     start = _find_header(lines)
     frame = pd.read_csv(io.StringIO("\n".join(lines[start:])), dtype=str, keep_default_na=False)
     frame.columns = [str(c).strip().lower() for c in frame.columns]
-    return frame
+    # read_csv skips blank lines; quoted line breaks would shift the count, so then no numbers at all.
+    numbers = [i + 1 for i in range(start + 1, len(lines)) if lines[i].strip()]
+    return frame, numbers if len(numbers) == len(frame) else None
 
 
 def _shape(value: str) -> str:
@@ -225,11 +245,18 @@ def _repair_range(bars: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_ohlcv(path: str | Path) -> OHLCV:
-    """Read an exchange OHLCV CSV export into ascending UTC bars with a gap and anomaly report."""
+    """Read an exchange OHLCV CSV export into ascending UTC bars with a gap and anomaly report.
+
+    A bar time that appears twice keeps the row further down the file when both rows agree within 1%
+    (a warning says how many and where); rows that disagree more make the file refused.
+    """
     path = Path(path)
-    bars = _bars(_read_table(path)).sort_index(kind="stable")
-    duplicated = bars.index.duplicated(keep="last")
-    bars = bars[~duplicated]
+    frame, lines = _read_table(path)
+    bars = _bars(frame)
+    bars["line"] = lines if lines is not None else np.nan
+    bars = bars.sort_index(kind="stable")
+    duplicated = _repeated_bars(bars, path)
+    bars = bars[~duplicated].drop(columns="line")
     anomalies = _bad_bars(bars)
     bars = _repair_range(bars.drop(index=[a.time for a in anomalies]))
     freq = _infer_freq(pd.DatetimeIndex(bars.index))
@@ -241,6 +268,48 @@ def load_ohlcv(path: str | Path) -> OHLCV:
         duplicates=int(duplicated.sum()),
         source=str(path),
     )
+
+
+def _repeated_bars(bars: pd.DataFrame, path: Path) -> NDArray[np.bool_]:
+    """Which rows repeat a bar time and lose to a later row; refuses repeats whose prices disagree."""
+    repeats = bars[bars.index.duplicated(keep=False)]
+    duplicated: NDArray[np.bool_] = bars.index.duplicated(keep="last")
+    if repeats.empty:
+        return duplicated
+    grouped = repeats[_PRICES].groupby(level=0)
+    spread = (grouped.max() / grouped.min() - 1).max(axis=1)
+    disagreeing = spread[spread > _REPEAT_TOLERANCE]
+    if not disagreeing.empty:
+        raise PriceDataError(_disagreement(path, repeats.loc[[disagreeing.index[0]]]))
+    times = pd.DatetimeIndex(repeats.index.unique())
+    log.warning(
+        "%s: %d bar times appear more than once (%s … %s) with prices within %.0f%%; each keeps the row"
+        " further down the file",
+        path,
+        len(times),
+        _when(times[0]),
+        _when(times[-1]),
+        _REPEAT_TOLERANCE * 100,
+    )
+    return duplicated
+
+
+def _disagreement(path: Path, rows: pd.DataFrame) -> str:
+    first, second = rows.iloc[0], rows.iloc[1]
+    where = (
+        f"lines {int(first['line'])} and {int(second['line'])}"
+        if pd.notna(first["line"]) and pd.notna(second["line"])
+        else "two rows"
+    )
+    return (
+        f"price file {path}: {_when(pd.Timestamp(rows.index[0]))} appears on {where} with different prices"
+        f" (close {first['close']:g} and {second['close']:g}, more than {_REPEAT_TOLERANCE:.0%} apart);"
+        " remove the wrong row"
+    )
+
+
+def _when(time: pd.Timestamp) -> str:
+    return str(time.date()) if time == time.normalize() else time.strftime("%Y-%m-%d %H:%M")
 
 
 def to_daily(intraday: OHLCV, min_bars: int = 20) -> pd.DataFrame:

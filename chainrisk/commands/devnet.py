@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from chainrisk.exits import new_app
+
 if TYPE_CHECKING:
     from devnet.anvil import Anvil
 
-app = typer.Typer(help="devnet commands.", no_args_is_help=True)
+app = new_app(help="devnet commands.", no_args_is_help=True)
 GENESIS_TIMESTAMP = 1_735_689_600  # 2025-01-01T00:00:00Z
 
 
@@ -38,22 +40,21 @@ def devnet_up(
     ] = GENESIS_TIMESTAMP,
 ) -> None:
     """Start anvil, deploy both markets, governance and Uniswap, write the manifest, serve until Ctrl-C."""
-    from chainrisk.cli import app_context, fail
+    from chainrisk.cli import app_context
+    from chainrisk.inputs import free_port, output_file
     from devnet.aave import deploy_markets
-    from devnet.anvil import AnvilError
     from devnet.governance import default_holders, deploy_governance, manifest_with_governance
-    from devnet.npm import NodeToolsError
     from devnet.scenario import BLOCK_S
     from devnet.serve import PortAnvil, manifest_path, write_manifest
     from devnet.uniswap import deploy_uniswap, manifest_with_uniswap
 
+    free_port("--port", port, "127.0.0.1")
+    if manifest is not None:
+        output_file("--manifest", manifest)
     home = app_context(ctx).settings.home.resolve()  # solc-js and anvil run from other directories
     target = manifest or manifest_path(home)
     node = PortAnvil(home, port, extra_args=["--timestamp", str(genesis_timestamp)])
-    try:
-        node.start()
-    except (AnvilError, NodeToolsError) as exc:
-        raise fail(str(exc)) from None
+    node.start()
     node.rpc("anvil_setBlockTimestampInterval", [BLOCK_S])
     try:
         started = time.perf_counter()
@@ -86,14 +87,14 @@ def devnet_config(
     chain: Annotated[str, typer.Option(help="Chain name used in the config.")] = "devnet",
 ) -> None:
     """Print a chainrisk.toml (the chains and contracts tables) for the devnet the manifest describes."""
-    from chainrisk.cli import app_context, fail
-    from devnet.serve import ManifestError, indexer_toml, load_manifest, manifest_path
+    from devnet.serve import ManifestError, indexer_toml, load_manifest
 
-    path = manifest or manifest_path(app_context(ctx).settings.home)
+    path = _manifest(ctx, manifest)
+    body = load_manifest(path)
     try:
-        typer.echo(indexer_toml(load_manifest(path), chain), nl=False)
-    except (ManifestError, KeyError, TypeError, ValueError) as exc:
-        raise fail(f"{path}: {exc}" if not isinstance(exc, ManifestError) else str(exc)) from None
+        typer.echo(indexer_toml(body, chain), nl=False)
+    except (KeyError, TypeError, ValueError) as exc:  # a manifest that load_manifest let through
+        raise ManifestError(f"{path}: not a complete devnet manifest ({exc!r} is missing or wrong)") from None
 
 
 @app.command("simulate")
@@ -127,14 +128,17 @@ def devnet_simulate(
     import httpx
 
     from chainrisk.cli import app_context, fail
+    from chainrisk.inputs import input_file
     from devnet.aave import Deployment
     from devnet.governance import Governance
-    from devnet.scenario import ScenarioError, price_path, simulate
-    from devnet.serve import ManifestError, load_manifest, manifest_path
+    from devnet.scenario import price_path, simulate
+    from devnet.serve import load_manifest
     from devnet.uniswap import Uniswap
 
+    if prices is not None:
+        input_file("--prices", prices, "price file")
     home = app_context(ctx).settings.home.resolve()
-    path = manifest or manifest_path(home)
+    path = _manifest(ctx, manifest)
     try:
         body = load_manifest(path)
         start = {symbol: int(asset["initial_price"]) for symbol, asset in body["assets"].items()}
@@ -155,8 +159,6 @@ def devnet_simulate(
             uniswap=uniswap,
             feedback=feedback,
         )
-    except (ManifestError, ScenarioError) as exc:
-        raise fail(str(exc)) from None
     except httpx.TransportError as exc:
         raise fail(
             f"the devnet in {path} does not answer ({exc}): start it with `chainrisk devnet up`"
@@ -178,19 +180,27 @@ def devnet_manifest(
     ] = None,
 ) -> None:
     """Print the manifest of the devnet (addresses, start block, assets, risk parameters) as JSON."""
-    from chainrisk.cli import app_context, fail
-    from devnet.serve import ManifestError, load_manifest, manifest_path
+    from devnet.serve import load_manifest
 
-    path = manifest or manifest_path(app_context(ctx).settings.home)
-    try:
-        typer.echo(json.dumps(load_manifest(path), indent=2))
-    except ManifestError as exc:
-        raise fail(str(exc)) from None
+    typer.echo(json.dumps(load_manifest(_manifest(ctx, manifest)), indent=2))
+
+
+def _manifest(ctx: typer.Context, given: Path | None) -> Path:
+    """The manifest to read: --manifest (an existing file) or the one `devnet up` writes under HOME."""
+    from chainrisk.cli import app_context
+    from chainrisk.inputs import input_file
+    from devnet.serve import manifest_path
+
+    if given is not None:
+        return input_file("--manifest", given, "manifest")
+    return manifest_path(app_context(ctx).settings.home)
 
 
 def _serve(node: Anvil) -> None:
     """Block until Ctrl-C; exit 1 if the node stops answering on its own."""
     import httpx
+
+    from chainrisk.cli import fail
 
     try:
         while True:
@@ -198,7 +208,6 @@ def _serve(node: Anvil) -> None:
             try:
                 node.rpc("eth_chainId")
             except httpx.TransportError:
-                typer.echo(f"error: anvil stopped answering; see {node.log_path}", err=True)
-                raise typer.Exit(1) from None
+                raise fail(f"anvil stopped answering; see {node.log_path}", code=1) from None
     except KeyboardInterrupt:
         typer.echo("stopping devnet")

@@ -9,7 +9,10 @@ from typing import Annotated, Any
 
 import typer
 
-app = typer.Typer(help="forecast commands.", no_args_is_help=True)
+from chainrisk.exits import new_app
+from chainrisk.inputs import OptionError, date_range, input_file, iso_date, output_dir, output_file
+
+app = new_app(help="forecast commands.", no_args_is_help=True)
 
 Prices = Annotated[
     Path,
@@ -32,11 +35,6 @@ NeuralParams = Annotated[
 ]
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(2)
-
-
 def _models(raw: list[str] | None) -> tuple[str, ...]:
     from analytics.report import DEFAULT_MODELS
 
@@ -50,16 +48,24 @@ def _neural_config(path: Path | None) -> Any:
 
     if path is None:
         return NeuralConfig()
+    input_file("--neural-params", path, "JSON file")
     try:
         params = json.loads(path.read_text())
         return NeuralConfig(**params.get("params", params))
-    except (OSError, ValueError, TypeError) as exc:
-        raise _fail(f"--neural-params: cannot read hyper-parameters from {path}: {exc}") from None
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        raise OptionError(f"--neural-params: cannot read hyper-parameters from {path}: {exc}") from None
 
 
 def _check_target(target: str) -> None:
     if target not in ("parkinson", "rv"):
-        raise _fail(f"--target: expected parkinson or rv, got {target!r}")
+        raise OptionError(f"--target: expected parkinson or rv, got {target!r}")
+
+
+def _check_files(**files: Path | None) -> None:
+    """Input files named by their option (`panel_prices` is --panel-prices); absent ones pass."""
+    for name, path in files.items():
+        if path is not None:
+            input_file("--" + name.replace("_", "-"), path, "price file" if "prices" in name else "file")
 
 
 def _quiet_torch() -> None:
@@ -129,13 +135,15 @@ def backtest(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Out-of-sample one-day-ahead backtest of volatility models, scored against a realised measure."""
-    from analytics.backtest import BacktestError
-    from analytics.loaders import PriceDataError
-    from analytics.report import REGIME_MODELS, BacktestConfig, run_backtest
-
     _check_target(target)
+    date_range("--start", start, "--end", end)
+    _check_files(prices=prices, onchain=onchain, panel_prices=panel_prices)
+    if save_forecasts is not None:
+        output_file("--save-forecasts", save_forecasts)
+    from analytics.report import REGIME_MODELS, BacktestConfig, run_backtest  # after the cheap checks
+
     if regime_model not in REGIME_MODELS:
-        raise _fail(f"--regime-model: expected one of {', '.join(REGIME_MODELS)}, got {regime_model!r}")
+        raise OptionError(f"--regime-model: expected one of {', '.join(REGIME_MODELS)}, got {regime_model!r}")
     _quiet_torch()
     config = BacktestConfig(
         prices=prices,
@@ -150,10 +158,7 @@ def backtest(
         regime_model=regime_model,  # type: ignore[arg-type]
         panel_prices=panel_prices,
     )
-    try:
-        result = run_backtest(config, save_forecasts)
-    except (BacktestError, PriceDataError) as exc:
-        raise _fail(str(exc)) from None
+    result = run_backtest(config, save_forecasts)
     if as_json:
         typer.echo(json.dumps(result, default=float))
     else:
@@ -171,16 +176,16 @@ def validate(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Pre-registered selection among the log-HAR extensions on data up to --until only."""
-    from analytics.backtest import BacktestError
-    from analytics.loaders import PriceDataError
+    if len(prices) != 2:
+        raise OptionError(
+            f"--prices: give exactly two price files (the panel model pools them), got {len(prices)}"
+        )
+    date_range("--start", start, "--until", until)
+    for path in prices:
+        input_file("--prices", path, "price file")
     from analytics.report import run_validation
 
-    if len(prices) != 2:
-        raise _fail("--prices: give exactly two price files (the panel model pools them)")
-    try:
-        result = run_validation((prices[0], prices[1]), start, until, refit_every)
-    except (BacktestError, PriceDataError) as exc:
-        raise _fail(str(exc)) from None
+    result = run_validation((prices[0], prices[1]), start, until, refit_every)
     if as_json:
         typer.echo(json.dumps(result, default=float))
         return
@@ -211,11 +216,11 @@ def ablation(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Feature-group ablation: each on-chain group (by column prefix) removed from and added to the models."""
-    from analytics.backtest import BacktestError
-    from analytics.loaders import PriceDataError
+    _check_target(target)
+    date_range("--start", start, "--end", end)
+    _check_files(prices=prices, onchain=onchain)
     from analytics.report import BacktestConfig, ablation_table, run_ablation
 
-    _check_target(target)
     _quiet_torch()
     config = BacktestConfig(
         prices=prices,
@@ -228,10 +233,7 @@ def ablation(
         neural=_neural_config(neural_params),
     )
     chosen = _models(families) if families else ("har-x", "rnn-x")
-    try:
-        result = run_ablation(config, chosen)
-    except (BacktestError, PriceDataError) as exc:
-        raise _fail(str(exc)) from None
+    result = run_ablation(config, chosen)
     typer.echo(json.dumps(result, default=float) if as_json else ablation_table(result))
 
 
@@ -251,25 +253,23 @@ def tune(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Bayesian (TPE) search of the neural hyper-parameters on data up to --until only."""
-    from analytics.loaders import PriceDataError
-    from analytics.tuning import tune_neural
-
     _check_target(target)
     if objective not in ("rnn", "blend"):
-        raise _fail(f"--objective: expected rnn or blend, got {objective!r}")
+        raise OptionError(f"--objective: expected rnn or blend, got {objective!r}")
+    iso_date("--until", until)
+    _check_files(prices=prices)
+    from analytics.tuning import tune_neural
+
     _quiet_torch()
-    try:
-        result = tune_neural(
-            prices,
-            target,  # type: ignore[arg-type]
-            until,
-            validation_days,
-            trials,
-            seed,
-            objective=objective,  # type: ignore[arg-type]
-        )
-    except (ValueError, PriceDataError) as exc:
-        raise _fail(str(exc)) from None
+    result = tune_neural(
+        prices,
+        target,  # type: ignore[arg-type]
+        until,
+        validation_days,
+        trials,
+        seed,
+        objective=objective,  # type: ignore[arg-type]
+    )
     typer.echo(json.dumps(result, default=float) if as_json else json.dumps(result, indent=2, default=float))
 
 
@@ -289,17 +289,14 @@ def run(
     ] = "markov",
 ) -> None:
     """Fit on all data and write the latest 1- and 7-day forecasts and regime probabilities to PostgreSQL."""
-    from analytics.live import write_latest
-    from analytics.loaders import PriceDataError
-
     _check_target(target)
+    _check_files(prices=prices)
+    from analytics.live import write_latest
+
     _quiet_torch()
     url = database_url or _app_url(ctx)
     names = _models(models) if models else ("garch-t", "log-har", "ewma")
-    try:
-        written = write_latest(url, prices, asset, target, names, regime_model)  # type: ignore[arg-type]
-    except (ValueError, PriceDataError) as exc:
-        raise _fail(str(exc)) from None
+    written = write_latest(url, prices, asset, target, names, regime_model)  # type: ignore[arg-type]
     typer.echo(
         json.dumps(written, default=str) if as_json else f"wrote {len(written['forecasts'])} forecasts"
     )
@@ -309,7 +306,7 @@ def _app_url(ctx: typer.Context) -> str:
     # The root context carries the app's settings object (see chainrisk.cli); it resolves the URL once.
     app_context: Any = ctx.find_root().obj
     if app_context is None:
-        raise _fail("no database configured: pass --database-url or set CHAINRISK_DATABASE_URL")
+        raise OptionError("no database configured: pass --database-url or set CHAINRISK_DATABASE_URL")
     url: str = app_context.database_url()
     return url
 
@@ -323,6 +320,8 @@ def bench(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Backtest wall time per model over a window (daily refit for classical models)."""
+    date_range("--start", start, "--end", end)
+    _check_files(prices=prices)
     from analytics.report import BacktestConfig, run_backtest
 
     _quiet_torch()
@@ -344,6 +343,8 @@ def plot(
     models: Annotated[list[str] | None, typer.Option("--models", help="Models to draw.")] = None,
 ) -> None:
     """Draw forecasts against realised volatility in the stress windows, and the regime probabilities."""
+    input_file("--forecasts", forecasts, "CSV file")
+    output_dir("--out-dir", out_dir)
     from analytics.plots import plot_regimes, plot_stress_windows, read_forecasts
 
     frame = read_forecasts(forecasts)
@@ -361,6 +362,13 @@ def table(
     results: Annotated[Path, typer.Argument(help="JSON printed by `forecast backtest --json`.")],
 ) -> None:
     """Print a backtest result as a Markdown table (for docs)."""
+    input_file("RESULTS", results, "JSON file")
+    try:
+        body = json.loads(results.read_text())
+    except (OSError, ValueError) as exc:
+        raise OptionError(
+            f"RESULTS {str(results)!r}: not the JSON of `forecast backtest --json` ({exc})"
+        ) from None
     from analytics.report import markdown_table
 
-    typer.echo(markdown_table(json.loads(results.read_text())))
+    typer.echo(markdown_table(body))

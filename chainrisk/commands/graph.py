@@ -8,32 +8,49 @@ from typing import Annotated, Any
 
 import typer
 
-app = typer.Typer(help="Cross-market exposure graph and contagion (DebtRank).", no_args_is_help=True)
+from chainrisk.exits import new_app
+from chainrisk.inputs import MAX_CHAIN_ID
+from graph.errors import ShockError as ShockError  # also importable from here, as before
+
+app = new_app(help="Cross-market exposure graph and contagion (DebtRank).", no_args_is_help=True)
 
 
-class ShockError(ValueError):
-    """A --shock that does not name a market or a fraction in [0, 1]."""
+def split_shocks(shocks: Sequence[str]) -> list[tuple[str, float]]:
+    """``MARKET=FRACTION`` → (market name, fraction), checked before any market is looked up."""
+    parsed: list[tuple[str, float]] = []
+    for shock in shocks:
+        name, sep, value = shock.partition("=")
+        if not sep:
+            raise ShockError(f"--shock: expected MARKET=FRACTION, got {shock!r}")
+        market = name.strip().lower()
+        if any(market == seen for seen, _ in parsed):
+            raise ShockError(f"--shock: market {market!r} is shocked twice; give each market once")
+        parsed.append((market, _fraction(shock, value)))
+    return parsed
 
 
 def parse_shocks(
     shocks: Sequence[str], markets: Sequence[str], labels: Mapping[str, str]
 ) -> dict[str, float]:
     """``MARKET=FRACTION`` → {pool: fraction}; MARKET is the pool address, its label, or the label's market
-    name (``aave`` for ``aave-pool``)."""
+    name (``aave`` for ``aave-pool``). A market given twice, under any of its names, is refused: which
+    fraction should win is not for the program to guess."""
     names = {pool: pool for pool in markets}
     for pool, label in labels.items():
         names[label] = pool
         names[label.removesuffix("-pool")] = pool
     parsed: dict[str, float] = {}
-    for shock in shocks:
-        name, sep, value = shock.partition("=")
-        if not sep:
-            raise ShockError(f"--shock: expected MARKET=FRACTION, got {shock!r}")
-        found = names.get(name.strip().lower())
+    given: dict[str, str] = {}
+    for name, fraction in split_shocks(shocks):
+        found = names.get(name)
         if found is None:
             known = ", ".join(sorted(k for k in names if not k.startswith("0x")) or markets)
             raise ShockError(f"--shock: unknown market {name!r}; markets on this chain: {known}")
-        parsed[found] = _fraction(shock, value)
+        if found in parsed:
+            raise ShockError(
+                f"--shock: market {name!r} is shocked twice (also as {given[found]!r}); give each market once"
+            )
+        parsed[found], given[found] = fraction, name
     return parsed
 
 
@@ -50,7 +67,10 @@ def _fraction(shock: str, value: str) -> float:
 @app.command("debtrank")
 def debtrank_command(
     ctx: typer.Context,
-    chain_id: Annotated[int, typer.Option("--chain-id", min=1, help="Chain whose positions to use.")],
+    chain_id: Annotated[
+        int,
+        typer.Option("--chain-id", min=1, max=MAX_CHAIN_ID, help="Chain whose positions to use."),
+    ],
     shock: Annotated[
         list[str] | None,
         typer.Option(help="MARKET=FRACTION of the market's buffer lost at the start; repeatable."),
@@ -70,16 +90,18 @@ def debtrank_command(
     from graph.exposure import exposure_graph, market_exposure, market_labels, read_positions
 
     if variant not in ("original", "differential"):
-        raise fail(f"--variant: expected original or differential, got {variant!r}")
+        raise fail(f"--variant {variant!r}: expected original or differential")
+    split_shocks(shock or [])  # a malformed --shock fails before the database is opened
     with psycopg.connect(to_libpq_url(app_context(ctx).database_url())) as conn:
         positions, labels = read_positions(conn, chain_id), market_labels(conn, chain_id)
     exposure = market_exposure(exposure_graph(positions))
     if not exposure.markets or exposure.weights.sum() == 0:
-        raise fail(f"no borrowing positions indexed on chain {chain_id}: run `chainrisk index` first", code=1)
-    try:
-        shocks = parse_shocks(shock or [], exposure.markets, labels)
-    except ShockError as exc:
-        raise fail(str(exc)) from None
+        raise fail(
+            f"no borrowing positions indexed on chain {chain_id}: index its Aave v3 Pool first (a"
+            ' [[contracts]] entry with abi = "aave_v3_pool" on that chain, then `chainrisk index`)',
+            code=1,
+        )
+    shocks = parse_shocks(shock or [], exposure.markets, labels)
     initial = np.array([shocks.get(m, 0.0) for m in exposure.markets])
     result = debtrank(exposure.exposures, exposure.buffers, exposure.weights, initial, variant)  # type: ignore[arg-type]
     report = _report(chain_id, exposure.markets, labels, exposure.buffers, result)

@@ -9,14 +9,17 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(
+from chainrisk.exits import new_app
+from chainrisk.inputs import MAX_CHAIN_ID
+
+app = new_app(
     help="Address labels (exchanges, protocols, bridges, treasuries). Seeded from the project's file on"
     " `chainrisk migrate`; \\[\\[labels]] in chainrisk.toml and your edits here take precedence"
     " over the seed.",
     no_args_is_help=True,
 )
 
-ChainId = Annotated[int, typer.Option("--chain-id", min=1, help="Chain id of the address.")]
+ChainId = Annotated[int, typer.Option("--chain-id", min=1, max=MAX_CHAIN_ID, help="Chain id of the address.")]
 CATEGORIES = "exchange, protocol, bridge, treasury, fund, market_maker or other"
 
 
@@ -33,7 +36,9 @@ def _conninfo(ctx: typer.Context) -> str:
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    chain_id: Annotated[int | None, typer.Option("--chain-id", help="Only this chain.")] = None,
+    chain_id: Annotated[
+        int | None, typer.Option("--chain-id", min=1, max=MAX_CHAIN_ID, help="Only this chain.")
+    ] = None,
     category: Annotated[str | None, typer.Option(help=f"Only this category: {CATEGORIES}.")] = None,
 ) -> None:
     """Print the labels as a table."""
@@ -41,8 +46,12 @@ def list_(
     from rich.console import Console
     from rich.table import Table
 
+    from chainrisk.inputs import OptionError
     from indexer.catalog import list_labels
+    from indexer.config import LABEL_CATEGORIES
 
+    if category is not None and category not in LABEL_CATEGORIES:
+        raise OptionError(f"--category {category!r}: expected one of {CATEGORIES}")
     with psycopg.connect(_conninfo(ctx)) as conn:
         rows = list_labels(conn, chain_id, category)
     table = Table(title=f"{len(rows)} address labels")
@@ -65,13 +74,9 @@ def add(
     """Add or change a label; it overrides the seed file and chainrisk.toml."""
     import psycopg
 
-    from chainrisk.cli import fail
-    from indexer.catalog import CatalogError, make_label, upsert_labels
+    from indexer.catalog import make_label, upsert_labels
 
-    try:
-        entry = make_label(chain_id, address, label, category, reference)
-    except CatalogError as exc:
-        raise fail(str(exc)) from None
+    entry = make_label(chain_id, address, label, category, reference, where="labels add")
     with psycopg.connect(_conninfo(ctx)) as conn:
         upsert_labels(conn, [entry], "user")
     typer.echo(f"{entry.address} on chain {chain_id}: {entry.label} ({entry.category})")
@@ -87,16 +92,19 @@ def remove(
     import psycopg
 
     from chainrisk.cli import fail
-    from indexer.catalog import CatalogError, remove_label
+    from chainrisk.inputs import addresses
+    from indexer.catalog import remove_label
 
-    try:
-        with psycopg.connect(_conninfo(ctx)) as conn:
-            removed = remove_label(conn, chain_id, address)
-    except CatalogError as exc:
-        raise fail(str(exc)) from None
+    (checked,) = addresses("ADDRESS", [address])
+    with psycopg.connect(_conninfo(ctx)) as conn:
+        removed = remove_label(conn, chain_id, checked)
     if not removed:
-        raise fail(f"no label for {address} on chain {chain_id}", code=1)
-    typer.echo(f"removed the label of {address.lower()} on chain {chain_id}")
+        raise fail(
+            f"no label for {checked} on chain {chain_id}: `chainrisk labels list --chain-id {chain_id}`"
+            " shows the labelled addresses",
+            code=1,
+        )
+    typer.echo(f"removed the label of {checked} on chain {chain_id}")
 
 
 @app.command("import")
@@ -109,13 +117,9 @@ def import_(
     """Load labels from a CSV as your own edits; a bad row rejects the whole file."""
     import psycopg
 
-    from chainrisk.cli import fail
-    from indexer.catalog import CatalogError, read_labels_csv, upsert_labels
+    from indexer.catalog import read_labels_csv, upsert_labels
 
-    try:
-        labels = read_labels_csv(path)
-    except CatalogError as exc:
-        raise fail(str(exc)) from None
+    labels = read_labels_csv(path)
     with psycopg.connect(_conninfo(ctx)) as conn:
         count = upsert_labels(conn, labels, "user")
     typer.echo(f"imported {count} labels from {path}")
@@ -129,8 +133,11 @@ def export(
     """Write every label as CSV (the format `import` reads)."""
     import psycopg
 
+    from chainrisk.inputs import output_file
     from indexer.catalog import list_labels
 
+    if out is not None:
+        output_file("--out", out)
     with psycopg.connect(_conninfo(ctx)) as conn:
         rows = list_labels(conn)
     handle = out.open("w", newline="", encoding="utf-8") if out else sys.stdout

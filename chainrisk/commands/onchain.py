@@ -7,11 +7,15 @@ from typing import Annotated
 
 import typer
 
+from chainrisk.inputs import MAX_CHAIN_ID
+
 
 def onchain(
     ctx: typer.Context,
     out: Annotated[Path, typer.Option(help="CSV to write (date + one column per feature).")],
-    chain_id: Annotated[int, typer.Option("--chain-id", min=1, help="Chain whose tables to read.")] = 1,
+    chain_id: Annotated[
+        int, typer.Option("--chain-id", min=1, max=MAX_CHAIN_ID, help="Chain whose tables to read.")
+    ] = 1,
     shock: Annotated[
         float, typer.Option(min=-0.99, max=0.0, help="ETH-like move for the collateral-at-risk feature.")
     ] = -0.10,
@@ -24,18 +28,17 @@ def onchain(
     import psycopg
     from rich.console import Console
 
-    from analytics.onchain import OnchainError, onchain_features
-    from chainrisk.cli import app_context, fail
+    from analytics.onchain import onchain_features
+    from chainrisk.cli import app_context
     from chainrisk.db import to_libpq_url
+    from chainrisk.inputs import output_file
     from chainrisk.migrate import upgrade
 
+    output_file("--out", out)
     url = app_context(ctx).database_url()
     upgrade(url)
     console = Console(stderr=True)
-    try:
-        with psycopg.connect(to_libpq_url(url)) as conn, console.status("rebuilding positions day by day"):
-            frame = onchain_features(conn, chain_id, shock=shock)
-    except OnchainError as exc:
-        raise fail(str(exc)) from None
+    with psycopg.connect(to_libpq_url(url)) as conn, console.status("rebuilding positions day by day"):
+        frame = onchain_features(conn, chain_id, shock=shock)
     frame.to_csv(out, index_label="date", date_format="%Y-%m-%d")
     console.print(f"wrote {len(frame)} days × {frame.shape[1]} features to {out}")

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from chainrisk.inputs import MAX_BLOCK, OptionError
+
 if TYPE_CHECKING:
     from chainrisk.cli import AppContext
     from chainrisk.settings import Settings
@@ -46,7 +48,8 @@ def reconcile(
         typer.Option("--pool", help="Aave v3 Pool address; repeatable. Default: every indexed pool."),
     ] = None,
     block: Annotated[
-        int | None, typer.Option(min=0, help="Block to compare at; default: the indexed head.")
+        int | None,
+        typer.Option(min=0, max=MAX_BLOCK, help="Block to compare at; default: the indexed head."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the wallet sample.")] = 0,
     aave_version: Annotated[
@@ -68,28 +71,31 @@ def reconcile(
     import psycopg
 
     from chainrisk.cli import app_context, fail
+    from chainrisk.inputs import addresses
     from indexer.chain import ChainError, RpcTransportError
-    from indexer.lending.positions import PositionsError
     from indexer.protocols.aave_math import VERSIONS
-    from indexer.lending.reconcile import ReconcileError
 
     app = app_context(ctx)
     if aave_version not in VERSIONS:
-        raise fail(f"--aave-version: expected {' or '.join(VERSIONS)}, got {aave_version!r}")
+        raise OptionError(f"--aave-version: expected {' or '.join(VERSIONS)}, got {aave_version!r}")
+    pools = addresses("--pool", pool or [])
+    target = _target(app.settings, chain, rpc_url)
     try:
-        target = _target(app.settings, chain, rpc_url)
         client = _client(target.urls)
         try:
-            args = (sample, pool or [], block, seed, aave_version, tolerance_wei, progress and not as_json)
+            args = (sample, pools, block, seed, aave_version, tolerance_wei, progress and not as_json)
             report, context = _run(app, target, client, *args)
         finally:
             client.close()
+    # Exit 1 means drift here, so a node that fails is answered as 2 like the other refusals.
     except RpcTransportError as exc:
         raise fail(f"the node does not answer: {exc}") from None
-    except (ReconcileError, PositionsError, ChainError, ValueError) as exc:
+    except ChainError as exc:
         raise fail(str(exc)) from None
     except psycopg.errors.UndefinedTable:
-        raise fail("the database has no chainrisk tables: run `chainrisk index` first") from None
+        raise fail(
+            "the database has no chainrisk tables: run `chainrisk migrate`, then `chainrisk index`"
+        ) from None
     except psycopg.OperationalError as exc:
         raise fail(f"cannot reach the database: {str(exc).strip()}") from None
     context["seed"] = seed
@@ -101,16 +107,24 @@ def reconcile(
 
 
 def _target(settings: Settings, name: str | None, rpc_url: str | None) -> Target:
+    from indexer.config import check_rpc_url
+    from indexer.errors import InputError
+
     chains = settings.chains
     names = [c.name for c in chains]
     if name is not None and name not in names:
-        raise ValueError(f"--chain: no chain named {name!r} in the config; known: {names}")
+        raise OptionError(f"--chain: no chain named {name!r} in the config; known: {names}")
     if name is None and len(chains) > 1:
-        raise ValueError(f"several chains are configured ({', '.join(names)}): pass --chain NAME")
+        raise OptionError(f"several chains are configured ({', '.join(names)}): pass --chain NAME")
+    if rpc_url is not None:
+        try:
+            check_rpc_url(rpc_url)
+        except InputError as exc:
+            raise OptionError(f"--rpc-url: {exc}") from None
     chosen = next((c for c in chains if c.name == name), None) if name else (chains[0] if chains else None)
     if chosen is None:
         if rpc_url is None:
-            raise ValueError("no RPC URL: pass --rpc-url URL, or configure [[chains]] in chainrisk.toml")
+            raise OptionError("no RPC URL: pass --rpc-url URL, or configure [[chains]] in chainrisk.toml")
         return Target(None, None, [rpc_url])
     return Target(chosen.name, chosen.chain_id, [rpc_url] if rpc_url else list(chosen.rpc_urls))
 
@@ -155,31 +169,27 @@ def _run(
 def _chain_id(client: HttpChainClient, target: Target) -> int:
     actual = client.chain_id()
     if target.chain_id is not None and actual != target.chain_id:
-        raise ValueError(
+        raise OptionError(
             f"chain {target.name!r}: the config says chain_id {target.chain_id}, the node serves {actual}"
         )
     return actual
 
 
 def _pools(conn: Conn, chain_id: int, wanted: list[str]) -> list[str]:
-    from indexer.config import normalise_address
     from indexer.lending.health import pools
 
     indexed = pools(conn, chain_id)
     if not indexed:
-        raise ValueError(f"no Aave v3 pool is indexed on chain {chain_id}: run `chainrisk index` first")
-    chosen = []
+        raise OptionError(
+            f"no Aave v3 pool is indexed on chain {chain_id}: index one first (a [[contracts]] entry with"
+            ' abi = "aave_v3_pool" for that chain in chainrisk.toml, then `chainrisk index`)'
+        )
     for address in wanted:
-        try:
-            normalised = normalise_address(address)
-        except ValueError as exc:
-            raise ValueError(f"--pool: {exc}") from None
-        if normalised not in indexed:
-            raise ValueError(
-                f"--pool {normalised} is not an indexed pool of chain {chain_id}; indexed: {indexed}"
+        if address not in indexed:
+            raise OptionError(
+                f"--pool {address} is not an indexed pool of chain {chain_id}; indexed: {indexed}"
             )
-        chosen.append(normalised)
-    return sorted(set(chosen)) or indexed
+    return sorted(set(wanted)) or indexed
 
 
 def _block(conn: Conn, chain_id: int, wanted: int | None) -> int:
@@ -187,9 +197,14 @@ def _block(conn: Conn, chain_id: int, wanted: int | None) -> int:
 
     head = indexed_head(conn, chain_id)
     if head is None:
-        raise ValueError(f"nothing is indexed on chain {chain_id}: run `chainrisk index` first")
+        raise OptionError(
+            f"nothing is indexed on chain {chain_id}: configure it in chainrisk.toml ([[chains]] and"
+            " [[contracts]]), then run `chainrisk index`"
+        )
     if wanted is not None and wanted > head:
-        raise ValueError(f"--block {wanted} is above the indexed head {head}")
+        raise OptionError(
+            f"--block {wanted} is above the indexed head {head}; expected a block at or below it"
+        )
     return head if wanted is None else wanted
 
 

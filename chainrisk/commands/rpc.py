@@ -8,7 +8,10 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="rpc commands.", no_args_is_help=True)
+from chainrisk.exits import new_app
+from chainrisk.inputs import MAX_CHAIN_ID
+
+app = new_app(help="rpc commands.", no_args_is_help=True)
 
 
 @app.command("replay")
@@ -33,6 +36,7 @@ def replay(
             help="eth_chainId to answer when the recorded blocks carry no chainId.",
             envvar="CHAINRISK_REPLAY_CHAIN_ID",
             min=1,
+            max=MAX_CHAIN_ID,
         ),
     ] = 1,
 ) -> None:
@@ -42,13 +46,11 @@ def replay(
 
     The whole recording counts as finalized; unrecorded blocks in between get synthesized headers.
     """
-    from indexer.replay import RecordingError, ReplayServer, load_recording
+    from chainrisk.inputs import free_port
+    from indexer.replay import ReplayServer, load_recording
 
-    try:
-        recording = load_recording(files)
-    except RecordingError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    free_port("--port", port, host)  # before reading what may be large files
+    recording = load_recording(files)
     with ReplayServer(recording, host=host, port=port, chain_id=chain_id) as server:
         typer.echo(server.url)
         typer.echo(
