@@ -260,6 +260,14 @@ def test_metrics_port_in_use(tmp_path: Path) -> None:
         refused(cli(tmp_path, *args), tmp_path, "--metrics-port", f"port {port} is in use", "choose another")
 
 
+def test_metrics_port_in_use_from_the_env(tmp_path: Path) -> None:
+    with _busy_port() as busy:
+        port = str(busy.getsockname()[1])
+        args = ["index", "--rpc", "http://127.0.0.1:9", "--from", "1", "--chain-id", "1"]
+        result = cli(tmp_path, *args, CHAINRISK_METRICS_PORT=port)
+        refused(result, tmp_path, f"CHAINRISK_METRICS_PORT {port}", f"port {port} is in use")
+
+
 def test_metrics_port_in_use_from_the_config(tmp_path: Path) -> None:
     with _busy_port() as busy:
         port = busy.getsockname()[1]

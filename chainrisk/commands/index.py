@@ -117,8 +117,7 @@ def index(
     )
     port = metrics_port if metrics_port is not None else app.settings.metrics_port
     if port:
-        where = "--metrics-port" if metrics_port is not None else "metrics_port (config)"
-        free_port(where, port, app.settings.metrics_addr)
+        free_port(_port_source(ctx, metrics_port), port, app.settings.metrics_addr)
     url = app.database_url()
     upgrade(url)
     conninfo = to_libpq_url(url)
@@ -182,6 +181,16 @@ def _plans(
             " or remove the chain"
         )
     return [config_plan(chain, settings.contracts, stop, follow) for chain in settings.chains]
+
+
+def _port_source(ctx: typer.Context, flag: int | None) -> str:
+    """Where the metrics port came from, for a message about it."""
+    if flag is None:
+        return "metrics_port (chainrisk.toml)"
+    source = ctx.get_parameter_source("metrics_port")
+    return (
+        "CHAINRISK_METRICS_PORT" if source is not None and source.name == "ENVIRONMENT" else "--metrics-port"
+    )
 
 
 def _adhoc_chain(rpc: list[str], chain_id: int, depth: int, max_range: int, timeout: float) -> ChainConfig:
