@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from chainrisk.settings import Settings
     from indexer.chain import HttpChainClient
     from indexer.lending.positions import Conn
-    from indexer.protocols.aave_math import Version
     from indexer.lending.reconcile import Comparison, Report
+    from indexer.protocols.aave_math import Version
 
 # An interactive check fails fast instead of riding out a long outage as the indexer does.
 MAX_RETRIES = 4
