@@ -69,7 +69,7 @@ class _Extra:
     """One thing an existing role has beyond read access, and the statement that takes it away."""
 
     what: str
-    undo: sql.Composed | None  # None: done by REASSIGN OWNED
+    undo: sql.Composed
 
 
 def grant_reader(
@@ -174,6 +174,8 @@ def _refuse_unfit(conn: psycopg.Connection[Any], name: str) -> None:
     """Roles grant-reader must never turn into a reader, --force or not."""
     if name == _scalar(conn, "SELECT current_user"):
         raise ReaderRoleError(f"role {name} is the user grant-reader runs as: pick another name")
+    if _scalar(conn, "SELECT oid = 10 FROM pg_roles WHERE rolname = %s", name):
+        raise ReaderRoleError(f"role {name} is the superuser the server was made with: pick another name")
     elsewhere = conn.execute(_OWNED_ELSEWHERE, {"name": name}).fetchall()
     if elsewhere:
         databases = ", ".join(str(row[0]) for row in elsewhere)
@@ -247,7 +249,8 @@ def _membership_extras(conn: psycopg.Connection[Any], name: str, role: sql.Ident
 
 def _ownership_extras(conn: psycopg.Connection[Any], name: str) -> list[_Extra]:
     rows = conn.execute(_OWNED_HERE, {"name": name}).fetchall()
-    return [_Extra(f"ownership of {row[0]}", None) for row in rows]
+    reassign = sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(sql.Identifier(name))
+    return [_Extra(f"ownership of {row[0]}", reassign) for row in rows]
 
 
 def _reader_shape(conn: psycopg.Connection[Any], tables: list[str]) -> set[tuple[str, str, str]]:
@@ -311,16 +314,16 @@ def _default_privilege_extras(conn: psycopg.Connection[Any], name: str, role: sq
 
 
 def _revoke(conn: psycopg.Connection[Any], name: str, extras: list[_Extra]) -> None:
-    """Take the extras away: ownership first (which drops the owner's own privileges too), then the rest."""
-    if any(extra.undo is None for extra in extras):
-        conn.execute(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(sql.Identifier(name)))
-    for extra in extras:
-        if extra.undo is not None:
+    """Take the extras away: ownership first (reassigning also drops the owner's own privileges)."""
+    done: set[str] = set()
+    for extra in sorted(extras, key=lambda e: not e.what.startswith("ownership of ")):
+        statement = extra.undo.as_string(conn)
+        if statement not in done:  # one REASSIGN OWNED takes every owned object
+            done.add(statement)
             _execute_or_refuse(conn, name, extra)
 
 
 def _execute_or_refuse(conn: psycopg.Connection[Any], name: str, extra: _Extra) -> None:
-    assert extra.undo is not None
     try:
         with conn.transaction():
             conn.execute(extra.undo)

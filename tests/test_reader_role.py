@@ -387,3 +387,16 @@ def test_embedded_logins_need_a_password(any_db_url: str, roles: Roles, cli: Cal
     )
     with pytest.raises(psycopg.OperationalError):
         _login(any_db_url, nameless, None)
+
+
+def test_the_superuser_the_server_was_made_with_is_refused(
+    any_db_url: str, roles: Roles, cli: Callable[..., Result]
+) -> None:
+    other = roles("su", "LOGIN SUPERUSER PASSWORD 'su-pw'")
+    with _admin(any_db_url) as conn:
+        bootstrap = conn.execute("SELECT rolname FROM pg_roles WHERE oid = 10").fetchone()
+    assert bootstrap is not None
+    before = _state(any_db_url, str(bootstrap[0]))
+    line = _one_error_line(cli(str(bootstrap[0]), "--force", url=_url_as(any_db_url, other, "su-pw")))
+    assert line == f"error: role {bootstrap[0]} is the superuser the server was made with: pick another name"
+    assert _state(any_db_url, str(bootstrap[0])) == before
