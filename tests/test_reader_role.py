@@ -400,3 +400,49 @@ def test_the_superuser_the_server_was_made_with_is_refused(
     line = _one_error_line(cli(str(bootstrap[0]), "--force", url=_url_as(any_db_url, other, "su-pw")))
     assert line == f"error: role {bootstrap[0]} is the superuser the server was made with: pick another name"
     assert _state(any_db_url, str(bootstrap[0])) == before
+
+
+def test_a_database_without_the_views_is_refused(
+    any_db_url: str, roles: Roles, cli: Callable[..., Result]
+) -> None:
+    name = roles()
+    empty = f"t_empty_{uuid.uuid4().hex[:8]}"
+    with _admin(any_db_url) as conn:
+        conn.execute(f'CREATE DATABASE "{empty}"')
+    try:
+        url = _url_as(any_db_url, str(sa.make_url(any_db_url).username), None, empty)
+        line = _one_error_line(cli(name, url=url, password="pw"))
+        assert line.startswith(
+            "error: view bad_debt does not exist in this database: run `chainrisk migrate`"
+        )
+        with psycopg.connect(to_libpq_url(url)) as conn:
+            assert conn.execute("SELECT datacl FROM pg_database WHERE datname = %s", (empty,)).fetchone() == (
+                None,
+            )
+            assert conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone() is None
+    finally:
+        with _admin(any_db_url) as conn:
+            conn.execute(f'DROP DATABASE "{empty}" WITH (FORCE)')
+
+
+def test_what_force_cannot_revoke_leaves_everything_as_it_was(
+    any_db_url: str, roles: Roles, cli: Callable[..., Result]
+) -> None:
+    """A privilege passed on by a role other than the owner is not the owner's to revoke: nothing changes."""
+    owner, middle = roles("own", "LOGIN"), roles("mid", "LOGIN")
+    name = roles("rr", "LOGIN SUPERUSER")
+    with _admin(any_db_url) as conn:
+        conn.execute(f"CREATE TABLE public.t_{name} (a int)")
+        conn.execute(f"ALTER TABLE public.t_{name} OWNER TO {owner}")
+        conn.execute(f"SET ROLE {owner}")
+        conn.execute(f"GRANT INSERT ON public.t_{name} TO {middle} WITH GRANT OPTION")
+        conn.execute(f"SET ROLE {middle}")
+        conn.execute(f"GRANT INSERT ON public.t_{name} TO {name}")
+        conn.execute("RESET ROLE")
+    before = _state(any_db_url, name)
+    line = _one_error_line(cli(name, "--force", password="pw"))
+    assert line == (
+        f"error: could not revoke from role {name}: INSERT on table t_{name} (granted by another role?"
+        " revoke it as that role); nothing was changed"
+    )
+    assert _state(any_db_url, name) == before
