@@ -190,12 +190,15 @@ def test_a_home_too_long_for_a_socket_puts_the_socket_in_the_temp_dir(tmp_path: 
     home = tmp_path / ("d" * 60) / ("e" * 60) / "home"
     try:
         url = start_embedded(home)
-        assert f"host={tempfile.gettempdir()}/chainrisk-" in url
+        socket_dir = Path(url.split("host=", 1)[1])
+        assert socket_dir.parent == Path(tempfile.gettempdir()) and socket_dir.name.startswith("chainrisk-")
+        assert socket_dir.stat().st_mode & 0o777 == 0o700
         with psycopg.connect(to_libpq_url(url)) as conn:
             assert conn.execute("SHOW listen_addresses").fetchone() == ("",)
     finally:
         stop_embedded(home)
     assert _no_server_left(home)
+    socket_dir.rmdir()  # empty once the server is stopped
 
 
 @pytest.mark.parametrize("home", ["", ".", "relative/home"])
