@@ -47,7 +47,8 @@ class RpcError(DevnetError, RuntimeError):
 
 
 class Anvil:
-    """One anvil process with ``--prune-history`` (in-memory state only); see the module docstring."""
+    """One anvil process, by default with ``--prune-history`` (in-memory state only); see the module
+    docstring. ``prune_history=False`` keeps every block's state, for calls at past blocks and reorgs."""
 
     def __init__(
         self,
@@ -62,10 +63,11 @@ class Anvil:
         quiet: bool = True,
         extra_args: Sequence[str] = (),
         start_timeout: float = START_TIMEOUT_S,
+        prune_history: bool = True,
     ) -> None:
         self.home = home
         self.options: list[str] = [
-            "--prune-history",
+            *(["--prune-history"] if prune_history else []),
             "--chain-id", str(chain_id),
             "--gas-limit", str(gas_limit),
             "--accounts", str(accounts),

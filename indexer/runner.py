@@ -13,7 +13,7 @@ from indexer.config import ChainConfig, ContractConfig, normalise_address
 from indexer.metrics import IndexerMetrics
 from indexer.registry import DecoderRegistry
 from indexer.store import Cursor, Store
-from indexer.sync import Progress, SourceBusyError, Syncer, SyncJob
+from indexer.sync import BatchListener, Progress, SourceBusyError, Syncer, SyncJob
 from indexer.types import LogFilter
 
 
@@ -94,10 +94,12 @@ def run_plan(
     on_progress: Callable[[Progress], None] | None = None,
     on_start: Callable[[Syncer], None] | None = None,
     client: ChainClient | None = None,
+    listener: BatchListener | None = None,
 ) -> Cursor:
     """Index the plan's job to its end (or forever with follow) and return the final cursor.
 
-    `conninfo` is a libpq URL (postgresql://…); `client` replaces the HTTP client (tests, benchmarks).
+    `conninfo` is a libpq URL (postgresql://…); `client` replaces the HTTP client (tests, benchmarks);
+    `listener` hears of every committed batch and rollback (e.g. the lending PositionKeeper).
     """
     metrics = metrics or IndexerMetrics()
     chain_client = client or make_client(plan.job.chain, metrics)
@@ -107,7 +109,9 @@ def run_plan(
             # One writer per cursor; the lock ends with the connection, however the process ends.
             if not store.try_lock_source(plan.job.name):
                 raise SourceBusyError(plan.job.name)
-            syncer = Syncer(plan.job, chain_client, store, plan.registry, metrics, on_progress)
+            syncer = Syncer(
+                plan.job, chain_client, store, plan.registry, metrics, on_progress, listener=listener
+            )
             if on_start is not None:
                 on_start(syncer)
             return syncer.run()

@@ -44,6 +44,8 @@ class Store:
         self._derived = [t.name for t in derived]
         # Tables filled from logs: a re-indexed range replaces their rows.
         self._log_tables = [t.name for t in derived if "log_index" in t.c]
+        # History tables: a row closed at or after the fork holds again once the fork's rows are gone.
+        self._ranged = [t.name for t in derived if "valid_to" in t.c]
 
     # -- reads ---------------------------------------------------------------------------------------
     def cursor(self, name: str) -> Cursor | None:
@@ -145,7 +147,8 @@ class Store:
         )
 
     def rollback(self, chain_id: int, fork_block: int, depth: int, old_hash: str, new_hash: str) -> Cursor:
-        """Delete every chain-derived row at or above fork_block; move cursors back; record the reorg."""
+        """Delete every chain-derived row at or above fork_block, reopen history rows closed there, move
+        cursors back and record the reorg, in one transaction."""
         with self.conn.transaction():
             self._lock_chain(chain_id)
             for table in self._derived:
@@ -154,6 +157,11 @@ class Store:
                     sql.SQL("DELETE FROM {} WHERE chain_id = %s AND {} >= %s").format(
                         sql.Identifier(table), sql.Identifier(column)
                     ),
+                    (chain_id, fork_block),
+                )
+            for table in self._ranged:
+                self.conn.execute(
+                    sql.SQL(_REOPEN).format(sql.Identifier(table)),
                     (chain_id, fork_block),
                 )
             parent = self.conn.execute(
@@ -174,6 +182,7 @@ class Store:
 
 
 _LINES_PER_WRITE = 2_000
+_REOPEN = "UPDATE {} SET valid_to = NULL, valid_to_time = NULL WHERE chain_id = %s AND valid_to >= %s"
 
 
 def _copy_statement(table: str, columns: list[str]) -> sql.Composed:

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from indexer.chain import RpcTransportError
 from indexer.config import ChainConfig
@@ -103,6 +103,14 @@ class Progress:
     blocks: int
 
 
+class BatchListener(Protocol):
+    """Hears what the loop committed: layers above (positions, alerts) keep up through it."""
+
+    def indexed(self, through: int) -> None: ...
+
+    def rolled_back(self, fork: int) -> None: ...
+
+
 @dataclass
 class SyncJob:
     """One source: a chain, a log filter, where to start, where (if anywhere) to stop."""
@@ -129,8 +137,10 @@ class Syncer:
         metrics: IndexerMetrics | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        listener: BatchListener | None = None,
     ) -> None:
         self.job, self.client, self.store, self.registry = job, client, store, registry
+        self.listener = listener
         self.metrics = metrics or IndexerMetrics()
         self.on_progress = on_progress
         self.sleep = sleep
@@ -164,6 +174,7 @@ class Syncer:
             try:
                 if not verified:
                     cursor, verified = self.verify(cursor), True
+                    self._heard(cursor)
                 cursor, done = self._advance(cursor)
             except RpcTransportError as exc:
                 if not self.job.follow:
@@ -372,12 +383,19 @@ class Syncer:
         new_hash = self.client.header(fork).hash
         log.warning("reorg on %s: rolling back %d block(s) from %d", self.job.chain.name, depth, fork)
         self.store.rollback(self.chain_id, fork, depth, cursor.block_hash, new_hash)
+        if self.listener is not None:
+            self.listener.rolled_back(fork)
         self.reorg_count += 1
         self.metrics.reorg(self.job.chain.name, depth)
         return self.load_cursor()
 
+    def _heard(self, cursor: Cursor) -> None:
+        if self.listener is not None and cursor.block_hash:
+            self.listener.indexed(cursor.block_number)
+
     def _report(self, cursor: Cursor, target: int, head: int, n_logs: int, n_bad: int, n_blocks: int) -> None:
         self._lag_waits = 0
+        self._heard(cursor)
         self.metrics.batch_done(self.job.chain.name, cursor.block_number, head, n_logs, n_bad)
         if self.on_progress is not None:
             self.on_progress(Progress(cursor.block_number, target, head, n_logs, n_blocks))

@@ -138,13 +138,24 @@ def chain_derived_tables(meta: sa.MetaData | None = None) -> list[sa.Table]:
     return [t for t in chosen.sorted_tables if t.info.get("chain_derived")]
 
 
-account_health = sa.Table(
-    "account_health",
+def _validity() -> list[sa.Column[object]]:
+    return [
+        sa.Column("valid_to", sa.BigInteger, comment="first block the row no longer holds; NULL: current"),
+        sa.Column("block_time", sa.DateTime(timezone=True), comment="timestamp of block_number"),
+        sa.Column("valid_to_time", sa.DateTime(timezone=True), comment="timestamp of valid_to"),
+    ]
+
+
+# History as validity ranges: a row holds from block_number (the block whose events produced it) up to
+# valid_to. The current state is the rows with valid_to NULL (views account_health, position_reserves).
+# A rollback deletes rows from the fork on and reopens the rows it had closed (Store.rollback).
+account_health_history = sa.Table(
+    "account_health_history",
     metadata,
     sa.Column("chain_id", sa.Integer, primary_key=True),
     sa.Column("pool", sa.Text, primary_key=True),
     sa.Column("user_address", sa.Text, primary_key=True),
-    sa.Column("block_number", sa.BigInteger, nullable=False),
+    sa.Column("block_number", sa.BigInteger, primary_key=True, comment="first block the row holds"),
     sa.Column("total_collateral_base", UINT256, nullable=False),
     sa.Column("total_debt_base", UINT256, nullable=False),
     sa.Column("available_borrows_base", UINT256, nullable=False),
@@ -152,26 +163,37 @@ account_health = sa.Table(
     sa.Column("ltv_bps", sa.Integer, nullable=False),
     sa.Column("health_factor", UINT256, nullable=False, comment="wad; 2^256-1 without debt"),
     sa.Column("emode_category", sa.Integer, nullable=False),
+    *_validity(),
     info=CHAIN_DERIVED,
-    comment="Pool.getUserAccountData per user, rebuilt from indexed events at block_number.",
+    comment="Pool.getUserAccountData per user from block_number to valid_to, rebuilt from indexed events.",
 )
 
-position_reserves = sa.Table(
-    "position_reserves",
+position_reserves_history = sa.Table(
+    "position_reserves_history",
     metadata,
     sa.Column("chain_id", sa.Integer, primary_key=True),
     sa.Column("pool", sa.Text, primary_key=True),
     sa.Column("user_address", sa.Text, primary_key=True),
     sa.Column("asset", sa.Text, primary_key=True),
-    sa.Column("block_number", sa.BigInteger, nullable=False),
+    sa.Column("block_number", sa.BigInteger, primary_key=True, comment="first block the row holds"),
     sa.Column("collateral_base", UINT256, nullable=False, comment="aToken balance in base currency"),
     sa.Column("debt_base", UINT256, nullable=False, comment="variable debt in base currency"),
     sa.Column("collateral_enabled", sa.Boolean, nullable=False),
     sa.Column("liquidation_threshold_bps", sa.Integer, nullable=False, comment="eMode applied"),
     sa.Column("price", UINT256, nullable=False, comment="oracle price, base currency units"),
+    *_validity(),
     info=CHAIN_DERIVED,
-    comment="Each user's collateral and debt per reserve at block_number, in base currency.",
+    comment="Each user's collateral and debt per reserve from block_number to valid_to, in base currency.",
 )
+
+for _history in (account_health_history, position_reserves_history):
+    sa.Index(
+        f"ix_{_history.name}_current",
+        *(c for c in _history.primary_key.columns if c.name != "block_number"),
+        unique=True,
+        postgresql_where=_history.c.valid_to.is_(None),
+    )
+    sa.Index(f"ix_{_history.name}_block", _history.c.chain_id, _history.c.block_number)
 
 # What users configure rather than what the chain says: never rolled back by a reorg.
 tracked_tokens = sa.Table(

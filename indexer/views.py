@@ -317,6 +317,23 @@ LEFT JOIN LATERAL (
 """
 
 
+# Every row of the lending history with its validity range, in USD and health factor units.
+HEALTH_HISTORY = """
+CREATE OR REPLACE VIEW health_history AS
+SELECT chain_id, pool, user_address, block_number AS valid_from, valid_to, block_time AS valid_from_time,
+       valid_to_time, total_collateral_base / 1e8 AS collateral_usd, total_debt_base / 1e8 AS debt_usd,
+       health_factor / 1e18 AS health_factor, emode_category
+FROM account_health_history
+"""
+
+POSITION_HISTORY = """
+CREATE OR REPLACE VIEW position_history AS
+SELECT chain_id, pool, user_address, asset, block_number AS valid_from, valid_to,
+       block_time AS valid_from_time, valid_to_time, collateral_base / 1e8 AS collateral_usd,
+       debt_base / 1e8 AS debt_usd, collateral_enabled, liquidation_threshold_bps, price / 1e8 AS price_usd
+FROM position_reserves_history
+"""
+
 VIEWS: dict[str, str] = {
     "votes": VOTES,
     "proposals": PROPOSALS,
@@ -330,4 +347,64 @@ VIEWS: dict[str, str] = {
     "whale_flows": WHALE_FLOWS,
     "exchange_netflows": EXCHANGE_NETFLOWS,
     "positions_by_asset": POSITIONS_BY_ASSET,
+    "health_history": HEALTH_HISTORY,
+    "position_history": POSITION_HISTORY,
+}
+
+# The current lending state: the open rows of the history tables. Internal (the reader sees the views
+# above), but defined once here like the rest.
+ACCOUNT_HEALTH = """
+CREATE OR REPLACE VIEW account_health AS
+SELECT chain_id, pool, user_address, block_number, total_collateral_base, total_debt_base,
+       available_borrows_base, liquidation_threshold_bps, ltv_bps, health_factor, emode_category
+FROM account_health_history
+WHERE valid_to IS NULL
+"""
+
+POSITION_RESERVES = """
+CREATE OR REPLACE VIEW position_reserves AS
+SELECT chain_id, pool, user_address, asset, block_number, collateral_base, debt_base, collateral_enabled,
+       liquidation_threshold_bps, price
+FROM position_reserves_history
+WHERE valid_to IS NULL
+"""
+
+STATE_VIEWS: dict[str, str] = {"account_health": ACCOUNT_HEALTH, "position_reserves": POSITION_RESERVES}
+
+# State at a block and daily series over the history; they read the views above, so the reader role
+# needs no grant on the tables underneath.
+HEALTH_AT = """
+CREATE OR REPLACE FUNCTION health_at(at_block bigint)
+RETURNS SETOF health_history LANGUAGE sql STABLE AS $$
+    SELECT * FROM health_history
+    WHERE valid_from <= at_block AND (valid_to IS NULL OR valid_to > at_block)
+$$
+"""
+
+POSITIONS_AT = """
+CREATE OR REPLACE FUNCTION positions_at(at_block bigint)
+RETURNS SETOF position_history LANGUAGE sql STABLE AS $$
+    SELECT * FROM position_history
+    WHERE valid_from <= at_block AND (valid_to IS NULL OR valid_to > at_block)
+$$
+"""
+
+HEALTH_DAILY = """
+CREATE OR REPLACE FUNCTION health_daily(first_day date, last_day date)
+RETURNS TABLE (day date, chain_id integer, pool text, user_address text, valid_from bigint,
+               collateral_usd numeric, debt_usd numeric, health_factor numeric)
+LANGUAGE sql STABLE AS $$
+    SELECT d.day::date, h.chain_id, h.pool, h.user_address, h.valid_from, h.collateral_usd, h.debt_usd,
+           h.health_factor
+    FROM generate_series(first_day, last_day, interval '1 day') AS d(day)
+    JOIN health_history h
+      ON h.valid_from_time < d.day + interval '1 day'
+     AND (h.valid_to_time IS NULL OR h.valid_to_time >= d.day + interval '1 day')
+$$
+"""
+
+FUNCTIONS: dict[str, str] = {
+    "health_at": HEALTH_AT,
+    "positions_at": POSITIONS_AT,
+    "health_daily": HEALTH_DAILY,
 }

@@ -1,8 +1,8 @@
 """Materialise account health and per-reserve positions of every Aave v3 user from the indexed events.
 
 `refresh` rebuilds a pool's snapshot at one block with the exact protocol maths (equal to
-Pool.getUserAccountData) and replaces the pool's rows in `account_health` and `position_reserves` in one
-transaction, so readers never see half a snapshot.
+Pool.getUserAccountData) and records what changed in the history tables in one transaction, so readers
+never see half a snapshot; `account_health` and `position_reserves` are the history's open rows.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import psycopg
 
+from indexer.lending.history import write_snapshot
 from indexer.lending.positions import MarketState, market_state
 from indexer.protocols.aave_math import UserReserve, Version, collateral_base, debt_base
 
@@ -47,16 +48,12 @@ def refresh(
     decimals: Mapping[str, int] | None = None,
     version: Version = "3.0",
 ) -> Refreshed:
-    """Recompute every user of `pool` at `block` and replace the pool's snapshot rows."""
-    health, reserves = snapshot(conn, chain_id, pool, block, decimals, version)
-    with conn.transaction():
-        for table in ("account_health", "position_reserves"):
-            conn.execute(f"DELETE FROM {table} WHERE chain_id = %s AND pool = %s", (chain_id, pool))
-        with conn.cursor() as cur:
-            cur.executemany("INSERT INTO account_health VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", health)
-            cur.executemany("INSERT INTO position_reserves VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", reserves)
+    """Recompute every user of `pool` at `block` and record what changed in the history, atomically."""
+    state = market_state(conn, chain_id, pool, block, decimals)
+    health, reserves = _rows(state, version)
+    write_snapshot(conn, chain_id, state.pool, block, state.timestamp, health, reserves)
     at_risk = sum(1 for row in health if _hf(row) < 11 * 10**17)
-    return Refreshed(pool, block, len(health), at_risk)
+    return Refreshed(state.pool, block, len(health), at_risk)
 
 
 def snapshot(
@@ -68,7 +65,11 @@ def snapshot(
     version: Version = "3.0",
 ) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
     """Rows of `account_health` and `position_reserves` for every user of `pool` at `block`, unwritten."""
-    state = market_state(conn, chain_id, pool, block, decimals)
+    return _rows(market_state(conn, chain_id, pool, block, decimals), version)
+
+
+def _rows(state: MarketState, version: Version) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    chain_id, pool, block = state.chain_id, state.pool, state.block
     health: list[tuple[object, ...]] = []
     reserves: list[tuple[object, ...]] = []
     for user in state.users:

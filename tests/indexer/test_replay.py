@@ -107,7 +107,8 @@ def test_synthesized_chain_is_consistent(tmp_path: Path) -> None:
         assert int(child["timestamp"], 16) >= int(parent["timestamp"], 16)
     assert recording.block(recording.last + 1) is None
     before = recording.block(recording.first - 1)
-    assert before is not None and before["hash"] == blocks[0]["parentHash"]
+    first = blocks[0]
+    assert before is not None and first is not None and before["hash"] == first["parentHash"]
     assert recording.logs_between(0, recording.first - 1) == []
 
 
