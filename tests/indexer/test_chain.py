@@ -20,6 +20,7 @@ from indexer.chain import (
     RangeRefusedError,
     RpcResponseError,
     RpcTransportError,
+    is_range_refusal,
     next_range,
     range_hint,
     redact_url,
