@@ -415,13 +415,19 @@ def _close_large_objects(conn: psycopg.Connection[Any]) -> list[str]:
 
 
 def _large_object_note(conn: psycopg.Connection[Any]) -> list[str]:
+    notes = []
     left = [f for f in _LARGE_OBJECT_MAKERS if _public_has(conn, "function", f"pg_catalog.{f}", "EXECUTE")]
-    if not left:
-        return []
-    return [
-        f"note: only a superuser can revoke EXECUTE on {', '.join(left)} from PUBLIC:"
-        " the role can still create large objects"
-    ]
+    if left:
+        notes.append(
+            f"note: only a superuser can revoke EXECUTE on {', '.join(left)} from PUBLIC:"
+            " the role can still create large objects"
+        )
+    if _scalar(conn, "SELECT current_setting('lo_compat_privileges')") == "on":
+        notes.append(
+            "note: lo_compat_privileges is on (a server setting): every role can read and write every large"
+            " object; set it off in postgresql.conf"
+        )
+    return notes
 
 
 def _public_has(conn: psycopg.Connection[Any], kind: str, obj: str, privilege: str) -> bool:
@@ -453,7 +459,8 @@ def _grant_back(
                 )
             )
             changes.append(
-                f"granted {', '.join(held)} on {on.lower()} {obj} to {role} (it had them through PUBLIC)"
+                f"granted {', '.join(held)} on {on.lower()} {obj} to {role}"
+                f" (it had {'them' if len(held) > 1 else 'it'} through PUBLIC)"
             )
     return changes
 

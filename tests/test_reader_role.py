@@ -446,3 +446,22 @@ def test_what_force_cannot_revoke_leaves_everything_as_it_was(
         " revoke it as that role); nothing was changed"
     )
     assert _state(any_db_url, name) == before
+
+
+def test_create_on_a_schema_is_taken_from_public_but_kept_by_its_users(
+    any_db_url: str, roles: Roles, cli: Callable[..., Result]
+) -> None:
+    """Databases made before PostgreSQL 15 still let PUBLIC create in schema public."""
+    indexer = roles("idx", "LOGIN PASSWORD 'idx-pw'")
+    with _admin(any_db_url) as conn:
+        conn.execute("GRANT CREATE ON SCHEMA public TO PUBLIC")
+        conn.execute(f"GRANT INSERT ON cursors TO {indexer}")
+    name = roles()
+    result = cli(name, password="pw-" + name)
+    assert result.exit_code == 0, result.stderr
+    assert "revoked from PUBLIC: CREATE on schema public" in result.stdout
+    assert f"granted CREATE on schema public to {indexer} (it had it through PUBLIC)" in result.stdout
+    with _login(any_db_url, name, "pw-" + name) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("CREATE TABLE public.mine (a int)")
+    with _login(any_db_url, indexer, "idx-pw") as conn:
+        conn.execute(f"CREATE TABLE public.made_by_{indexer} (a int)")
