@@ -69,12 +69,21 @@ class HMMFit:
         sd = np.sqrt(self.variances)
         return np.asarray(stats.norm.logpdf(values[:, None], loc=self.means[None, :], scale=sd[None, :]))
 
-    def filtered(self, data: pd.DataFrame) -> pd.DataFrame:
-        """Filtered state probabilities for every day of `data`, columns 0 (calm) … k − 1 (turbulent)."""
+    def _forward(self, data: pd.DataFrame) -> np.ndarray:
         with np.errstate(divide="ignore"):
             log_start, log_trans = np.log(self.startprob), np.log(self.transmat)
-        probs = forward_filter(log_start, log_trans, self.log_likelihoods(data))[:, self.order]
+        return forward_filter(log_start, log_trans, self.log_likelihoods(data))
+
+    def filtered(self, data: pd.DataFrame) -> pd.DataFrame:
+        """Filtered state probabilities for every day of `data`, columns 0 (calm) … k − 1 (turbulent)."""
+        probs = self._forward(data)[:, self.order]
         return pd.DataFrame(probs, index=data.index, columns=range(self.k))
+
+    def predicted(self, data: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Row t: next-day state probabilities given data up to t, and the (fixed) means and variances."""
+        shape = (len(data), self.k)
+        probs = self._forward(data) @ self.transmat
+        return probs, np.broadcast_to(self.means, shape), np.broadcast_to(self.variances, shape)
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,12 @@ import pandas as pd
 import sqlalchemy as sa
 from scipy import stats
 
-from analytics.backtest import daily_frame
-from analytics.features import price_features
 from analytics.realised import Measure
-from analytics.report import BacktestConfig, build_model, load_daily, regime_model
-from analytics.rvmodels import range_columns
+from analytics.recalibration import Choice
+from analytics.report import BacktestConfig, check_drivers, model_frame, prepare_model, regime_setup
 from analytics.tables import forecast_runs, regime_probabilities, volatility_forecasts
 
-__all__ = ["CODE_VERSION", "latest_forecasts", "write_latest"]
+__all__ = ["CODE_VERSION", "latest_forecasts", "latest_regimes", "write_latest"]
 
 CODE_VERSION = "analytics-1"
 HORIZONS = (1, 7)
@@ -26,13 +24,29 @@ INTERVAL = 0.9
 REGIME_DAYS = 30
 
 
-def latest_forecasts(frame: pd.DataFrame, names: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Per model and horizon: summed variance of the next h days and a central return interval."""
+def _version(name: str, choice: Choice | None) -> str:
+    """`log-har-rls[forgetting=0.995]:analytics-1`: the hyper-parameter chosen for this run, if any."""
+    tuned = f"[{choice.label()}]" if choice else ""
+    return f"{name}{tuned}:{CODE_VERSION}"
+
+
+def _next_day(frame: pd.DataFrame) -> str:
+    return str((pd.Timestamp(frame.index[-1]) + pd.Timedelta(days=1)).date())
+
+
+def latest_forecasts(
+    frame: pd.DataFrame, names: tuple[str, ...], onchain: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """Per model and horizon: summed variance of the next h days and a central return interval.
+
+    A model with a hyper-parameter (a forgetting factor, a penalty) gets it chosen on the last year of
+    `frame`, as the backtest chooses it on the year before its window.
+    """
     config = BacktestConfig(prices=Path("."))
     z = float(stats.norm.ppf(0.5 + INTERVAL / 2))
     rows = []
     for name in names:
-        model = build_model(name, config, onchain=False)
+        model, choice = prepare_model(name, config, frame, onchain, _next_day(frame))
         path = model.fit(frame).path(frame, max(HORIZONS))
         for horizon in HORIZONS:
             variance = float(np.sum(path[:horizon]))
@@ -40,7 +54,7 @@ def latest_forecasts(frame: pd.DataFrame, names: tuple[str, ...]) -> list[dict[s
             rows.append(
                 {
                     "model": name,
-                    "model_version": f"{name}:{CODE_VERSION}",
+                    "model_version": _version(name, choice),
                     "horizon_days": horizon,
                     "variance": variance,
                     "volatility": sigma,
@@ -52,9 +66,13 @@ def latest_forecasts(frame: pd.DataFrame, names: tuple[str, ...]) -> list[dict[s
     return rows
 
 
-def latest_regimes(frame: pd.DataFrame, kind: str = "markov") -> list[dict[str, Any]]:
+def latest_regimes(
+    frame: pd.DataFrame, kind: str = "markov", drivers: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
     """Filtered probabilities of each regime over the last days, from a fit on all data."""
-    _, model = regime_model(kind)
+    check_drivers(drivers, frame)
+    setup = regime_setup(kind, drivers, frame, _next_day(frame))
+    model = setup.model
     fit = model.fit(frame)
     probs = fit.filtered(frame).iloc[-REGIME_DAYS:]
     vols = fit.daily_vols()
@@ -73,14 +91,21 @@ def latest_regimes(frame: pd.DataFrame, kind: str = "markov") -> list[dict[str, 
 
 
 def write_latest(
-    url: str, prices: Path, asset: str, target: Measure, names: tuple[str, ...], regimes_kind: str = "markov"
+    url: str,
+    prices: Path,
+    asset: str,
+    target: Measure,
+    names: tuple[str, ...],
+    regimes_kind: str = "markov",
+    onchain: Path | None = None,
+    drivers: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Fit, forecast and write one run; returns what was written."""
-    bars, _ = load_daily(prices)
-    frame = daily_frame(bars, target).join(range_columns(bars))
-    frame = frame.join(price_features(frame))
-    forecasts = latest_forecasts(frame, names)
-    regimes = latest_regimes(frame, regimes_kind)
+    """Fit, forecast and write one run; returns what was written. `onchain` is a file of on-chain
+    features (the Aave liquidations file or `chainrisk forecast onchain` output); `drivers` are columns
+    that drive the Markov-switching filter's transition probabilities."""
+    frame, columns = model_frame(prices, target, onchain)  # type: ignore[arg-type]
+    forecasts = latest_forecasts(frame, names, columns)
+    regimes = latest_regimes(frame, regimes_kind, drivers)
     as_of = pd.Timestamp(frame.index[-1]).date()
     run = {
         "asset": asset,

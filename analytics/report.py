@@ -39,6 +39,9 @@ from analytics.features import FEATURE_GROUPS, align, load_onchain, price_featur
 from analytics.hmm import HMMRegimes
 from analytics.loaders import OHLCV, load_ohlcv, to_daily
 from analytics.neural import NeuralConfig, NeuralForecaster
+from analytics.onlinehmm import OnlineHMM, RegimeVolatility
+from analytics.recalibration import ONLINE_BLOCK, TUNABLE, Choice, TunableModel, tune
+from analytics.recursive import RecursiveHAR
 from analytics.regimes import (
     STRESS_DATES,
     MarkovSwitching,
@@ -46,6 +49,7 @@ from analytics.regimes import (
     rolling_probabilities,
     stress_probabilities,
 )
+from analytics.regularised import RidgeHAR
 from analytics.rvmodels import (
     CANDIDATES,
     HARQ,
@@ -71,7 +75,7 @@ __all__ = [
 ]
 
 Target = Literal["parkinson", "rv"]
-RegimeKind = Literal["markov", "hmm", "hmm3"]
+RegimeKind = Literal["markov", "hmm", "hmm3", "hmm-online"]
 REGIME_MODELS: dict[str, tuple[str, Callable[[], RegimeModel]]] = {
     "markov": (
         "2-state switching-variance MarkovRegression on daily returns, filtered",
@@ -84,6 +88,10 @@ REGIME_MODELS: dict[str, tuple[str, Callable[[], RegimeModel]]] = {
     "hmm3": (
         "3-state Gaussian HMM (hmmlearn, 5 seeded restarts) on daily returns, forward-filtered",
         lambda: HMMRegimes(k=3, signal="returns"),
+    ),
+    "hmm-online": (
+        "2-state Gaussian HMM, batch EM on the first 250 days, then online EM with a forgetting factor",
+        lambda: OnlineHMM(k=2, signal="returns"),
     ),
 }
 BENCHMARKS = ("garch-t", "log-har")
@@ -101,6 +109,10 @@ DEFAULT_MODELS = (
 )
 NEURAL = ("rnn", "rnn-x", "rnn-blend", "rnn-liq", "rnn-x-blend")
 ONCHAIN_ONLY = ("log-har-liq", "rnn-liq")
+# Regime models read as variance forecasters; batch EM is slow, so they refit on the regime schedule.
+REGIME_VOLATILITY = ("hmm-var",)
+# Coverage flags shared by every feature group of an on-chain file (see analytics/ablation.py).
+SHARED_FLAGS = ("onchain_observed",)
 VAR_LEVELS = (0.01, 0.05)
 # The geometric combination of the other listed models, with weights fitted before 2020.
 COMBO = "combo"
@@ -124,15 +136,24 @@ class BacktestConfig:
     mcs_reps: int = 1000
     # The second asset of `panel-log-har` (a price file like `prices`).
     panel_prices: Path | None = None
+    # Columns that drive time-varying transition probabilities of the Markov-switching regime filter.
+    regime_drivers: tuple[str, ...] = ()
 
 
-def _exog(onchain: bool) -> tuple[str, ...]:
-    groups = ("leverage", "liquidations") if onchain else ("leverage",)
-    return tuple(c for g in groups for c in FEATURE_GROUPS[g])
+def _exog(onchain: tuple[str, ...]) -> tuple[str, ...]:
+    """The leverage regressor and every column of the on-chain file, whatever the file holds."""
+    return (*FEATURE_GROUPS["leverage"], *onchain)
 
 
-def _builders(config: BacktestConfig, onchain: bool) -> dict[str, Callable[[], VolatilityModel]]:
+def _liquidation_columns(onchain: tuple[str, ...]) -> tuple[str, ...]:
+    """The `liq_*` columns of the on-chain file and its coverage flags; empty if it has no `liq_*`."""
+    liq = tuple(c for c in onchain if c.startswith("liq_"))
+    return (*liq, *(c for c in onchain if c in SHARED_FLAGS)) if liq else ()
+
+
+def _builders(config: BacktestConfig, onchain: tuple[str, ...]) -> dict[str, Callable[[], VolatilityModel]]:
     exog = _exog(onchain)
+    liq = _liquidation_columns(onchain)
     builders: dict[str, Callable[[], VolatilityModel]] = {
         f"{vol}-{d[0]}": (lambda vol=vol, d=d: GARCH(vol, d))  # type: ignore[misc]
         for vol in ("garch", "gjr", "egarch")
@@ -149,8 +170,8 @@ def _builders(config: BacktestConfig, onchain: bool) -> dict[str, Callable[[], V
             "rnn-blend": lambda: Blend((NeuralForecaster(config.neural), HAR()), label="rnn-blend"),
             # Ablation: one feature group at a time.
             "log-har-lev": lambda: HAR(features=FEATURE_GROUPS["leverage"]),
-            "log-har-liq": lambda: HAR(features=FEATURE_GROUPS["liquidations"]),
-            "rnn-liq": lambda: NeuralForecaster(config.neural, features=FEATURE_GROUPS["liquidations"]),
+            "log-har-liq": lambda: HAR(features=liq),
+            "rnn-liq": lambda: NeuralForecaster(config.neural, features=liq),
             "rnn-x-blend": lambda: Blend(
                 (NeuralForecaster(config.neural, features=exog), HAR(features=exog)), label="rnn-x-blend"
             ),
@@ -160,22 +181,56 @@ def _builders(config: BacktestConfig, onchain: bool) -> dict[str, Callable[[], V
             "lhar": LHAR,
             "log-har-q": QuarterlyHAR,
             "panel-log-har": lambda: PanelHAR(_partner(config)),
+            # Recalibration as data arrive (analytics/recursive.py, regularised.py, onlinehmm.py).
+            "log-har-rls": RecursiveHAR,
+            "log-har-x-rls": lambda: RecursiveHAR(features=exog),
+            "log-har-x-ridge": lambda: RidgeHAR(features=exog),
+            "hmm-var": lambda: RegimeVolatility(HMMRegimes(k=2), "hmm-var"),
+            "hmm-online-var": lambda: RegimeVolatility(OnlineHMM(k=2), "hmm-online-var"),
         }
     )
     return builders
 
 
-MODEL_NAMES = tuple(_builders(BacktestConfig(Path(".")), True))
+MODEL_NAMES = tuple(_builders(BacktestConfig(Path(".")), FEATURE_GROUPS["liquidations"]))
 
 
-def build_model(name: str, config: BacktestConfig, onchain: bool) -> VolatilityModel:
-    """A model by its CLI name; an unknown name lists the known ones."""
+def build_model(name: str, config: BacktestConfig, onchain: tuple[str, ...] = ()) -> VolatilityModel:
+    """A model by its CLI name; `onchain` names the on-chain file's columns (empty: no file)."""
     builders = _builders(config, onchain)
     if name not in builders:
         raise BacktestError(f"unknown model {name!r}; expected one of {', '.join(builders)}")
     if name in ONCHAIN_ONLY and not onchain:
         raise BacktestError(f"model {name!r} needs on-chain features: pass --onchain")
+    if name in ONCHAIN_ONLY and not _liquidation_columns(onchain):
+        raise BacktestError(
+            f"model {name!r} needs liquidation columns (liq_*) in the on-chain file; it has "
+            f"{', '.join(onchain)}"
+        )
     return builders[name]()
+
+
+def refit_every(name: str, config: BacktestConfig) -> int:
+    """How often a model is re-estimated: never for the ones that learn from every bar."""
+    if name in TUNABLE and TUNABLE[name].online:
+        return ONLINE_BLOCK
+    if name in NEURAL:
+        return config.neural_refit_every
+    if name in REGIME_VOLATILITY:
+        return config.regime_refit_every
+    return config.refit_every
+
+
+def prepare_model(
+    name: str, config: BacktestConfig, frame: pd.DataFrame, onchain: tuple[str, ...], evaluation_start: str
+) -> tuple[VolatilityModel, Choice | None]:
+    """The model behind a name, its hyper-parameter (if it has one) chosen on data before
+    `evaluation_start` only (`analytics.recalibration`)."""
+    model = build_model(name, config, onchain)
+    if name not in TUNABLE:
+        return model, None
+    tunable: TunableModel = model  # type: ignore[assignment]
+    return tune(name, tunable, frame, evaluation_start, refit_every(name, config))
 
 
 def load_daily(path: Path) -> tuple[pd.DataFrame, OHLCV]:
@@ -202,12 +257,22 @@ def _partner(config: BacktestConfig) -> pd.DataFrame:
     return price_frame(config.panel_prices, config.target)
 
 
-def _frame(config: BacktestConfig) -> pd.DataFrame:
-    frame = price_frame(config.prices, config.target)
+def model_frame(prices: Path, target: Target, onchain: Path | None) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """Model input (returns, target, range and price features, on-chain columns) and the on-chain
+    columns' names (empty without a file)."""
+    frame = price_frame(prices, target)
     frame = frame.join(price_features(frame))
-    if config.onchain is not None:
-        frame = frame.join(align(load_onchain(config.onchain), pd.DatetimeIndex(frame.index)))
-    return frame
+    if onchain is None:
+        return frame, ()
+    features = load_onchain(onchain)
+    clash = [c for c in features.columns if c in frame.columns]
+    if clash:
+        raise BacktestError(f"on-chain file {onchain}: column {clash[0]!r} is a price column; rename it")
+    return frame.join(align(features, pd.DatetimeIndex(frame.index))), tuple(features.columns)
+
+
+def _frame(config: BacktestConfig) -> pd.DataFrame:
+    return model_frame(config.prices, config.target, config.onchain)[0]
 
 
 def run_validation(prices: tuple[Path, Path], start: str, until: str, refit_every: int = 5) -> dict[str, Any]:
@@ -223,7 +288,7 @@ def run_validation(prices: tuple[Path, Path], start: str, until: str, refit_ever
         def build(asset: str) -> VolatilityModel:
             if name == "panel-log-har":
                 return PanelHAR(frames[names[1 - names.index(asset)]])
-            return build_model(name, BacktestConfig(Path(".")), False)
+            return build_model(name, BacktestConfig(Path(".")))
 
         return build
 
@@ -354,20 +419,23 @@ def _comparisons(forecasts: dict[str, Forecast], proxy: pd.Series, reps: int) ->
 
 
 def _forecast(model: VolatilityModel, frame: pd.DataFrame, config: BacktestConfig, name: str) -> Forecast:
-    every = config.neural_refit_every if name in NEURAL else config.refit_every
-    return one_day_ahead(model, frame, config.start, config.end, refit_every=every)
+    return one_day_ahead(model, frame, config.start, config.end, refit_every=refit_every(name, config))
 
 
 def run_backtest(config: BacktestConfig, save_forecasts: Path | None = None) -> dict[str, Any]:
     """Forecast every model out of sample over [start, end] and score them; a JSON-ready dict."""
-    frame = _frame(config)
+    frame, onchain = model_frame(config.prices, config.target, config.onchain)
     start = pd.Timestamp(config.start, tz="UTC")
     bases = {name: split_name(name) for name in config.models if name != COMBO}
-    models = {
-        name: build_model(base, config, config.onchain is not None) for name, (base, _) in bases.items()
+    for base, _ in bases.values():
+        _check_history(frame, start, build_model(base, config, onchain))
+    check_drivers(config.regime_drivers, frame)
+    setup = regime_setup(config.regime_model, config.regime_drivers, frame, config.start)
+    prepared = {
+        name: prepare_model(base, config, frame, onchain, config.start) for name, (base, _) in bases.items()
     }
-    for model in models.values():
-        _check_history(frame, start, model)
+    models = {name: model for name, (model, _) in prepared.items()}
+    choices = {name: choice.as_dict() for name, (_, choice) in prepared.items() if choice}
     raw: dict[str, Forecast] = {}
     forecasts: dict[str, Forecast] = {}
     calibrations: dict[str, dict[str, Any]] = {}
@@ -379,7 +447,7 @@ def run_backtest(config: BacktestConfig, save_forecasts: Path | None = None) -> 
             raw[base] = _forecast(model, frame, config, base)
         forecasts[name] = raw[base]
         if kind is not None:
-            every = config.neural_refit_every if base in NEURAL else config.refit_every
+            every = refit_every(base, config)
             value, window = calibration_factor(
                 model, frame, kind, Calibration(refit_every=every), config.start
             )
@@ -393,7 +461,7 @@ def run_backtest(config: BacktestConfig, save_forecasts: Path | None = None) -> 
     proxy = frame["target"].loc[next(iter(forecasts.values())).variance.index]
     if save_forecasts is not None:
         table = forecasts_frame(forecasts, proxy).join(frame["ret"])
-        table.join(_regime_path(frame, config)).to_csv(save_forecasts, index_label="day")
+        table.join(_regime_path(frame, config, setup)).to_csv(save_forecasts, index_label="day")
     compared = _comparisons(forecasts, proxy, config.mcs_reps)
     results = {
         name: {
@@ -401,6 +469,7 @@ def run_backtest(config: BacktestConfig, save_forecasts: Path | None = None) -> 
             **compared[name],
             "wall_s": round(wall[name], 3),
             **({"calibration": calibrations[name]} if name in calibrations else {}),
+            **({"recalibration": choices[name]} if name in choices else {}),
         }
         for name, fc in forecasts.items()
     }
@@ -413,16 +482,65 @@ def run_backtest(config: BacktestConfig, save_forecasts: Path | None = None) -> 
         "days": len(proxy),
         "refit_every": {"classical": config.refit_every, "neural": config.neural_refit_every},
         "models": results,
-        "regimes": _regimes(frame, config),
+        "regimes": _regimes(frame, config, setup),
     }
 
 
-def regime_model(kind: str) -> tuple[str, RegimeModel]:
-    """The regime model behind `--regime-model` and its one-line description."""
+def regime_model(kind: str, drivers: tuple[str, ...] = ()) -> tuple[str, RegimeModel]:
+    """The regime model behind `--regime-model` (with `--regime-drivers`) and its one-line description."""
     if kind not in REGIME_MODELS:
         raise BacktestError(f"unknown regime model {kind!r}; expected one of {', '.join(REGIME_MODELS)}")
     description, build = REGIME_MODELS[kind]
-    return description, build()
+    if not drivers:
+        return description, build()
+    if kind != "markov":
+        raise BacktestError(
+            f"regime drivers need the markov regime model (time-varying transition probabilities), "
+            f"got {kind!r}"
+        )
+    driven = f"{description}; transition probabilities driven by lagged {', '.join(drivers)}"
+    return driven, MarkovSwitching(k=2, signal="returns", tvtp=drivers)
+
+
+@dataclass(frozen=True)
+class RegimeSetup:
+    """The regime filter of a run, its description, and the forgetting factor chosen for the online HMM."""
+
+    kind: str
+    description: str
+    model: RegimeModel
+    drivers: tuple[str, ...]
+    choice: Choice | None
+
+    @property
+    def online(self) -> bool:
+        return isinstance(self.model, OnlineHMM)
+
+
+def regime_setup(
+    kind: str, drivers: tuple[str, ...], frame: pd.DataFrame, evaluation_start: str
+) -> RegimeSetup:
+    """The regime model, with the online HMM's forgetting factor chosen on data before `evaluation_start`
+    (by the QLIKE of its variance forecasts, as for `hmm-online-var`)."""
+    description, model = regime_model(kind, drivers)
+    if not isinstance(model, OnlineHMM):
+        return RegimeSetup(kind, description, model, drivers, None)
+    tuned, choice = tune(
+        "hmm-online-var", RegimeVolatility(model, kind), frame, evaluation_start, ONLINE_BLOCK
+    )
+    if not isinstance(tuned, RegimeVolatility) or not isinstance(tuned.regimes, OnlineHMM):
+        raise TypeError("tuning the online HMM gave another model")
+    return RegimeSetup(kind, description, tuned.regimes, drivers, choice)
+
+
+def check_drivers(drivers: tuple[str, ...], frame: pd.DataFrame) -> None:
+    """Every regime driver is a column of the model input (a price feature or an on-chain column)."""
+    missing = [d for d in drivers if d not in frame.columns]
+    if missing:
+        known = ", ".join(c for c in frame.columns if c not in ("ret", "target"))
+        raise BacktestError(
+            f"regime driver {missing[0]!r} is not a column of the data; the columns are {known}"
+        )
 
 
 def _combination(
@@ -438,10 +556,7 @@ def _combination(
         raise BacktestError("combo needs at least two other uncalibrated models in --models")
     slices = [
         pre_cutoff_forecasts(
-            models[name],
-            frame,
-            Calibration(refit_every=config.neural_refit_every if name in NEURAL else config.refit_every),
-            config.start,
+            models[name], frame, Calibration(refit_every=refit_every(bases[name][0], config)), config.start
         )
         for name in members
     ]
@@ -453,21 +568,26 @@ def _combination(
     return combine([raw[name] for name in members], w), {"kind": "combo", "weights": weights, **window}
 
 
-def _regimes(frame: pd.DataFrame, config: BacktestConfig) -> dict[str, Any]:
-    description, model = regime_model(config.regime_model)
+def _regimes(frame: pd.DataFrame, config: BacktestConfig, setup: RegimeSetup) -> dict[str, Any]:
     inside = [d for d in STRESS_DATES if config.start <= d <= config.end]
-    probs = stress_probabilities(model, frame, tuple(inside), refit_every=config.regime_refit_every)
-    return {
-        "regime_model": config.regime_model,
-        "model": description,
-        "refit_every": config.regime_refit_every,
+    # The online filter's path does not depend on when it is fitted: fit on everything before the date.
+    every = 1 if setup.online else config.regime_refit_every
+    probs = stress_probabilities(setup.model, frame, tuple(inside), refit_every=every)
+    out: dict[str, Any] = {
+        "regime_model": setup.kind,
+        "model": setup.description,
+        "drivers": list(setup.drivers),
+        "refit_every": None if setup.online else every,
         "stress_p_high": probs,
     }
+    if setup.choice is not None:
+        out["recalibration"] = setup.choice.as_dict()
+    return out
 
 
-def _regime_path(frame: pd.DataFrame, config: BacktestConfig) -> pd.Series:
-    _, model = regime_model(config.regime_model)
-    return rolling_probabilities(model, frame, config.start, config.end, config.regime_refit_every)
+def _regime_path(frame: pd.DataFrame, config: BacktestConfig, setup: RegimeSetup) -> pd.Series:
+    every = ONLINE_BLOCK if setup.online else config.regime_refit_every
+    return rolling_probabilities(setup.model, frame, config.start, config.end, every)
 
 
 def forecasts_frame(forecasts: dict[str, Forecast], proxy: pd.Series) -> pd.DataFrame:

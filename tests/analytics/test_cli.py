@@ -92,7 +92,8 @@ def test_backtest_reports_the_hmm_regime_filter() -> None:
     assert regimes["stress_p_high"]["2021-05-19"] > 0.8
     bad = runner.invoke(app, ["backtest", "--prices", prices, "--regime-model", "kmeans"])
     assert (
-        bad.exit_code == 2 and "--regime-model: expected one of markov, hmm, hmm3, got 'kmeans'" in bad.output
+        bad.exit_code == 2
+        and "--regime-model: expected one of markov, hmm, hmm3, hmm-online, got 'kmeans'" in bad.output
     )
 
 
