@@ -10,6 +10,7 @@ import psycopg
 
 from indexer.chain import ChainClient, HttpChainClient
 from indexer.config import ChainConfig, ContractConfig, normalise_address
+from indexer.errors import InputError
 from indexer.metrics import IndexerMetrics
 from indexer.registry import DecoderRegistry
 from indexer.store import Cursor, Store
@@ -60,7 +61,10 @@ def config_plan(
     """One job per chain covering its configured contracts, decoded by each contract's ABI kind."""
     mine = [c for c in contracts if c.chain == chain.name]
     if not mine:
-        raise ValueError(f"no [[contracts]] configured for chain {chain.name!r}")
+        raise InputError(
+            f"chain {chain.name!r} has no [[contracts]] entry in the config: add one with"
+            f" chain = {chain.name!r}, or remove the chain"
+        )
     addresses = tuple(sorted({c.address for c in mine}))
     registry = DecoderRegistry(
         contracts={c.address: c.abi for c in mine},
@@ -124,8 +128,9 @@ def check_chain_id(client: ChainClient, chain: ChainConfig) -> None:
     """Refuse to index when the node serves another chain than the config says."""
     actual = client.chain_id()
     if actual != chain.chain_id:
-        raise ValueError(
-            f"chain {chain.name!r}: config says chain_id {chain.chain_id}, the node serves {actual}"
+        raise InputError(
+            f"chain {chain.name!r}: the config says chain_id {chain.chain_id} but the node serves chain"
+            f" {actual}; fix chain_id or point rpc_urls (or --rpc) at a node of chain {chain.chain_id}"
         )
 
 

@@ -564,12 +564,16 @@ CHECKS = {
 
 def test_reader_role_reads_views_only(seeded: str) -> None:
     name = f"reader_{uuid.uuid4().hex[:8]}"
-    grant_reader(seeded, name, None, sorted(VIEWS))
-    base = to_libpq_url(seeded).replace("postgres:@", f"{name}:@").replace("://postgres@", f"://{name}@")
+    grant_reader(seeded, name, f"pw-{name}", sorted(VIEWS))
+    base = to_libpq_url(seeded).replace("://postgres@", f"://{name}:pw-{name}@")
     try:
         with psycopg.connect(base, autocommit=True) as conn:
             assert conn.execute("SELECT count(*) FROM proposals").fetchone() == (42,)
+            conn.execute("SELECT count(*) FROM health_history")
+            conn.execute("SELECT * FROM health_at(1)")
+            conn.execute("SELECT * FROM health_daily('2024-01-01', '2024-01-02')")
             for statement in (
+                "SELECT count(*) FROM account_health_history",
                 "SELECT count(*) FROM logs",
                 "SELECT count(*) FROM gov_alpha_vote_cast",
                 "DELETE FROM logs",

@@ -139,20 +139,22 @@ def _reconcile(console: Any, rpc_url: str, conninfo: str, chain_id: int, sample:
 def _index_devnet(console: Any, manifest: dict[str, Any], conninfo: str) -> None:
     import psycopg
 
-    from chainrisk.commands.index import ProgressView
+    from chainrisk.indexing import ChainIndexer
     from devnet.serve import indexer_toml
     from indexer.catalog import sync_config
     from indexer.config import IndexConfig
-    from indexer.runner import config_plan, run_plan
+    from indexer.runner import config_plan
 
     config = IndexConfig(**tomllib.loads(indexer_toml(manifest)))
     chain = config.chains[0]
     with psycopg.connect(conninfo) as conn:
         sync_config(conn, config.chains, config.tokens, config.labels)
     plan = config_plan(chain, config.contracts, stop=None, follow=False)
-    with ProgressView(chain, enabled=True) as view:
-        cursor = run_plan(plan, conninfo, on_progress=view.update)
-    console.print(f"indexed the devnet through block {cursor.block_number:,} ({view.summary()})")
+    [outcome] = ChainIndexer([plan], conninfo, progress=True).run()
+    console.print(
+        f"indexed the devnet through block {outcome.cursor.block_number:,} ({outcome.summary});"
+        f" positions recorded at {outcome.refreshes:,} pool-blocks"
+    )
 
 
 def _risk_summary(console: Any, conninfo: str, manifest: dict[str, Any]) -> None:

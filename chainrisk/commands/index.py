@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import time
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -14,7 +13,6 @@ from chainrisk.inputs import MAX_BLOCK, MAX_CHAIN_ID
 if TYPE_CHECKING:
     from indexer.config import ChainConfig
     from indexer.runner import Plan
-    from indexer.sync import Progress, Syncer
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +78,10 @@ def index(
         typer.Option(envvar="CHAINRISK_METRICS_PORT", help="Serve Prometheus metrics on this port (0: off)."),
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    positions: Annotated[
+        bool,
+        typer.Option(help="Keep Aave positions, health factors and their history current as batches commit."),
+    ] = True,
     rewind_to: Annotated[
         int | None,
         typer.Option(
@@ -95,9 +97,9 @@ def index(
     """
     from chainrisk.cli import app_context
     from chainrisk.db import to_libpq_url
-    from chainrisk.inputs import OptionError, free_port
+    from chainrisk.indexing import ChainIndexer
+    from chainrisk.inputs import free_port
     from chainrisk.migrate import upgrade
-    from indexer.errors import IndexerError
     from indexer.metrics import IndexerMetrics
 
     app = app_context(ctx)
@@ -129,17 +131,9 @@ def index(
         return
     if not rpc:
         _sync_catalog(conninfo, app.settings)
-    _install_sigterm()
-    try:
-        if len(plans) == 1:
-            _run_one(plans[0], conninfo, metrics, progress)
-        else:
-            _run_concurrently(plans, conninfo, metrics)
-    except ValueError as exc:
-        # runner.check_chain_id refuses a node serving another chain with a plain ValueError.
-        if isinstance(exc, IndexerError):
-            raise
-        raise OptionError(str(exc)) from None
+    indexer = ChainIndexer(plans, conninfo, metrics, keep_positions=positions, progress=progress)
+    signal.signal(signal.SIGTERM, lambda signum, frame: indexer.stop())
+    indexer.run(on_outcome=lambda outcome: typer.echo(outcome.line()))
 
 
 def _plans(
@@ -243,96 +237,3 @@ def _rewind(conninfo: str, plans: list[Plan], block: int) -> None:
     for plan in plans:
         rewind(conninfo, plan.job.chain.chain_id, block)
         typer.echo(f"{plan.job.chain.name}: rows above block {block} deleted; cursors moved back")
-
-
-def _run_one(plan: Plan, conninfo: str, metrics: Any, show_progress: bool) -> None:
-    from indexer.runner import check_chain_id, make_client, run_plan
-
-    client = make_client(plan.job.chain, metrics)
-    try:
-        check_chain_id(client, plan.job.chain)
-        with ProgressView(plan.job.chain, show_progress) as view:
-            cursor = run_plan(plan, conninfo, metrics, view.update, _stop_on_signal, client=client)
-        typer.echo(f"{plan.job.name}: indexed through block {cursor.block_number} ({view.summary()})")
-    finally:
-        client.close()
-
-
-def _run_concurrently(plans: list[Plan], conninfo: str, metrics: Any) -> None:
-    """One thread per chain, so following one chain never starves another; the first error wins."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=len(plans), thread_name_prefix="chain") as pool:
-        futures = [pool.submit(_run_one, plan, conninfo, metrics, False) for plan in plans]
-        for future in futures:
-            future.result()
-
-
-_RUNNING: list[Syncer] = []
-
-
-def _stop_on_signal(syncer: Syncer) -> None:
-    """Registered at start: SIGTERM lets every running syncer finish its batch in hand, then stop."""
-    _RUNNING.append(syncer)
-
-
-def _install_sigterm() -> None:
-    def handler(signum: int, frame: object) -> None:
-        for syncer in _RUNNING:
-            syncer.stop_requested = True
-
-    signal.signal(signal.SIGTERM, handler)
-
-
-class ProgressView:
-    """A rich progress bar with blocks/s, logs/s and ETA; silent when disabled or not a terminal."""
-
-    def __init__(self, chain: ChainConfig, enabled: bool) -> None:
-        self.chain, self.enabled = chain, enabled
-        self.logs = self.blocks = 0
-        self.started = time.monotonic()
-        self._progress: Any = None
-        self._task: Any = None
-
-    def __enter__(self) -> ProgressView:
-        if self.enabled:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self._progress = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                TextColumn("{task.completed:,.0f}/{task.total:,.0f} blocks"),
-                TextColumn("{task.fields[bps]:,.0f} blocks/s"),
-                TextColumn("{task.fields[lps]:,.0f} logs/s"),
-                TimeRemainingColumn(),
-                transient=False,
-            )
-            self._progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.__exit__(*exc)
-
-    def update(self, p: Progress) -> None:
-        self.logs += p.logs
-        self.blocks += p.blocks
-        if self._progress is None:
-            return
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        done_from = p.cursor - self.blocks
-        if self._task is None:
-            self._task = self._progress.add_task(self.chain.name, total=p.target - done_from, bps=0, lps=0)
-        self._progress.update(
-            self._task,
-            total=p.target - done_from,
-            completed=self.blocks,
-            bps=self.blocks / elapsed,
-            lps=self.logs / elapsed,
-        )
-
-    def summary(self) -> str:
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        return (
-            f"{self.blocks:,} blocks, {self.logs:,} logs in {elapsed:.1f}s, {self.logs / elapsed:,.0f} logs/s"
-        )
