@@ -144,7 +144,8 @@ def test_quarantine_reasons(seeded: str) -> None:
 
 @pytest.fixture(scope="module")
 def devnet_seeded(templates: dict[str, str], node_home: Path) -> Iterator[tuple[str, Any]]:
-    """A database indexed from a devnet after a short seeded scenario, positions refreshed at the head."""
+    """A database indexed from a devnet after a short seeded scenario, with the positions kept (and their
+    history recorded) while indexing, then refreshed at the head."""
     import tomllib
 
     from devnet.aave import deploy_markets
@@ -155,6 +156,7 @@ def devnet_seeded(templates: dict[str, str], node_home: Path) -> Iterator[tuple[
     from indexer.catalog import sync_config
     from indexer.config import IndexConfig
     from indexer.lending.health import indexed_head, pools, refresh
+    from indexer.lending.keeper import PositionKeeper
     from indexer.runner import config_plan
     from tests.conftest import _fresh_database
 
@@ -167,7 +169,9 @@ def devnet_seeded(templates: dict[str, str], node_home: Path) -> Iterator[tuple[
             config = IndexConfig(**tomllib.loads(indexer_toml({**manifest, "rpc_url": node.url})))
             with psycopg.connect(to_libpq_url(db)) as conn:
                 sync_config(conn, config.chains, config.tokens, config.labels)
-            run_plan(config_plan(config.chains[0], config.contracts, None, False), to_libpq_url(db))
+            plan = config_plan(config.chains[0], config.contracts, None, False)
+            with PositionKeeper(to_libpq_url(db), 31337) as keeper:
+                run_plan(plan, to_libpq_url(db), listener=keeper)
             with psycopg.connect(to_libpq_url(db)) as conn:
                 head = indexed_head(conn, 31337)
                 assert head is not None
@@ -224,6 +228,93 @@ def test_most_liquidated(devnet_seeded: tuple[str, Any]) -> None:
     expected = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
     assert [(r[0], r[1]) for r in _run(db, "most_liquidated")] == expected
     assert len(result.liquidations) > 0
+
+
+# --- lending history: the cookbook's answers against the raw history rows, read here in Python --------
+
+
+def _history(db: str) -> list[tuple[str, str, int, int | None, Any, Any, int, int, int]]:
+    rows = _rows_of(
+        db,
+        "SELECT pool, user_address, block_number, valid_to, block_time, valid_to_time,"
+        " total_collateral_base, total_debt_base, health_factor FROM account_health_history",
+    )
+    return [
+        (str(r[0]), str(r[1]), int(r[2]), None if r[3] is None else int(r[3]), r[4], r[5],
+         int(str(r[6])), int(str(r[7])), int(str(r[8])))
+        for r in rows
+    ]  # fmt: skip
+
+
+def _as_of_day_end(history: list[Any], day: Any) -> list[Any]:
+    from datetime import UTC, datetime, time, timedelta
+
+    end = datetime.combine(day + timedelta(days=1), time(), UTC)
+    return [h for h in history if h[4] < end and (h[5] is None or h[5] >= end)]
+
+
+def _half_up(value: Decimal, places: int) -> Decimal:
+    from decimal import ROUND_HALF_UP
+
+    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
+def test_wallet_hf_daily(devnet_seeded: tuple[str, Any]) -> None:
+    from datetime import timedelta
+
+    db, _ = devnet_seeded
+    history = _history(db)
+    pool, user = _rows_of(
+        db, "SELECT pool, user_address FROM positions_current ORDER BY debt_usd DESC NULLS LAST LIMIT 1"
+    )[0]
+    last = max(h[4] for h in history).date()
+    expected = []
+    for offset in range(29, -1, -1):
+        day = last - timedelta(days=offset)
+        mine = [h for h in _as_of_day_end(history, day) if (h[0], h[1]) == (pool, user)]
+        expected += [
+            (day, _half_up(Decimal(h[8]) / 10**18, 4), _half_up(Decimal(h[7]) / 10**8, 0)) for h in mine
+        ]
+    assert _run(db, "wallet_hf_daily") == expected
+    assert len(expected) >= 3  # the scenario spans days
+
+
+def test_collateral_under_hf_1_1_daily(devnet_seeded: tuple[str, Any]) -> None:
+    from datetime import timedelta
+
+    db, _ = devnet_seeded
+    history = _history(db)
+    first, last = min(h[4] for h in history).date(), max(h[4] for h in history).date()
+    expected = []
+    day = first
+    while day <= last:
+        near = [h for h in _as_of_day_end(history, day) if h[7] > 0 and h[8] < 11 * 10**17]
+        if near:
+            collateral = _half_up(Decimal(sum(h[6] for h in near)) / 10**8, 0)
+            debt = _half_up(Decimal(sum(h[7] for h in near)) / 10**8, 0)
+            expected.append((day, len(near), collateral, debt))
+        day += timedelta(days=1)
+    assert _run(db, "collateral_under_hf_1_1_daily") == expected
+    assert expected, "the scenario's crash leaves accounts under 1.1 on some day"
+
+
+def test_at_risk_before_first_liquidation(devnet_seeded: tuple[str, Any]) -> None:
+    db, _ = devnet_seeded
+    (block, borrower), *_ = _rows_of(
+        db, "SELECT block_number, borrower FROM liquidations ORDER BY block_number, log_index LIMIT 1"
+    )
+    at = int(block) - 1
+    held = [
+        h for h in _history(db) if h[2] <= at and (h[3] is None or h[3] > at) and h[7] > 0 and h[8] < 10**18
+    ]
+    expected = sorted(
+        (h[0], h[1], _half_up(Decimal(h[8]) / 10**18, 4), _half_up(Decimal(h[6]) / 10**8, 0),
+         _half_up(Decimal(h[7]) / 10**8, 0))
+        for h in held
+    )  # fmt: skip
+    rows = _run(db, "at_risk_before_first_liquidation")
+    assert rows == sorted(expected, key=lambda r: (r[2], r[1]))
+    assert borrower in {r[1] for r in rows}  # the chain liquidated someone the history had as liquidatable
 
 
 # The indexed PoolConfigurator events, read table by table: (subject column, {parameter: value column}).
