@@ -25,7 +25,7 @@ from indexer.protocols.aave_math import WAD
 
 NEAR = 11 * WAD // 10  # health factor 1.1
 
-__all__ = ["ETH_LIKE", "OnchainError", "day_ends", "onchain_features"]
+__all__ = ["COLUMNS", "ETH_LIKE", "OnchainError", "day_ends", "onchain_features"]
 
 ETH_LIKE = ("WETH", "wstETH", "rETH", "cbETH", "weETH")
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -95,6 +95,10 @@ _DAILY = {
           JOIN logs l ON l.chain_id = r.chain_id AND l.block_number = r.executed_block
          GROUP BY r.governor, r.proposal_id""",
 }
+
+
+# The columns `onchain_features` returns (and `chainrisk forecast onchain` writes), in order.
+COLUMNS = (*_DAILY, "hf_near1_usd", "car_10_usd", "onchain_observed")
 
 
 def _event_sums(conn: Conn, chain_id: int) -> dict[str, pd.Series]:

@@ -14,8 +14,11 @@ information form. With λ < 1 it is exponentially weighted ridge regression; the
 which keeps Λ invertible however long a regressor stays constant. The prior here is m₀ = 0 with precision κ
 times each slope's variance over the first `min_history` usable days (the intercept is left free): κ
 pseudo-days of evidence for "no effect", fixed at the start so the recursion never depends on when it was
-started. The forecast is exp(xᵀm + ½ s²) with s² = (b/a)(1 + xᵀΛ⁻¹x), the posterior-predictive variance of
-the log (the lognormal mean correction of `HAR(log=True)` with parameter uncertainty added).
+started. The forecast is exp(xᵀm + ½ b/a), the lognormal mean correction of `HAR(log=True)` with the
+posterior's noise variance. The parameter-uncertainty term of the predictive variance, (b/a) xᵀΛ⁻¹x, is left
+out on purpose: a column that has not varied yet (an on-chain source before its first day) carries only the
+prior's spread, and the term would inflate the forecast by orders of magnitude on the day the source starts,
+for no information about volatility.
 
 λ is not a free knob at evaluation time: `analytics.recalibration.choose` picks it from a grid on the year
 before the evaluation window, from data up to the day before it only.
@@ -137,8 +140,7 @@ class _FittedRecursive:
         return int(data.index.get_indexer(pd.DatetimeIndex([self.last_day]))[0])
 
     def _predict(self, state: NIGState, x: np.ndarray) -> float:
-        spread = state.noise_variance() * (1.0 + float(x @ np.linalg.solve(state.precision, x)))
-        return float(np.exp(x @ state.mean() + 0.5 * spread))
+        return float(np.exp(x @ state.mean() + 0.5 * state.noise_variance()))
 
     def _learn(self, state: NIGState, pairs: _Pairs, row: int) -> NIGState:
         if not pairs.usable(row):

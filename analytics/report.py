@@ -65,6 +65,7 @@ from analytics.rvmodels import (
 __all__ = [
     "DEFAULT_MODELS",
     "MODEL_NAMES",
+    "ONCHAIN_MODELS",
     "BacktestConfig",
     "ablation_table",
     "build_model",
@@ -109,6 +110,16 @@ DEFAULT_MODELS = (
 )
 NEURAL = ("rnn", "rnn-x", "rnn-blend", "rnn-liq", "rnn-x-blend")
 ONCHAIN_ONLY = ("log-har-liq", "rnn-liq")
+# Every model that takes the on-chain file's columns as input (tests check the list is complete).
+ONCHAIN_MODELS = (
+    "log-har-x",
+    "rnn-x",
+    "rnn-x-blend",
+    "log-har-liq",
+    "rnn-liq",
+    "log-har-x-rls",
+    "log-har-x-ridge",
+)
 # Regime models read as variance forecasters; batch EM is slow, so they refit on the regime schedule.
 REGIME_VOLATILITY = ("hmm-var",)
 # Coverage flags shared by every feature group of an on-chain file (see analytics/ablation.py).

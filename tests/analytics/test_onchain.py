@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from analytics.features import load_onchain
-from analytics.onchain import OnchainError, day_ends, onchain_features
+from analytics.onchain import COLUMNS, OnchainError, day_ends, onchain_features
 from chainrisk.db import to_libpq_url
 from tests.indexer.test_flows import CHAIN, Indexed, indexed
 
@@ -40,6 +40,7 @@ def test_liquidation_features_count_the_scenarios_liquidations_per_day(indexed: 
     }
     assert got == dict(days) and days
     assert {c.split("_")[0] for c in frame.columns} >= {"liq", "hf", "car", "flow", "gov", "onchain"}
+    assert tuple(frame.columns) == COLUMNS
     assert (frame["flow_whale_to_exchange_usd"] > 0).any()
 
 
