@@ -122,6 +122,13 @@ ONCHAIN_MODELS = (
 )
 # Regime models read as variance forecasters; batch EM is slow, so they refit on the regime schedule.
 REGIME_VOLATILITY = ("hmm-var",)
+# Each recalibrating model and the periodically re-estimated model it would replace.
+PERIODIC = {
+    "log-har-rls": "log-har",
+    "log-har-x-rls": "log-har-x",
+    "log-har-x-ridge": "log-har-x",
+    "hmm-online-var": "hmm-var",
+}
 # Coverage flags shared by every feature group of an on-chain file (see analytics/ablation.py).
 SHARED_FLAGS = ("onchain_observed",)
 VAR_LEVELS = (0.01, 0.05)
@@ -402,6 +409,8 @@ def _scores(fc: Forecast, frame: pd.DataFrame) -> dict[str, Any]:
     mz = mincer_zarnowitz(proxy, fc.variance)
     return {
         "qlike": qlike(proxy, fc.variance),
+        # The mean is driven by a handful of crash days; the median day says how the rest went.
+        "qlike_median": float(np.median(qlike_loss(proxy, fc.variance))),
         "mse": mse(proxy, fc.variance),
         "top_decile_ratio": top_decile_ratio(proxy, fc.variance),
         "stress_ratio": _stress_ratios(fc, proxy),
@@ -425,8 +434,17 @@ def _comparisons(forecasts: dict[str, Forecast], proxy: pd.Series, reps: int) ->
                 row[f"qlike_gain_vs_{key}"] = -dm.mean_difference / float(losses[bench].mean())
             else:
                 row[f"dm_pvalue_vs_{key}"] = None
+        periodic = PERIODIC.get(name, "")
+        if periodic in losses:
+            row["vs_periodic"] = _versus(losses[name], losses[periodic], periodic)
         out[name] = row
     return out
+
+
+def _versus(loss: pd.Series, other: pd.Series, name: str) -> dict[str, Any]:
+    dm = diebold_mariano(loss.to_numpy(), other.to_numpy())
+    gain = -dm.mean_difference / float(other.mean())
+    return {"model": name, "qlike_gain": gain, "dm_pvalue": dm.pvalue, "dm_stat": dm.statistic}
 
 
 def _forecast(model: VolatilityModel, frame: pd.DataFrame, config: BacktestConfig, name: str) -> Forecast:

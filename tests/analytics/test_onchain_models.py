@@ -80,7 +80,14 @@ def test_every_on_chain_model_runs_on_every_on_chain_frame(onchain_file: Path) -
     )
     out = run_backtest(config)
     assert set(out["models"]) == set(ONCHAIN_MODELS) and out["days"] == 31
-    assert all(np.isfinite(row["qlike"]) for row in out["models"].values())
+    rows = out["models"]
+    assert all(np.isfinite(row["qlike"]) and row["qlike_median"] > 0 for row in rows.values())
+    # Each recalibrating model is compared with the periodic refit it would replace.
+    assert rows["log-har-x-rls"]["vs_periodic"]["model"] == "log-har-x"
+    assert rows["log-har-x-ridge"]["vs_periodic"]["model"] == "log-har-x"
+    assert 0.0 <= rows["log-har-x-ridge"]["vs_periodic"]["dm_pvalue"] <= 1.0
+    assert "vs_periodic" not in rows["log-har-x"]
+    assert rows["log-har-x-ridge"]["recalibration"]["parameter"] == "alpha"
     columns = tuple(load_onchain(onchain_file).columns)
     # HAR-X takes the leverage term and every column the file holds, whichever file it is.
     assert build_model("log-har-x-rls", config, columns).features == ("neg_ret", *columns)  # type: ignore[attr-defined]
