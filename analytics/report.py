@@ -70,6 +70,7 @@ __all__ = [
     "ablation_table",
     "build_model",
     "load_daily",
+    "recalibration_table",
     "run_ablation",
     "run_backtest",
     "run_validation",
@@ -655,7 +656,42 @@ def markdown_table(result: dict[str, Any]) -> str:
             _fmt(m["top_decile_ratio"], 2),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    if any("recalibration" in m or "vs_periodic" in m for m in result["models"].values()):
+        lines += ["", recalibration_table(result)]
     return "\n".join(lines)
+
+
+def recalibration_table(result: dict[str, Any]) -> str:
+    """Recalibrating models beside the periodic refits: the value chosen before the window, mean and
+    median daily QLIKE, the change against the periodic counterpart, log-HAR and GARCH-t (DM p), MCS."""
+    lines = [
+        "| model | chosen before the window | QLIKE | median QLIKE | Δ vs periodic refit (DM p) "
+        "| Δ vs log-HAR (DM p) | Δ vs GARCH-t (DM p) | MCS p | in MCS |",
+        "|" + "---|" * 9,
+    ]
+    for name, m in result["models"].items():
+        chosen = m.get("recalibration")
+        periodic = m.get("vs_periodic")
+        cells = [
+            name,
+            f"{chosen['parameter']} = {chosen['value']:g}" if chosen else "—",
+            _fmt(m["qlike"], 4),
+            _fmt(m.get("qlike_median"), 4),
+            f"{_pct(periodic['qlike_gain'])} vs {periodic['model']} ({periodic['dm_pvalue']:.3f})"
+            if periodic
+            else "—",
+            _change_p(m, "log_har"),
+            _change_p(m, "garch_t"),
+            _fmt(m["mcs_pvalue"]),
+            "yes" if m["in_mcs"] else "no",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _change_p(row: dict[str, Any], bench: str) -> str:
+    pvalue = row.get(f"dm_pvalue_vs_{bench}")
+    return "—" if pvalue is None else f"{_pct(row[f'qlike_gain_vs_{bench}'])} ({pvalue:.3f})"
 
 
 def _pct(value: float | None) -> str:

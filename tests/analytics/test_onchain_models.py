@@ -21,6 +21,7 @@ from analytics.report import (
     ONCHAIN_MODELS,
     BacktestConfig,
     build_model,
+    markdown_table,
     model_frame,
     regime_model,
     run_backtest,
@@ -88,6 +89,8 @@ def test_every_on_chain_model_runs_on_every_on_chain_frame(onchain_file: Path) -
     assert 0.0 <= rows["log-har-x-ridge"]["vs_periodic"]["dm_pvalue"] <= 1.0
     assert "vs_periodic" not in rows["log-har-x"]
     assert rows["log-har-x-ridge"]["recalibration"]["parameter"] == "alpha"
+    table = markdown_table(out)
+    assert "| log-har-x-ridge | alpha = " in table and "vs log-har-x (" in table
     columns = tuple(load_onchain(onchain_file).columns)
     # HAR-X takes the leverage term and every column the file holds, whichever file it is.
     assert build_model("log-har-x-rls", config, columns).features == ("neg_ret", *columns)  # type: ignore[attr-defined]
