@@ -194,6 +194,8 @@ for _history in (account_health_history, position_reserves_history):
         postgresql_where=_history.c.valid_to.is_(None),
     )
     sa.Index(f"ix_{_history.name}_block", _history.c.chain_id, _history.c.block_number)
+    # The keeper's "latest snapshot of this pool" and a pool's undo are probes, not scans.
+    sa.Index(f"ix_{_history.name}_pool_block", _history.c.chain_id, _history.c.pool, _history.c.block_number)
 
 # What users configure rather than what the chain says: never rolled back by a reorg.
 tracked_tokens = sa.Table(

@@ -633,6 +633,9 @@ def test_largest_exchange_inflow_hours(devnet_seeded: tuple[str, Any]) -> None:
 
 
 CHECKS = {
+    "wallet_hf_daily": test_wallet_hf_daily,
+    "collateral_under_hf_1_1_daily": test_collateral_under_hf_1_1_daily,
+    "at_risk_before_first_liquidation": test_at_risk_before_first_liquidation,
     "proposal_margins": test_proposal_margins,
     "top_voters": test_top_voters,
     "whales_on_contested": test_whales_on_contested,

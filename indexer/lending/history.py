@@ -68,13 +68,24 @@ def _write(
     changed = [k for k, r in new.items() if old.get(k) != _values(r, n_key, n_values)]
     gone = [k for k in old if k not in new]
     _close(conn, table, chain_id, pool, n_key, [*changed, *gone], block, when)
-    with conn.cursor() as cur:
-        placeholders = ", ".join(["%s"] * (3 + n_key + n_values))
-        cur.executemany(
-            f"INSERT INTO {table} VALUES ({placeholders}, NULL, %s, NULL) ON CONFLICT DO NOTHING",
-            [(*new[k], when) for k in changed],
-        )
+    with conn.cursor().copy(f"COPY {table} FROM STDIN") as copy:
+        for key in changed:
+            copy.write_row((*new[key], None, when, None))
     return len(changed) + len(gone)
+
+
+def undo_from(conn: Conn, chain_id: int, pool: str, block: int) -> None:
+    """Take back `pool`'s snapshots from `block` on, reopening the rows they closed (a pool's rollback)."""
+    for table, _, _ in (_HEALTH, _RESERVES):
+        conn.execute(
+            f"DELETE FROM {table} WHERE chain_id = %s AND pool = %s AND block_number >= %s",
+            (chain_id, pool, block),
+        )
+        conn.execute(
+            f"UPDATE {table} SET valid_to = NULL, valid_to_time = NULL"
+            " WHERE chain_id = %s AND pool = %s AND valid_to >= %s",
+            (chain_id, pool, block),
+        )
 
 
 def _key(row: Row, n_key: int) -> tuple[str, ...]:
@@ -111,11 +122,11 @@ def _close(
 ) -> None:
     if not keys:
         return
-    columns = ("user_address", "asset")[:n_key]
-    match = " AND ".join(f"{c} = %s" for c in columns)
-    with conn.cursor() as cur:
-        cur.executemany(
-            f"UPDATE {table} SET valid_to = %s, valid_to_time = %s"
-            f" WHERE chain_id = %s AND pool = %s AND {match} AND valid_to IS NULL",
-            [(block, when, chain_id, pool, *key) for key in keys],
-        )
+    columns = ", ".join(("user_address", "asset")[:n_key])
+    arrays = ", ".join(["%s::text[]"] * n_key)
+    conn.execute(
+        f"UPDATE {table} SET valid_to = %s, valid_to_time = %s"
+        f" WHERE chain_id = %s AND pool = %s AND valid_to IS NULL"
+        f" AND ({columns}) IN (SELECT * FROM unnest({arrays}))",
+        (block, when, chain_id, pool, *([k[i] for k in keys] for i in range(n_key))),
+    )

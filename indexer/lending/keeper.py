@@ -1,11 +1,16 @@
 """Keep the lending history current while the indexer runs: a listener on the sync loop.
 
-After each committed batch, every block in it with an event that can move a pool's accounts (the pool's
-own events, its aTokens and debt tokens, its configurators, the oracles and price feeds of its assets) is
-replayed in order: the pool's snapshot at that block is recorded, changes only. Refreshing whole pools
-at those blocks is what keeps every exposed wallet exact: a price or an index update moves every holder.
+A block "moves" a pool when it has an event of the pool, its aTokens and debt tokens, its configurators,
+or the oracles and price feeds of its assets. After each committed batch the keeper records the pool's
+snapshot (every account, changes only) at every moving block, or, with `period_s` > 0, at the last
+moving block of each period of that many seconds of block time and at the latest moving block. That
+last one is provisional: a later moving block in the same period takes its place, so the history holds
+one snapshot per period, at its last moving block, whatever the batches were, and the current rows are
+exact at the latest moving block.
+Refreshing whole pools is what keeps every exposed wallet exact: a price or an index update moves every
+holder.
 
-Progress per pool is the pool's latest history block, so a crash between a batch and its refresh
+Progress per pool is the pool's latest snapshot block, so a crash between a batch and its refresh
 resumes where it stopped, and a rollback (which deletes the history from the fork on) resumes from there.
 """
 
@@ -16,6 +21,7 @@ import logging
 import psycopg
 
 from indexer.lending.health import pools, refresh
+from indexer.lending.history import undo_from
 from indexer.lending.positions import PositionsError, reserve_tokens
 from indexer.protocols.aave_math import Version
 
@@ -27,8 +33,10 @@ Conn = psycopg.Connection[tuple[object, ...]]
 class PositionKeeper:
     """Refreshes each pool of one chain at every block that can move it, up to what is indexed."""
 
-    def __init__(self, conninfo: str, chain_id: int, version: Version = "3.0") -> None:
-        self.conninfo, self.chain_id, self.version = conninfo, chain_id, version
+    def __init__(self, conninfo: str, chain_id: int, version: Version = "3.0", period_s: int = 0) -> None:
+        if period_s < 0:
+            raise ValueError(f"period_s: expected 0 (every moving block) or more seconds, got {period_s}")
+        self.conninfo, self.chain_id, self.version, self.period_s = conninfo, chain_id, version, period_s
         self.refreshes = 0
         self._done: dict[str, int] = {}
         self._conn: Conn | None = None
@@ -67,15 +75,22 @@ class PositionKeeper:
         if done >= through:
             return
         try:
-            for block in _moving_blocks(conn, self.chain_id, pool, done, through):
-                refresh(conn, self.chain_id, pool, block, version=self.version)
-                conn.commit()  # each block's snapshot on its own: a crash keeps what was done
+            for block, bucket in _snapshot_blocks(conn, self.chain_id, pool, done, through, self.period_s):
+                self._snapshot(conn, pool, block, bucket)
                 self.refreshes += 1
         except PositionsError as exc:
             conn.rollback()
             self._warn_once(pool, str(exc))
             return
         self._done[pool] = through
+
+    def _snapshot(self, conn: Conn, pool: str, block: int, bucket: int) -> None:
+        """The pool at `block`, replacing the period's provisional snapshot, in one transaction."""
+        latest = _latest_snapshot(conn, self.chain_id, pool, self.period_s)
+        if latest is not None and latest[0] < block and latest[1] == bucket:
+            undo_from(conn, self.chain_id, pool, latest[0])
+        refresh(conn, self.chain_id, pool, block, version=self.version)
+        conn.commit()  # each snapshot on its own: a crash keeps what was done
 
     def _warn_once(self, pool: str, reason: str) -> None:
         if pool not in self._skipped:
@@ -92,21 +107,56 @@ def _latest_history(conn: Conn, chain_id: int, pool: str) -> int:
     return -1 if row is None or row[0] is None else int(str(row[0]))
 
 
-def _moving_blocks(conn: Conn, chain_id: int, pool: str, after: int, through: int) -> list[int]:
-    """Blocks in (after, through] with a log from an address whose events move `pool`'s accounts.
+# A period's number: the block itself when every moving block is kept (period 0); else from the block's
+# time, or from its number at 12 s a block when the node gave no time.
+_BUCKET = (
+    "CASE WHEN %(period)s = 0 THEN {number} ELSE coalesce({ts}, {number} * 12) / greatest(%(period)s, 1) END"
+)
+
+
+def _snapshot_blocks(
+    conn: Conn, chain_id: int, pool: str, after: int, through: int, period_s: int
+) -> list[tuple[int, int]]:
+    """(block, period) of the last moving block of each period in (after, through], in order.
 
     Nobody holds a position before the pool's first ReserveDataUpdated (a supply emits one), so blocks
     before it, when the reserves may not even be initialised, are left out.
     """
+    bucket = _BUCKET.format(ts="max(block_timestamp)", number="block_number")
     rows = conn.execute(
-        "SELECT DISTINCT block_number FROM logs WHERE chain_id = %s AND address = ANY(%s)"
-        " AND block_number > %s AND block_number <= %s AND block_number >= ("
-        "   SELECT min(block_number) FROM aave_v3_reserve_data_updated WHERE chain_id = %s AND address = %s"
-        " ) ORDER BY 1",
-        (chain_id, _moving_addresses(conn, chain_id, pool, through), after, through, chain_id, pool),
+        f"""
+        WITH moving AS (
+            SELECT block_number, {bucket} AS period FROM logs
+             WHERE chain_id = %(c)s AND address = ANY(%(a)s) AND block_number > %(after)s
+               AND block_number <= %(through)s
+               AND block_number >= (SELECT min(block_number) FROM aave_v3_reserve_data_updated
+                                     WHERE chain_id = %(c)s AND address = %(p)s)
+             GROUP BY block_number
+        )
+        SELECT max(block_number), period FROM moving GROUP BY period ORDER BY 1
+        """,
+        {
+            "c": chain_id,
+            "p": pool,
+            "a": _moving_addresses(conn, chain_id, pool, through),
+            "after": after,
+            "through": through,
+            "period": period_s,
+        },
     ).fetchall()
     conn.commit()
-    return [int(str(r[0])) for r in rows]
+    return [(int(str(r[0])), int(str(r[1]))) for r in rows]
+
+
+def _latest_snapshot(conn: Conn, chain_id: int, pool: str, period_s: int) -> tuple[int, int] | None:
+    """(block, period) of the pool's latest snapshot."""
+    bucket = _BUCKET.format(ts="extract(epoch FROM block_time)::bigint", number="block_number")
+    row = conn.execute(
+        f"SELECT block_number, {bucket} FROM account_health_history"
+        " WHERE chain_id = %(c)s AND pool = %(p)s ORDER BY block_number DESC LIMIT 1",
+        {"c": chain_id, "p": pool, "period": period_s},
+    ).fetchone()
+    return None if row is None else (int(str(row[0])), int(str(row[1])))
 
 
 def _moving_addresses(conn: Conn, chain_id: int, pool: str, block: int) -> list[str]:

@@ -172,6 +172,7 @@ def _indexes(table: str, key: list[str]) -> None:
         f"ix_{table}_current", table, key, unique=True, postgresql_where=sa.text("valid_to IS NULL")
     )
     op.create_index(f"ix_{table}_block", table, ["chain_id", "block_number"])
+    op.create_index(f"ix_{table}_pool_block", table, ["chain_id", "pool", "block_number"])
 
 
 def upgrade() -> None:

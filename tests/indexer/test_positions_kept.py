@@ -28,13 +28,15 @@ CHAIN = 31337
 HISTORY = ("account_health_history", "position_reserves_history")
 
 
-def _index_keeping(url: str, db: str, manifest: dict[str, Any], max_range: int | None = None) -> Cursor:
+def _index_keeping(
+    url: str, db: str, manifest: dict[str, Any], max_range: int | None = None, period_s: int = 0
+) -> Cursor:
     config = IndexConfig(**tomllib.loads(indexer_toml({**manifest, "rpc_url": url})))
     chain = config.chains[0]
     if max_range is not None:
         chain = chain.model_copy(update={"max_block_range": max_range})
     conninfo = to_libpq_url(db)
-    with PositionKeeper(conninfo, CHAIN) as keeper:
+    with PositionKeeper(conninfo, CHAIN, period_s=period_s) as keeper:
         return run_plan(config_plan(chain, config.contracts, None, False), conninfo, listener=keeper)
 
 
@@ -43,8 +45,9 @@ def _tables(db: str) -> dict[str, list[tuple[object, ...]]]:
         return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2, 3, 4, 5").fetchall() for t in HISTORY}
 
 
+@pytest.mark.parametrize("period_s", [0, 4 * 3600])
 def test_kept_history_after_a_reorg_equals_a_fresh_rebuild(
-    node_home: Path, db_url: str, second_db_url: str
+    node_home: Path, db_url: str, second_db_url: str, period_s: int
 ) -> None:
     with Anvil(node_home) as node:
         deployment = deploy_markets(node, node_home)
@@ -54,13 +57,14 @@ def test_kept_history_after_a_reorg_equals_a_fresh_rebuild(
         fork_base = node.snapshot()
         deployment.set_price("WETH", eth * 70 // 100)
         node.mine(2)
-        _index_keeping(node.url, db_url, manifest, max_range=7)  # small batches: many listener calls
+        # small batches: many listener calls, and periods split across them
+        _index_keeping(node.url, db_url, manifest, max_range=7, period_s=period_s)
         crashed = _tables(db_url)
         node.revert(fork_base)
         deployment.set_price("WETH", eth * 105 // 100)
         node.mine(3)
-        _index_keeping(node.url, db_url, manifest, max_range=7)
-        _index_keeping(node.url, second_db_url, manifest)  # one big batch
+        _index_keeping(node.url, db_url, manifest, max_range=7, period_s=period_s)
+        _index_keeping(node.url, second_db_url, manifest, period_s=period_s)  # one big batch
     kept = _tables(db_url)
     assert kept == _tables(second_db_url)
     assert kept != crashed
@@ -70,6 +74,18 @@ def test_kept_history_after_a_reorg_equals_a_fresh_rebuild(
             "SELECT count(DISTINCT user_address), count(*) FROM account_health_history"
         ).fetchone() or (0, 0)
     assert 0 < int(str(users)) < int(str(rows))  # a history, not one snapshot
+    if period_s:
+        assert _one_snapshot_per_period(db_url, period_s)
+
+
+def _one_snapshot_per_period(db: str, period_s: int) -> bool:
+    with psycopg.connect(to_libpq_url(db)) as conn:
+        rows = conn.execute(
+            "SELECT pool, extract(epoch FROM block_time)::bigint / %s, count(DISTINCT block_number)"
+            " FROM account_health_history GROUP BY 1, 2",
+            (period_s,),
+        ).fetchall()
+    return len(rows) > 1 and all(int(str(r[2])) == 1 for r in rows)
 
 
 def test_history_at_past_blocks_equals_the_node(node_home: Path, db_url: str) -> None:
