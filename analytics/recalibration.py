@@ -41,6 +41,7 @@ TUNABLE: dict[str, Tunable] = {
     "log-har-x-rls": Tunable("forgetting", FORGETTING_GRID, online=True),
     "hmm-online-var": Tunable("forgetting", FORGETTING_GRID, online=True),
     "log-har-x-ridge": Tunable("alpha", PENALTY_GRID, online=False),
+    "log-har-x-ridge-all": Tunable("alpha", PENALTY_GRID, online=False),
 }
 
 

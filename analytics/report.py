@@ -120,6 +120,7 @@ ONCHAIN_MODELS = (
     "rnn-liq",
     "log-har-x-rls",
     "log-har-x-ridge",
+    "log-har-x-ridge-all",
 )
 # Regime models read as variance forecasters; batch EM is slow, so they refit on the regime schedule.
 REGIME_VOLATILITY = ("hmm-var",)
@@ -128,6 +129,7 @@ PERIODIC = {
     "log-har-rls": "log-har",
     "log-har-x-rls": "log-har-x",
     "log-har-x-ridge": "log-har-x",
+    "log-har-x-ridge-all": "log-har-x",
     "hmm-online-var": "hmm-var",
 }
 # Coverage flags shared by every feature group of an on-chain file (see analytics/ablation.py).
@@ -204,6 +206,7 @@ def _builders(config: BacktestConfig, onchain: tuple[str, ...]) -> dict[str, Cal
             "log-har-rls": RecursiveHAR,
             "log-har-x-rls": lambda: RecursiveHAR(features=exog),
             "log-har-x-ridge": lambda: RidgeHAR(features=exog),
+            "log-har-x-ridge-all": lambda: RidgeHAR(features=exog, penalise="all"),
             "hmm-var": lambda: RegimeVolatility(HMMRegimes(k=2), "hmm-var"),
             "hmm-online-var": lambda: RegimeVolatility(OnlineHMM(k=2), "hmm-online-var"),
         }

@@ -118,6 +118,12 @@ def test_ridge_at_zero_penalty_is_ols_and_shrinks_as_the_penalty_grows() -> None
     norms = [np.linalg.norm(ridge(x[:, 1:], y, a)[0] * x[:, 1:].std(axis=0)) for a in (0.0, 0.1, 1.0, 10.0)]
     assert norms == sorted(norms, reverse=True)
     assert ridge(x[:, 1:], y, 1.0)[2] < 4.0
+    # Penalising only the last column: as α grows the fit becomes OLS on the others, with 3 + ε dof.
+    mask = np.array([False, False, False, True])
+    slopes, intercept, df = ridge(x[:, 1:], y, 1e9, mask)
+    partial, *_ = np.linalg.lstsq(x[:, :4], y, rcond=None)
+    np.testing.assert_allclose(np.r_[intercept, slopes[:3]], partial, atol=1e-6)
+    assert df == pytest.approx(3.0, abs=1e-6)
 
 
 # --- the models ------------------------------------------------------------------------------------
@@ -158,6 +164,18 @@ def test_ridge_har_at_zero_penalty_is_har_x_and_ignores_data_after_t() -> None:
     assert_no_lookahead(run, data, data.index[425], ["ret", "target", *features])
 
 
+def test_ridge_on_the_features_only_tends_to_log_har_and_on_all_slopes_to_a_constant() -> None:
+    data = _har_frame(features=True)
+    features = ("liq_count", "flow_net")
+    start, end = data.index[400], data.index[449]
+    strong = one_day_ahead(RidgeHAR(features, alpha=1e8), data, start, end, refit_every=10).variance
+    har = one_day_ahead(HAR(), data, start, end, refit_every=10).variance
+    np.testing.assert_allclose(strong, har, rtol=1e-5)
+    flat = RidgeHAR(features, alpha=1e8, penalise="all").fit(data)
+    assert np.abs(flat.beta[1:]).max() < 1e-6
+    assert RidgeHAR(features, penalise="all").name == "log-har-x-ridge-all"
+
+
 def test_options_and_missing_columns_are_named() -> None:
     data = _har_frame()
     with pytest.raises(RecalibrationError, match=r"log-har-rls: forgetting must be in \(0, 1\], got 1.5"):
@@ -170,6 +188,8 @@ def test_options_and_missing_columns_are_named() -> None:
         RecursiveHAR(features=("liq_x",)).fit(data)
     with pytest.raises(RecalibrationError, match=r"log-har-x-ridge: alpha must be at least 0, got -0\.1"):
         RidgeHAR(("ret",), alpha=-0.1).fit(data)
+    with pytest.raises(RecalibrationError, match="penalise must be 'features' or 'all', got 'none'"):
+        RidgeHAR(("ret",), penalise="none").fit(data)  # type: ignore[arg-type]
     with pytest.raises(
         InsufficientHistoryError, match="log-har-rls needs at least 100 days of history, got 50"
     ):
