@@ -87,7 +87,12 @@ class ChainIndexer:
 
     def _run_one(self, plan: Plan, show_progress: bool) -> Outcome:
         client = make_client(plan.job.chain, self.metrics)
-        keeper = PositionKeeper(self.conninfo, plan.job.chain.chain_id) if self.keep_positions else None
+        chain = plan.job.chain
+        keeper = (
+            PositionKeeper(self.conninfo, chain.chain_id, period_s=chain.history_period_s)
+            if self.keep_positions
+            else None
+        )
         try:
             check_chain_id(client, plan.job.chain)
             with ProgressView(plan.job.chain, show_progress) as view:

@@ -86,6 +86,8 @@ class ChainConfig(BaseModel):
     poll_interval_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 2.0
     # One JSON-RPC request may take this long before it counts as failed and is retried elsewhere.
     rpc_timeout_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 30.0
+    # Lending history: a snapshot at every block that moves a pool (0), or one per this many seconds.
+    history_period_s: Annotated[int, Field(ge=0, le=31_536_000)] = 0
 
     @field_validator("rpc_urls")
     @classmethod
