@@ -455,6 +455,26 @@ def _forecast(model: VolatilityModel, frame: pd.DataFrame, config: BacktestConfi
     return one_day_ahead(model, frame, config.start, config.end, refit_every=refit_every(name, config))
 
 
+def _prepared(
+    bases: Mapping[str, tuple[str, str | None]],
+    config: BacktestConfig,
+    frame: pd.DataFrame,
+    onchain: tuple[str, ...],
+) -> tuple[dict[str, VolatilityModel], dict[str, dict[str, Any]], dict[str, float]]:
+    """The models, the hyper-parameters chosen before the window, and the seconds each choice took
+    (counted in the model's wall time: a service pays it too)."""
+    models: dict[str, VolatilityModel] = {}
+    choices: dict[str, dict[str, Any]] = {}
+    wall: dict[str, float] = {}
+    for name, (base, _) in bases.items():
+        began = time.perf_counter()
+        models[name], choice = prepare_model(base, config, frame, onchain, config.start)
+        if choice is not None:
+            choices[name] = choice.as_dict()
+        wall[name] = time.perf_counter() - began
+    return models, choices, wall
+
+
 def run_backtest(config: BacktestConfig, save_forecasts: Path | None = None) -> dict[str, Any]:
     """Forecast every model out of sample over [start, end] and score them; a JSON-ready dict."""
     frame, onchain = model_frame(config.prices, config.target, config.onchain)
@@ -464,17 +484,12 @@ def run_backtest(config: BacktestConfig, save_forecasts: Path | None = None) -> 
         _check_history(frame, start, build_model(base, config, onchain))
     check_drivers(config.regime_drivers, frame)
     setup = regime_setup(config.regime_model, config.regime_drivers, frame, config.start)
-    prepared = {
-        name: prepare_model(base, config, frame, onchain, config.start) for name, (base, _) in bases.items()
-    }
-    models = {name: model for name, (model, _) in prepared.items()}
-    choices = {name: choice.as_dict() for name, (_, choice) in prepared.items() if choice}
+    models, choices, wall = _prepared(bases, config, frame, onchain)
     raw: dict[str, Forecast] = {}
     forecasts: dict[str, Forecast] = {}
     calibrations: dict[str, dict[str, Any]] = {}
-    wall: dict[str, float] = {}
     for name, model in models.items():
-        began = time.perf_counter()
+        began = time.perf_counter() - wall[name]
         base, kind = bases[name]
         if base not in raw:
             raw[base] = _forecast(model, frame, config, base)

@@ -224,3 +224,13 @@ def test_choice_needs_history_before_the_window() -> None:
         choose(lambda a: RidgeHAR(("ret",), alpha=a), (0.0, 1.0), data, str(data.index[300].date()), settings)
     with pytest.raises(RecalibrationError, match="the grid of values to choose from is empty"):
         choose(lambda a: RidgeHAR(alpha=a), (), data, str(data.index[300].date()), settings)
+
+
+def test_the_service_model_is_a_known_price_only_model() -> None:
+    import analytics
+    from analytics.report import MODEL_NAMES, ONCHAIN_MODELS, REGIME_MODELS
+
+    assert analytics.SERVICE_MODEL == "log-har-rls" and analytics.SERVICE_MODEL in MODEL_NAMES
+    assert analytics.SERVICE_MODEL not in ONCHAIN_MODELS
+    assert set(analytics.SERVICE_MODELS) <= set(MODEL_NAMES)
+    assert analytics.SERVICE_REGIME_MODEL in REGIME_MODELS
