@@ -14,7 +14,8 @@ traceback. The CLI answers each with its `exit_code`: 1 when a tool or the node 
      ├─ GovernanceError              devnet/governance.py: a governance step cannot be taken
      ├─ UniswapError                 devnet/uniswap.py: a bad pool or swap request
      ├─ ScenarioError                devnet/scenario.py: bad scenario input (exit 2)
-     └─ ManifestError                devnet/serve.py: a missing or foreign manifest (exit 2)
+     ├─ ManifestError                devnet/serve.py: a missing or foreign manifest (exit 2)
+     └─ DevnetDownError              devnet/stack.py: the devnet a manifest names does not answer (exit 2)
 """
 
 from __future__ import annotations

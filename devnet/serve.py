@@ -1,7 +1,8 @@
-"""A long-running devnet: anvil on a chosen port, what `devnet up` deploys, a manifest and an indexer config.
+"""A long-running devnet: anvil on a chosen port, its manifest and an indexer config.
 
-``chainrisk devnet up`` starts it and writes ``HOME/devnet/manifest.json``; ``chainrisk devnet config`` turns
-that manifest into the ``[[chains]]`` and ``[[contracts]]`` tables of a chainrisk.toml.
+``chainrisk devnet up`` starts it, deploys what :func:`devnet.stack.deploy_all` deploys and writes
+``HOME/devnet/manifest.json``; ``chainrisk devnet config`` turns that manifest into the ``[[chains]]`` and
+``[[contracts]]`` tables of a chainrisk.toml.
 """
 
 from __future__ import annotations
