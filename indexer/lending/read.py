@@ -1,12 +1,14 @@
 """Read API of the lending tables: positions per reserve and account health, now or at a past block.
 
 Amounts are exact integers in the pool's base currency (Aave v3 on Ethereum: USD with 8 decimals,
-`BASE_UNIT`); health factors are wads.
+`BASE_UNIT`); health factors are wads. The totals over the lending views (`at_risk`,
+`unrealised_bad_debt`, `liquidations`) are USD decimals, valued as those views value them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 import psycopg
 
@@ -79,6 +81,72 @@ def pool_labels(conn: Conn, chain_id: int) -> dict[str, str]:
     return {str(pool): str(label) for pool, label in rows}
 
 
+@dataclass(frozen=True, slots=True)
+class AtRisk:
+    """Accounts with a health factor under 1.1 and their collateral and debt in USD."""
+
+    accounts: int
+    collateral_usd: Decimal
+    debt_usd: Decimal
+
+
+def at_risk(conn: Conn, chain_id: int) -> AtRisk:
+    """The accounts of the `positions_at_risk` view, in all."""
+    count, collateral, debt = _one(
+        conn,
+        "SELECT count(*), coalesce(sum(collateral_usd), 0), coalesce(sum(debt_usd), 0)"
+        " FROM positions_at_risk WHERE chain_id = %s",
+        (chain_id,),
+    )
+    return AtRisk(_int(count), _usd(collateral), _usd(debt))
+
+
+@dataclass(frozen=True, slots=True)
+class BadDebt:
+    """Accounts whose debt exceeds their collateral, and the excess in USD."""
+
+    accounts: int
+    usd: Decimal
+
+
+def unrealised_bad_debt(conn: Conn, chain_id: int) -> BadDebt:
+    """Bad debt not yet written off: accounts whose debt exceeds their collateral now."""
+    count, usd = _one(
+        conn,
+        "SELECT count(*), coalesce(sum(usd), 0) FROM bad_debt WHERE chain_id = %s AND kind = 'unrealised'",
+        (chain_id,),
+    )
+    return BadDebt(_int(count), _usd(usd))
+
+
+@dataclass(frozen=True, slots=True)
+class Liquidations:
+    """Liquidations: how many, of how many borrowers, the debt repaid and collateral seized in USD (at the
+    prices in force just before each)."""
+
+    count: int
+    borrowers: int
+    debt_repaid_usd: Decimal
+    collateral_seized_usd: Decimal
+
+
+def liquidations(conn: Conn) -> Liquidations:
+    """The `liquidations` view in all, over every indexed chain."""
+    count, borrowers, repaid, seized = _one(
+        conn,
+        "SELECT count(*), count(DISTINCT borrower), coalesce(sum(debt_repaid_usd), 0),"
+        " coalesce(sum(collateral_seized_usd), 0) FROM liquidations",
+        (),
+    )
+    return Liquidations(_int(count), _int(borrowers), _usd(repaid), _usd(seized))
+
+
+def _one(conn: Conn, query: str, params: tuple[object, ...]) -> tuple[object, ...]:
+    row = conn.execute(query, params).fetchone()
+    assert row is not None  # an aggregate without GROUP BY always has its one row
+    return row
+
+
 def _reserve(row: tuple[object, ...]) -> ReservePosition:
     pool, user, asset, collateral, debt, enabled, threshold = row
     return ReservePosition(
@@ -88,3 +156,7 @@ def _reserve(row: tuple[object, ...]) -> ReservePosition:
 
 def _int(value: object) -> int:
     return int(str(value))
+
+
+def _usd(value: object) -> Decimal:
+    return Decimal(str(value))
