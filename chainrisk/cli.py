@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -23,9 +22,12 @@ from chainrisk.commands import labels as labels_cmd
 from chainrisk.commands import onchain as onchain_cmd
 from chainrisk.commands import reconcile as reconcile_cmd
 from chainrisk.commands import rpc as rpc_cmd
+from chainrisk.context import AppContext, app_context, fail
 from chainrisk.errors import ChainriskError
 from chainrisk.exits import new_app
-from chainrisk.settings import Settings, load_settings
+from chainrisk.settings import load_settings
+
+__all__ = ["app", "app_context", "fail", "main"]  # app_context and fail now live in chainrisk.context
 
 # Errors leave through chainrisk.exits: one `error:` line and the exit code of the error's package root.
 app = new_app(
@@ -43,20 +45,6 @@ app.add_typer(labels_cmd.app, name="labels")
 app.add_typer(graph_cmd.app, name="graph")
 
 
-@dataclass
-class AppContext:
-    settings: Settings
-    _url: str | None = None
-
-    def database_url(self) -> str:
-        """Resolve once per process; starts the embedded server when no URL is configured."""
-        if self._url is None:
-            from chainrisk.db import resolve_url
-
-            self._url = resolve_url(self.settings.database_url, self.settings.home)
-        return self._url
-
-
 def configure_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
@@ -66,13 +54,6 @@ def configure_logging(level: str) -> None:
     # Alembic and httpx narrate every step at INFO; users care about their own progress.
     for noisy in ("alembic", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def fail(message: str, code: int = 2) -> ChainriskError:
-    """An error to raise; the app prints it as `error: <message>` and exits with `code`."""
-    error = ChainriskError(message)
-    error.exit_code = code
-    return error
 
 
 @app.callback()
@@ -89,12 +70,6 @@ def main_callback(
         raise fail(f"--log-level {level!r}: expected DEBUG, INFO, WARNING or ERROR")
     configure_logging(level)
     ctx.obj = AppContext(settings=settings)
-
-
-def app_context(ctx: typer.Context) -> AppContext:
-    obj = ctx.find_root().obj
-    assert isinstance(obj, AppContext)
-    return obj
 
 
 @db_app.command("start")

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from chainrisk.context import app_context
+
 app = typer.Typer(
     help="Benchmarks: each prints its figures and a baseline from the same run.", no_args_is_help=True
 )
@@ -22,7 +24,6 @@ def bench_index(
 ) -> None:
     """Index ERC-20 Transfer logs from anvil into PostgreSQL end to end (fetch, decode, COPY, cursor)."""
     from chainrisk.bench.index import run
-    from chainrisk.cli import app_context
 
     app = app_context(ctx)
     say = (lambda _: None) if as_json else typer.echo
@@ -42,7 +43,6 @@ def bench_flows(
 ) -> None:
     """Hourly exchange net flows in USD (the exchange_netflows view) over many transfers, against pandas."""
     from chainrisk.bench.flows import run
-    from chainrisk.cli import app_context
 
     say = (lambda _: None) if as_json else typer.echo
     result = run(app_context(ctx).database_url(), transfers, repeats, baseline, say)
@@ -73,36 +73,7 @@ def bench_devnet(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line.")] = False,
 ) -> None:
     """Deploy the devnet and run the default market scenario: wall time and transactions/s."""
-    import time
+    from chainrisk.bench.devnet import run
 
-    from chainrisk.bench import machine
-    from chainrisk.cli import app_context
-    from devnet.aave import deploy_markets
-    from devnet.governance import default_holders, deploy_governance
-    from devnet.scenario import BLOCK_S, simulate
-    from devnet.serve import PortAnvil
-    from devnet.uniswap import deploy_uniswap
-
-    home = app_context(ctx).settings.home.resolve()
-    with PortAnvil(home, 0, extra_args=["--timestamp", "1735689600"]) as node:
-        node.rpc("anvil_setBlockTimestampInterval", [BLOCK_S])
-        started = time.perf_counter()
-        deployment = deploy_markets(node, home)
-        governance = deploy_governance(deployment, home, default_holders())
-        uniswap = deploy_uniswap(deployment, home)
-        deployed = time.perf_counter() - started
-        result = simulate(deployment, days, wallets, seed, governance=governance, uniswap=uniswap)
-    out = {
-        "benchmark": "devnet",
-        "days": days,
-        "wallets": wallets,
-        "seed": seed,
-        "deploy_seconds": round(deployed, 2),
-        "scenario_seconds": result.wall_s,
-        "transactions": result.transactions,
-        "blocks": result.blocks,
-        "transactions_per_s": round(result.transactions / result.wall_s, 1),
-        "liquidations": len(result.liquidations),
-        "machine": machine(),
-    }
-    typer.echo(json.dumps(out) if as_json else json.dumps(out, indent=2))
+    result = run(app_context(ctx).settings.home.resolve(), days, wallets, seed)
+    typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))

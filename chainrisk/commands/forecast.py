@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from chainrisk.context import AppContext
 from chainrisk.exits import new_app
 from chainrisk.inputs import OptionError, date_range, input_file, iso_date, output_dir, output_file
 
@@ -33,6 +34,11 @@ NeuralParams = Annotated[
     Path | None,
     typer.Option("--neural-params", help="JSON of neural hyper-parameters (from `forecast tune --json`)."),
 ]
+NeuralRefitEvery = Annotated[int, typer.Option(help="Retrain neural models every N days.")]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+MODELS_HELP = "Model names, comma-separated or repeated."
+REGIME_HELP = "Regime filter for the stress dates: markov (MarkovRegression), hmm or hmm3 (3 states)."
+PANEL_HELP = "Second asset's price file (panel-log-har)."
 
 
 def _models(raw: list[str] | None) -> tuple[str, ...]:
@@ -116,23 +122,14 @@ def backtest(
     start: Start = "2020-01-01",
     end: End = "2022-12-31",
     onchain: Onchain = None,
-    models: Annotated[
-        list[str] | None, typer.Option("--models", help="Model names, comma-separated or repeated.")
-    ] = None,
+    models: Annotated[list[str] | None, typer.Option("--models", help=MODELS_HELP)] = None,
     refit_every: Annotated[int, typer.Option(help="Re-estimate classical models every N days.")] = 5,
-    neural_refit_every: Annotated[int, typer.Option(help="Retrain neural models every N days.")] = 90,
+    neural_refit_every: NeuralRefitEvery = 90,
     neural_params: NeuralParams = None,
     save_forecasts: Annotated[Path | None, typer.Option(help="Also write the forecasts to this CSV.")] = None,
-    regime_model: Annotated[
-        str,
-        typer.Option(
-            help="Regime filter for the stress dates: markov (MarkovRegression), hmm or hmm3 (3 states)."
-        ),
-    ] = "markov",
-    panel_prices: Annotated[
-        Path | None, typer.Option("--panel-prices", help="Second asset's price file (panel-log-har).")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    regime_model: Annotated[str, typer.Option(help=REGIME_HELP)] = "markov",
+    panel_prices: Annotated[Path | None, typer.Option("--panel-prices", help=PANEL_HELP)] = None,
+    as_json: Json = False,
 ) -> None:
     """Out-of-sample one-day-ahead backtest of volatility models, scored against a realised measure."""
     _check_target(target)
@@ -140,29 +137,27 @@ def backtest(
     _check_files(prices=prices, onchain=onchain, panel_prices=panel_prices)
     if save_forecasts is not None:
         output_file("--save-forecasts", save_forecasts)
-    from analytics.report import REGIME_MODELS, BacktestConfig, run_backtest  # after the cheap checks
+    from analytics.report import BacktestConfig, run_backtest  # after the cheap checks
 
-    if regime_model not in REGIME_MODELS:
-        raise OptionError(f"--regime-model: expected one of {', '.join(REGIME_MODELS)}, got {regime_model!r}")
+    _check_regime_model(regime_model)
     _quiet_torch()
     config = BacktestConfig(
-        prices=prices,
-        target=target,  # type: ignore[arg-type]
-        start=start,
-        end=end,
-        models=_models(models),
-        onchain=onchain,
-        refit_every=refit_every,
-        neural_refit_every=neural_refit_every,
-        neural=_neural_config(neural_params),
-        regime_model=regime_model,  # type: ignore[arg-type]
-        panel_prices=panel_prices,
-    )
+        prices=prices, target=target, regime_model=regime_model,  # type: ignore[arg-type]
+        start=start, end=end, models=_models(models), onchain=onchain, panel_prices=panel_prices,
+        refit_every=refit_every, neural_refit_every=neural_refit_every, neural=_neural_config(neural_params),
+    )  # fmt: skip
     result = run_backtest(config, save_forecasts)
     if as_json:
         typer.echo(json.dumps(result, default=float))
     else:
         _print_table(result)
+
+
+def _check_regime_model(name: str) -> None:
+    from analytics.report import REGIME_MODELS
+
+    if name not in REGIME_MODELS:
+        raise OptionError(f"--regime-model: expected one of {', '.join(REGIME_MODELS)}, got {name!r}")
 
 
 @app.command()
@@ -173,7 +168,7 @@ def validate(
         "2019-12-31"
     ),
     refit_every: Annotated[int, typer.Option(help="Re-estimate every N days.")] = 5,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: Json = False,
 ) -> None:
     """Pre-registered selection among the log-HAR extensions on data up to --until only."""
     if len(prices) != 2:
@@ -211,9 +206,9 @@ def ablation(
         list[str] | None, typer.Option("--families", help="har-x and/or rnn-x, comma-separated.")
     ] = None,
     refit_every: Annotated[int, typer.Option(help="Re-estimate HAR-X every N days.")] = 5,
-    neural_refit_every: Annotated[int, typer.Option(help="Retrain neural models every N days.")] = 90,
+    neural_refit_every: NeuralRefitEvery = 90,
     neural_params: NeuralParams = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: Json = False,
 ) -> None:
     """Feature-group ablation: each on-chain group (by column prefix) removed from and added to the models."""
     _check_target(target)
@@ -250,7 +245,7 @@ def tune(
     objective: Annotated[
         str, typer.Option(help="Score the network alone (rnn) or its log-HAR blend.")
     ] = "rnn",
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: Json = False,
 ) -> None:
     """Bayesian (TPE) search of the neural hyper-parameters on data up to --until only."""
     _check_target(target)
@@ -303,12 +298,12 @@ def run(
 
 
 def _app_url(ctx: typer.Context) -> str:
-    # The root context carries the app's settings object (see chainrisk.cli); it resolves the URL once.
-    app_context: Any = ctx.find_root().obj
-    if app_context is None:
+    # Run from `chainrisk`, the root context carries the app's context, which resolves the URL once; the
+    # forecast app run on its own has none.
+    app = ctx.find_root().obj
+    if not isinstance(app, AppContext):
         raise OptionError("no database configured: pass --database-url or set CHAINRISK_DATABASE_URL")
-    url: str = app_context.database_url()
-    return url
+    return app.database_url()
 
 
 @app.command()
@@ -317,7 +312,7 @@ def bench(
     start: Start = "2022-01-01",
     end: End = "2022-03-31",
     models: Annotated[list[str] | None, typer.Option("--models", help="Models to time.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: Json = False,
 ) -> None:
     """Backtest wall time per model over a window (daily refit for classical models)."""
     date_range("--start", start, "--end", end)

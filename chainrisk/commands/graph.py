@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from chainrisk.context import app_context, fail
 from chainrisk.exits import new_app
 from chainrisk.inputs import MAX_CHAIN_ID
 from graph.errors import ShockError as ShockError  # also importable from here, as before
@@ -84,15 +85,13 @@ def debtrank_command(
     import numpy as np
     import psycopg
 
-    from chainrisk.cli import app_context, fail
-    from chainrisk.db import to_libpq_url
     from graph.debtrank import debtrank
     from graph.exposure import exposure_graph, market_exposure, market_labels, read_positions
 
     if variant not in ("original", "differential"):
         raise fail(f"--variant {variant!r}: expected original or differential")
     split_shocks(shock or [])  # a malformed --shock fails before the database is opened
-    with psycopg.connect(to_libpq_url(app_context(ctx).database_url())) as conn:
+    with psycopg.connect(app_context(ctx).conninfo()) as conn:
         positions, labels = read_positions(conn, chain_id), market_labels(conn, chain_id)
     exposure = market_exposure(exposure_graph(positions))
     if not exposure.markets or exposure.weights.sum() == 0:

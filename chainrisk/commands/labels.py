@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from chainrisk.context import app_context, console, fail
 from chainrisk.exits import new_app
 from chainrisk.inputs import MAX_CHAIN_ID
 
@@ -24,13 +25,8 @@ CATEGORIES = "exchange, protocol, bridge, treasury, fund, market_maker or other"
 
 
 def _conninfo(ctx: typer.Context) -> str:
-    from chainrisk.cli import app_context
-    from chainrisk.db import to_libpq_url
-    from chainrisk.migrate import upgrade
-
-    url = app_context(ctx).database_url()
-    upgrade(url)
-    return to_libpq_url(url)
+    """The database, its schema brought up to date first (the seed labels come with it)."""
+    return app_context(ctx).conninfo(migrate=True)
 
 
 @app.command("list")
@@ -43,7 +39,6 @@ def list_(
 ) -> None:
     """Print the labels as a table."""
     import psycopg
-    from rich.console import Console
     from rich.table import Table
 
     from chainrisk.inputs import OptionError
@@ -59,7 +54,7 @@ def list_(
         table.add_column(column)
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
-    Console().print(table)
+    console().print(table)
 
 
 @app.command()
@@ -91,7 +86,6 @@ def remove(
     """Delete a label (a seed label comes back on the next `chainrisk migrate`)."""
     import psycopg
 
-    from chainrisk.cli import fail
     from chainrisk.inputs import addresses
     from indexer.catalog import remove_label
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from chainrisk.context import app_context, console
 from chainrisk.inputs import MAX_CHAIN_ID
 
 
@@ -26,19 +27,14 @@ def onchain(
     the file can feed `chainrisk forecast backtest --onchain FILE` without look-ahead.
     """
     import psycopg
-    from rich.console import Console
 
     from analytics.onchain import onchain_features
-    from chainrisk.cli import app_context
-    from chainrisk.db import to_libpq_url
     from chainrisk.inputs import output_file
-    from chainrisk.migrate import upgrade
 
     output_file("--out", out)
-    url = app_context(ctx).database_url()
-    upgrade(url)
-    console = Console(stderr=True)
-    with psycopg.connect(to_libpq_url(url)) as conn, console.status("rebuilding positions day by day"):
+    conninfo = app_context(ctx).conninfo(migrate=True)
+    err = console(stderr=True)
+    with psycopg.connect(conninfo) as conn, err.status("rebuilding positions day by day"):
         frame = onchain_features(conn, chain_id, shock=shock)
     frame.to_csv(out, index_label="date", date_format="%Y-%m-%d")
-    console.print(f"wrote {len(frame)} days × {frame.shape[1]} features to {out}")
+    err.print(f"wrote {len(frame)} days × {frame.shape[1]} features to {out}")

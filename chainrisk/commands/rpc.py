@@ -13,17 +13,16 @@ from chainrisk.inputs import MAX_CHAIN_ID
 
 app = new_app(help="rpc commands.", no_args_is_help=True)
 
+FILES_HELP = (
+    "Recordings: JSON-RPC responses (block objects or eth_getLogs results), plain lists of logs or blocks,"
+    " as JSON or JSON lines."
+)
+CHAIN_ID_HELP = "eth_chainId to answer when the recorded blocks carry no chainId."
+
 
 @app.command("replay")
 def replay(
-    files: Annotated[
-        list[Path],
-        typer.Argument(
-            help="Recordings: JSON-RPC responses (block objects or eth_getLogs results), plain lists of "
-            "logs or blocks, as JSON or JSON lines.",
-            dir_okay=False,
-        ),
-    ],
+    files: Annotated[list[Path], typer.Argument(help=FILES_HELP, dir_okay=False)],
     port: Annotated[
         int, typer.Option(help="Port to listen on (0 picks a free one).", envvar="CHAINRISK_REPLAY_PORT")
     ] = 8545,
@@ -31,13 +30,7 @@ def replay(
         str, typer.Option(help="Address to bind; keep it local.", envvar="CHAINRISK_REPLAY_HOST")
     ] = "127.0.0.1",
     chain_id: Annotated[
-        int,
-        typer.Option(
-            help="eth_chainId to answer when the recorded blocks carry no chainId.",
-            envvar="CHAINRISK_REPLAY_CHAIN_ID",
-            min=1,
-            max=MAX_CHAIN_ID,
-        ),
+        int, typer.Option(help=CHAIN_ID_HELP, envvar="CHAINRISK_REPLAY_CHAIN_ID", min=1, max=MAX_CHAIN_ID)
     ] = 1,
 ) -> None:
     """Serve recorded chain data as a JSON-RPC endpoint until Ctrl-C, so the indexer runs unchanged on it.
