@@ -4,16 +4,19 @@
 one ad-hoc filter) runs in its own thread, so following one chain never starves another; each gets a
 lending `PositionKeeper` that hears of every committed batch and rollback. `stop()` (e.g. on SIGTERM)
 lets every syncer finish the batch in hand and return.
+
+`plans` turns what `chainrisk index` is asked (an `IndexRequest`) into checked plans before anything is
+written; `metrics_on`, `sync_catalog` and `rewind` are the other steps of that command.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from indexer.config import ChainConfig
 from indexer.lending.keeper import PositionKeeper
@@ -21,6 +24,9 @@ from indexer.metrics import IndexerMetrics
 from indexer.runner import Plan, check_chain_id, make_client, run_plan
 from indexer.store import Cursor
 from indexer.sync import Progress, Syncer
+
+if TYPE_CHECKING:
+    from chainrisk.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -165,3 +171,123 @@ class ProgressView:
         return (
             f"{self.blocks:,} blocks, {self.logs:,} logs in {elapsed:.1f}s, {self.logs / elapsed:,.0f} logs/s"
         )
+
+
+# ------------------------------------------------------------------------------- what `index` asks for
+
+# ChainConfig fields as the ad-hoc flags that set them, so a refused value names the flag.
+FLAGS = {
+    "rpc_urls": "--rpc",
+    "chain_id": "--chain-id",
+    "finality_depth": "--finality-depth",
+    "max_block_range": "--max-range",
+    "rpc_timeout_s": "--rpc-timeout",
+}
+
+
+@dataclass(frozen=True)
+class IndexRequest:
+    """What `chainrisk index` is asked: one ad-hoc filter on the `rpc` nodes, or (without `rpc`) every
+    chain and contract of the config; `stop` and `follow` apply to both."""
+
+    rpc: list[str] | None
+    addresses: list[str] | None
+    start: int | None
+    stop: int | None
+    follow: bool
+    chain_id: int | None
+    depth: int
+    max_range: int
+    name: str | None
+    rpc_timeout: float = 30.0
+
+
+def plans(settings: Settings, request: IndexRequest) -> list[Plan]:
+    """The plans to run, every input checked (the ad-hoc node asked only for its chain id)."""
+    from chainrisk.inputs import OptionError
+    from chainrisk.inputs import addresses as checked_addresses
+    from indexer.runner import adhoc_plan, config_plan
+
+    rpc, start, stop = request.rpc, request.start, request.stop
+    if rpc:
+        if start is None:
+            raise OptionError("--from: the first block is required with --rpc")
+        if stop is not None and stop < start:
+            raise OptionError(f"--to {stop} is below --from {start}; expected a block at or above it")
+        wanted = checked_addresses("--address", request.addresses or [])
+        _adhoc_chain(request, rpc, request.chain_id or 1)  # the flags are checked before the node is asked
+        resolved = request.chain_id if request.chain_id is not None else _node_chain_id(rpc)
+        chain = _adhoc_chain(request, rpc, resolved)
+        return [adhoc_plan(chain, wanted, start, stop, request.follow, request.name)]
+    if not settings.chains:
+        raise OptionError(
+            "nothing to index: pass --rpc URL --from N, or configure [[chains]] and"
+            " [[contracts]] in chainrisk.toml"
+        )
+    idle = [c.name for c in settings.chains if not any(k.chain == c.name for k in settings.contracts)]
+    if idle:
+        raise OptionError(
+            f"chain {idle[0]!r} has no [[contracts]] entry in the config: add one with chain = {idle[0]!r},"
+            " or remove the chain"
+        )
+    return [config_plan(chain, settings.contracts, stop, request.follow) for chain in settings.chains]
+
+
+def _adhoc_chain(request: IndexRequest, rpc: list[str], chain_id: int) -> ChainConfig:
+    """The ad-hoc chain; a refused value names its flag."""
+    from pydantic import ValidationError
+
+    from chainrisk.inputs import OptionError
+
+    try:
+        return ChainConfig(
+            name=f"chain-{chain_id}",
+            chain_id=chain_id,
+            rpc_urls=rpc,
+            finality_depth=request.depth,
+            max_block_range=request.max_range,
+            rpc_timeout_s=request.rpc_timeout,
+        )
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        flag = FLAGS.get(str(err["loc"][0]), str(err["loc"][0]))
+        reason = err["msg"].removeprefix("Value error, ")
+        shown = "" if flag == "--rpc" else f" {err['input']!r}"  # URLs are named, redacted, in the reason
+        raise OptionError(f"{flag}{shown}: {reason}") from None
+
+
+def _node_chain_id(urls: list[str]) -> int:
+    from indexer.chain import HttpChainClient
+
+    client = HttpChainClient(urls)
+    try:
+        return client.chain_id()
+    finally:
+        client.close()
+
+
+def metrics_on(port: int, addr: str) -> IndexerMetrics:
+    """The indexer's metrics, served for Prometheus on `addr:port` unless `port` is 0."""
+    metrics = IndexerMetrics()
+    if port:
+        metrics.serve(port, addr)
+    return metrics
+
+
+def sync_catalog(conninfo: str, settings: Settings) -> None:
+    """Tracked tokens and config labels follow chainrisk.toml on every configured run."""
+    import psycopg
+
+    from indexer.catalog import sync_config
+
+    with psycopg.connect(conninfo) as conn:
+        sync_config(conn, settings.chains, settings.tokens, settings.labels)
+
+
+def rewind(conninfo: str, plans: Sequence[Plan], block: int) -> Iterator[str]:
+    """Delete each plan's rows above `block` and move its cursors back; a line after each chain."""
+    from indexer.runner import rewind as rewind_chain
+
+    for plan in plans:
+        rewind_chain(conninfo, plan.job.chain.chain_id, block)
+        yield f"{plan.job.chain.name}: rows above block {block} deleted; cursors moved back"

@@ -18,9 +18,10 @@ from typer.testing import CliRunner
 from analytics.errors import AnalyticsError
 from analytics.loaders import PriceDataError, load_ohlcv
 from chainrisk.commands.graph import parse_shocks
-from chainrisk.commands.index import _plans
 from chainrisk.errors import ChainriskError
 from chainrisk.exits import new_app, one_line
+from chainrisk.indexing import IndexRequest
+from chainrisk.indexing import plans as index_plans
 from chainrisk.settings import Settings
 from devnet.errors import DevnetError
 from graph.errors import GraphError, ShockError
@@ -164,7 +165,8 @@ def test_rpc_timeout_is_a_per_chain_setting_and_a_flag() -> None:
     assert ChainConfig(rpc_urls=["http://node.example"]).rpc_timeout_s == 30.0
     assert ChainConfig(rpc_urls=["http://node.example"], rpc_timeout_s=2.5).rpc_timeout_s == 2.5
     settings = Settings(chains=[ChainConfig(rpc_urls=["http://node.example"])])
-    plans = _plans(settings, ["http://node.example"], [], 1, None, False, 1, 64, 2000, None, 7.5)
+    request = IndexRequest(["http://node.example"], [], 1, None, False, 1, 64, 2000, None, 7.5)
+    plans = index_plans(settings, request)
     assert plans[0].job.chain.rpc_timeout_s == 7.5
 
 
