@@ -3,64 +3,40 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from chainrisk.context import app_context, console
 from chainrisk.inputs import MAX_BLOCK, OptionError
 
 if TYPE_CHECKING:
-    from chainrisk.cli import AppContext
-    from chainrisk.settings import Settings
-    from indexer.chain import HttpChainClient
-    from indexer.lending.positions import Conn
     from indexer.lending.reconcile import Comparison, Report
     from indexer.protocols.aave_math import Version
 
-# An interactive check fails fast instead of riding out a long outage as the indexer does.
-MAX_RETRIES = 4
 LABELS = ("collateral", "debt", "available borrows", "liq. threshold", "LTV", "health factor")
 UINT256_MAX = 2**256 - 1
 
-
-@dataclass(frozen=True)
-class Target:
-    """The chain to reconcile: its config name and id when configured, and the URLs to ask."""
-
-    name: str | None
-    chain_id: int | None
-    urls: list[str]
+SAMPLE_HELP = "Wallets to compare, sampled from those with a position."
+CHAIN_HELP = "Chain name from the config; default: the only configured chain."
+POOL_HELP = "Aave v3 Pool address; repeatable. Default: every indexed pool."
+VERSION_HELP = "Rounding of our side: 3.0 (@aave/core-v3 1.19) or 3.5."
+RPC_HELP = "JSON-RPC URL (archive node for past blocks); default: the chain's."
+TOLERANCE_HELP = "Largest drift of any value that still counts as a match."
 
 
 def reconcile(
     ctx: typer.Context,
-    sample: Annotated[
-        int, typer.Option(min=1, help="Wallets to compare, sampled from those with a position.")
-    ],
-    chain: Annotated[
-        str | None, typer.Option(help="Chain name from the config; default: the only configured chain.")
-    ] = None,
-    pool: Annotated[
-        list[str] | None,
-        typer.Option("--pool", help="Aave v3 Pool address; repeatable. Default: every indexed pool."),
-    ] = None,
+    sample: Annotated[int, typer.Option(min=1, help=SAMPLE_HELP)],
+    chain: Annotated[str | None, typer.Option(help=CHAIN_HELP)] = None,
+    pool: Annotated[list[str] | None, typer.Option("--pool", help=POOL_HELP)] = None,
     block: Annotated[
-        int | None,
-        typer.Option(min=0, max=MAX_BLOCK, help="Block to compare at; default: the indexed head."),
+        int | None, typer.Option(min=0, max=MAX_BLOCK, help="Block to compare at; default: the indexed head.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the wallet sample.")] = 0,
-    aave_version: Annotated[
-        str, typer.Option(help="Rounding of our side: 3.0 (@aave/core-v3 1.19) or 3.5.")
-    ] = "3.0",
-    rpc_url: Annotated[
-        str | None, typer.Option(help="JSON-RPC URL (archive node for past blocks); default: the chain's.")
-    ] = None,
-    tolerance_wei: Annotated[
-        int, typer.Option(min=0, help="Largest drift of any value that still counts as a match.")
-    ] = 0,
+    aave_version: Annotated[str, typer.Option(help=VERSION_HELP)] = "3.0",
+    rpc_url: Annotated[str | None, typer.Option(help=RPC_HELP)] = None,
+    tolerance_wei: Annotated[int, typer.Option(min=0, help=TOLERANCE_HELP)] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar for the eth_calls.")] = True,
 ) -> None:
@@ -68,37 +44,15 @@ def reconcile(
 
     Exit 0: every sampled wallet matches within --tolerance-wei; 1: some drift; 2: bad input or no node.
     """
-    import psycopg
-
-    from chainrisk.cli import app_context, fail
     from chainrisk.inputs import addresses
-    from indexer.chain import ChainError, RpcTransportError
-    from indexer.protocols.aave_math import VERSIONS
+    from chainrisk.reconciling import Request, target
+    from chainrisk.reconciling import reconcile as run
 
     app = app_context(ctx)
-    if aave_version not in VERSIONS:
-        raise OptionError(f"--aave-version: expected {' or '.join(VERSIONS)}, got {aave_version!r}")
-    pools = addresses("--pool", pool or [])
-    target = _target(app.settings, chain, rpc_url)
-    try:
-        client = _client(target.urls)
-        try:
-            args = (sample, pools, block, seed, aave_version, tolerance_wei, progress and not as_json)
-            report, context = _run(app, target, client, *args)
-        finally:
-            client.close()
-    # Exit 1 means drift here, so a node that fails is answered as 2 like the other refusals.
-    except RpcTransportError as exc:
-        raise fail(f"the node does not answer: {exc}") from None
-    except ChainError as exc:
-        raise fail(str(exc)) from None
-    except psycopg.errors.UndefinedTable:
-        raise fail(
-            "the database has no chainrisk tables: run `chainrisk migrate`, then `chainrisk index`"
-        ) from None
-    except psycopg.OperationalError as exc:
-        raise fail(f"cannot reach the database: {str(exc).strip()}") from None
-    context["seed"] = seed
+    version = _version(aave_version)
+    request = Request(sample, addresses("--pool", pool or []), block, seed, version, tolerance_wei)
+    chosen = target(app.settings, chain, rpc_url)
+    report, context = run(app, chosen, request, show_progress=progress and not as_json)
     if as_json:
         typer.echo(json.dumps({**context, **report.to_json()}))
     else:
@@ -106,123 +60,12 @@ def reconcile(
     raise typer.Exit(0 if report.ok else 1)
 
 
-def _target(settings: Settings, name: str | None, rpc_url: str | None) -> Target:
-    from indexer.config import check_rpc_url
-    from indexer.errors import InputError
+def _version(value: str) -> Version:
+    from indexer.protocols.aave_math import VERSIONS
 
-    chains = settings.chains
-    names = [c.name for c in chains]
-    if name is not None and name not in names:
-        raise OptionError(f"--chain: no chain named {name!r} in the config; known: {names}")
-    if name is None and len(chains) > 1:
-        raise OptionError(f"several chains are configured ({', '.join(names)}): pass --chain NAME")
-    if rpc_url is not None:
-        try:
-            check_rpc_url(rpc_url)
-        except InputError as exc:
-            raise OptionError(f"--rpc-url: {exc}") from None
-    chosen = next((c for c in chains if c.name == name), None) if name else (chains[0] if chains else None)
-    if chosen is None:
-        if rpc_url is None:
-            raise OptionError("no RPC URL: pass --rpc-url URL, or configure [[chains]] in chainrisk.toml")
-        return Target(None, None, [rpc_url])
-    return Target(chosen.name, chosen.chain_id, [rpc_url] if rpc_url else list(chosen.rpc_urls))
-
-
-def _client(urls: list[str]) -> HttpChainClient:
-    from indexer.chain import HttpChainClient
-
-    return HttpChainClient(urls, max_retries=MAX_RETRIES)
-
-
-def _run(
-    app: AppContext,
-    target: Target,
-    client: HttpChainClient,
-    sample: int,
-    pools: list[str],
-    block: int | None,
-    seed: int,
-    version: Version,
-    tolerance_wei: int,
-    show_progress: bool,
-) -> tuple[Report, dict[str, Any]]:
-    """Check the node, rebuild our side from the database, then ask the chain."""
-    import psycopg
-
-    from chainrisk.db import to_libpq_url
-    from indexer.lending.reconcile import chain_account_data, compare, plan_at
-
-    chain_id = _chain_id(client, target)
-    decimals = {t.address: t.decimals for t in app.settings.tokens if t.chain == target.name}
-    with psycopg.connect(to_libpq_url(app.database_url())) as conn:
-        chosen = _pools(conn, chain_id, pools)
-        at = _block(conn, chain_id, block)
-        plan = plan_at(conn, client, chain_id, chosen, at, sample=sample, seed=seed, version=version,
-                       decimals=decimals)  # fmt: skip
-    with _progress(show_progress, len(plan.wallets)) as advance:
-        chain_data = chain_account_data(client, plan.wallets, at, advance)
-    context = {"chain": target.name, "chain_id": chain_id, "pools": chosen}
-    return compare(plan, chain_data, tolerance_wei), context
-
-
-def _chain_id(client: HttpChainClient, target: Target) -> int:
-    actual = client.chain_id()
-    if target.chain_id is not None and actual != target.chain_id:
-        raise OptionError(
-            f"chain {target.name!r}: the config says chain_id {target.chain_id}, the node serves {actual}"
-        )
-    return actual
-
-
-def _pools(conn: Conn, chain_id: int, wanted: list[str]) -> list[str]:
-    from indexer.lending.health import pools
-
-    indexed = pools(conn, chain_id)
-    if not indexed:
-        raise OptionError(
-            f"no Aave v3 pool is indexed on chain {chain_id}: index one first (a [[contracts]] entry with"
-            ' abi = "aave_v3_pool" for that chain in chainrisk.toml, then `chainrisk index`)'
-        )
-    for address in wanted:
-        if address not in indexed:
-            raise OptionError(
-                f"--pool {address} is not an indexed pool of chain {chain_id}; indexed: {indexed}"
-            )
-    return sorted(set(wanted)) or indexed
-
-
-def _block(conn: Conn, chain_id: int, wanted: int | None) -> int:
-    from indexer.lending.health import indexed_head
-
-    head = indexed_head(conn, chain_id)
-    if head is None:
-        raise OptionError(
-            f"nothing is indexed on chain {chain_id}: configure it in chainrisk.toml ([[chains]] and"
-            " [[contracts]]), then run `chainrisk index`"
-        )
-    if wanted is not None and wanted > head:
-        raise OptionError(
-            f"--block {wanted} is above the indexed head {head}; expected a block at or below it"
-        )
-    return head if wanted is None else wanted
-
-
-@contextmanager
-def _progress(enabled: bool, total: int) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr advanced per JSON-RPC batch; a no-op when disabled."""
-    if not enabled:
-        yield lambda _n: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(
-        TextColumn("getUserAccountData"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=Console(stderr=True), transient=True,
-    ) as bar:  # fmt: skip
-        task = bar.add_task("eth_call", total=total)
-        yield lambda n: bar.advance(task, n)
+    if value not in VERSIONS:
+        raise OptionError(f"--aave-version: expected {' or '.join(VERSIONS)}, got {value!r}")
+    return value
 
 
 # --------------------------------------------------------------------------------------- display
@@ -230,7 +73,6 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[int], None]]:
 
 def _print_report(report: Report, context: dict[str, Any]) -> None:
     """One group of six rows per wallet: each value ours and the chain's ("=" when equal) and the drift."""
-    from rich.console import Console
     from rich.table import Table
 
     several = len(context["pools"]) > 1
@@ -245,8 +87,8 @@ def _print_report(report: Report, context: dict[str, Any]) -> None:
         heading = [c.wallet.user, f"pool {_short(c.wallet.pool)}" if several else "", _status(c, report)]
         for i, label in enumerate(LABELS):
             table.add_row(heading[i] if i < len(heading) else "", label, *_cells(i, c), end_section=i == 5)
-    Console().print(table)
-    Console().print(_summary(report, context))
+    console().print(table)
+    console().print(_summary(report, context))
 
 
 def _status(c: Comparison, report: Report) -> str:
