@@ -223,7 +223,7 @@ def test_demo_runs_the_main_job_end_to_end(env: dict[str, str], db_url: str, nod
 
 
 def test_demo_reads_the_recordings_shipped_in_data() -> None:
-    from chainrisk.commands.demo import DEFAULT_DATA, missing_recordings
+    from chainrisk.demo import DEFAULT_DATA, missing_recordings
 
     assert data_file(BLOCK_18M) == DEFAULT_DATA / BLOCK_18M
     assert missing_recordings(DEFAULT_DATA) == []
