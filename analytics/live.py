@@ -76,12 +76,14 @@ def latest_regimes(
     fit = model.fit(frame)
     probs = fit.filtered(frame).iloc[-REGIME_DAYS:]
     vols = fit.daily_vols()
+    # `markov-2[neg_ret]`, `hmm-online-2[forgetting=0.99]`: what shaped the filter, in its version.
+    tag = f"[{','.join(drivers)}]" if drivers else (f"[{setup.choice.label()}]" if setup.choice else "")
     return [
         {
             "day": pd.Timestamp(day).date(),
             "regime": int(regime),
             "k": model.k,
-            "model_version": f"{kind}-{model.k}:{CODE_VERSION}",
+            "model_version": f"{kind}-{model.k}{tag}:{CODE_VERSION}",
             "probability": float(probs.loc[day, regime]),
             "daily_vol": vols[int(regime)],
         }

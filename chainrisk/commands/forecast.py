@@ -37,7 +37,14 @@ NeuralParams = Annotated[
 NeuralRefitEvery = Annotated[int, typer.Option(help="Retrain neural models every N days.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 MODELS_HELP = "Model names, comma-separated or repeated."
-REGIME_HELP = "Regime filter for the stress dates: markov (MarkovRegression), hmm or hmm3 (3 states)."
+REGIME_HELP = (
+    "Regime filter for the stress dates: markov (MarkovRegression), hmm, hmm3 (3 states) or hmm-online "
+    "(parameters updated with every bar)."
+)
+DRIVERS_HELP = (
+    "Columns (neg_ret, abs_ret or any --onchain column), comma-separated, whose lagged values drive the "
+    "markov filter's transition probabilities."
+)
 PANEL_HELP = "Second asset's price file (panel-log-har)."
 
 
@@ -47,6 +54,11 @@ def _models(raw: list[str] | None) -> tuple[str, ...]:
     if not raw:
         return DEFAULT_MODELS
     return tuple(name.strip() for item in raw for name in item.split(",") if name.strip())
+
+
+def _names(raw: list[str] | None) -> tuple[str, ...]:
+    """Names given comma-separated or by repeating the option; none when absent."""
+    return tuple(name.strip() for item in raw or [] for name in item.split(",") if name.strip())
 
 
 def _neural_config(path: Path | None) -> Any:
@@ -128,6 +140,7 @@ def backtest(
     neural_params: NeuralParams = None,
     save_forecasts: Annotated[Path | None, typer.Option(help="Also write the forecasts to this CSV.")] = None,
     regime_model: Annotated[str, typer.Option(help=REGIME_HELP)] = "markov",
+    regime_drivers: Annotated[list[str] | None, typer.Option("--regime-drivers", help=DRIVERS_HELP)] = None,
     panel_prices: Annotated[Path | None, typer.Option("--panel-prices", help=PANEL_HELP)] = None,
     as_json: Json = False,
 ) -> None:
@@ -145,6 +158,7 @@ def backtest(
         prices=prices, target=target, regime_model=regime_model,  # type: ignore[arg-type]
         start=start, end=end, models=_models(models), onchain=onchain, panel_prices=panel_prices,
         refit_every=refit_every, neural_refit_every=neural_refit_every, neural=_neural_config(neural_params),
+        regime_drivers=_names(regime_drivers),
     )  # fmt: skip
     result = run_backtest(config, save_forecasts)
     if as_json:
@@ -279,19 +293,23 @@ def run(
         str | None, typer.Option(envvar="CHAINRISK_DATABASE_URL", help="SQLAlchemy URL; default: the app's.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print what was written as JSON.")] = False,
-    regime_model: Annotated[
-        str, typer.Option(help="Regime filter: markov (MarkovRegression), hmm or hmm3 (3 states).")
-    ] = "markov",
+    regime_model: Annotated[str, typer.Option(help=REGIME_HELP)] = "markov",
+    onchain: Onchain = None,
+    regime_drivers: Annotated[list[str] | None, typer.Option("--regime-drivers", help=DRIVERS_HELP)] = None,
 ) -> None:
-    """Fit on all data and write the latest 1- and 7-day forecasts and regime probabilities to PostgreSQL."""
+    """Fit on all data and write the latest 1- and 7-day forecasts and regime probabilities to PostgreSQL.
+
+    Without --models: analytics.SERVICE_MODELS (the service model, garch-t and ewma)."""
     _check_target(target)
-    _check_files(prices=prices)
+    _check_files(prices=prices, onchain=onchain)
+    from analytics import SERVICE_MODELS
     from analytics.live import write_latest
 
     _quiet_torch()
     url = database_url or _app_url(ctx)
-    names = _models(models) if models else ("garch-t", "log-har", "ewma")
-    written = write_latest(url, prices, asset, target, names, regime_model)  # type: ignore[arg-type]
+    names = _models(models) if models else SERVICE_MODELS
+    drivers = _names(regime_drivers)
+    written = write_latest(url, prices, asset, target, names, regime_model, onchain, drivers)  # type: ignore[arg-type]
     typer.echo(
         json.dumps(written, default=str) if as_json else f"wrote {len(written['forecasts'])} forecasts"
     )

@@ -230,3 +230,53 @@ def test_run_with_the_hmm_filter_records_which_model_gave_the_regimes(db_url: st
     assert 0 < calm < turbulent
     bad = runner.invoke(app, [*base, "--regime-model", "hmm9"])
     assert bad.exit_code != 0 and "unknown regime model 'hmm9'" in bad.output
+
+
+def test_regime_drivers_reach_the_filter_from_the_command_line() -> None:
+    prices = str(data_file("prices/binance-ethusdt-daily.csv"))
+    args = ["--prices", prices, "--start", "2021-05-19", "--end", "2021-05-31", "--models", "log-har"]
+    plain = _backtest(*args)["regimes"]
+    driven = _backtest(*args, "--regime-drivers", "neg_ret")["regimes"]
+    assert isinstance(plain, dict) and isinstance(driven, dict)
+    assert plain["drivers"] == [] and driven["drivers"] == ["neg_ret"]
+    # Ignoring the drivers would leave the filtered probability where it was.
+    assert driven["stress_p_high"]["2021-05-19"] != plain["stress_p_high"]["2021-05-19"]
+    missing = runner.invoke(app, ["backtest", *args, "--regime-drivers", "liq_count"])
+    assert (
+        missing.exit_code == 2 and "regime driver 'liq_count' is not a column of the data" in missing.output
+    )
+    wrong = runner.invoke(app, ["backtest", *args, "--regime-drivers", "neg_ret", "--regime-model", "hmm"])
+    assert wrong.exit_code == 2 and "regime drivers need the markov regime model" in wrong.output
+
+
+def test_run_takes_an_on_chain_file_and_defaults_to_the_service_models(
+    db_url: str, engine: sa.Engine, tmp_path: Path
+) -> None:
+    from analytics import SERVICE_MODELS
+    from analytics.onchain import COLUMNS
+
+    # The last 600 days of the ETH file (newest first): enough for the choice on the last year, and a
+    # Markov-switching fit with drivers in seconds rather than half a minute.
+    lines = data_file("prices/binance-ethusdt-daily.csv").read_text().splitlines(keepends=True)
+    recent = tmp_path / "eth-recent.csv"
+    recent.write_text("".join(lines[:601]))
+    prices = str(recent)
+    days = pd.date_range("2024-01-01", "2025-05-01", freq="D")
+    rng = np.random.default_rng(1)
+    onchain = tmp_path / "onchain.csv"
+    frame = pd.DataFrame(np.log1p(rng.poisson(2.0, (len(days), len(COLUMNS)))), columns=list(COLUMNS))
+    frame.insert(0, "date", days.strftime("%Y-%m-%d"))
+    frame.to_csv(onchain, index=False)
+    # The on-chain file reaches the run: one of its columns drives the regime filter.
+    args = ["run", "--prices", prices, "--database-url", db_url, "--onchain", str(onchain)]
+    result = runner.invoke(app, [*args, "--regime-drivers", "liq_count"])
+    assert result.exit_code == 0, result.output
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(tables.volatility_forecasts)).all()
+        regimes = conn.execute(sa.select(tables.regime_probabilities)).all()
+    assert {r.model for r in rows} == set(SERVICE_MODELS)
+    versions = {r.model: r.model_version for r in rows}
+    assert versions["log-har-rls"].startswith("log-har-rls[forgetting=")
+    assert {r.model_version.split(":")[0] for r in regimes} == {"markov-2[liq_count]"}
+    missing = runner.invoke(app, ["run", "--prices", prices, "--onchain", str(tmp_path / "none.csv")])
+    assert missing.exit_code == 2 and "--onchain" in missing.output
