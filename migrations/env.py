@@ -28,11 +28,13 @@ def _url() -> str:
 
 def run_migrations_online() -> None:
     engine = create_engine(_url())
-    with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=all_metadata(), compare_type=True)
-        with context.begin_transaction():
-            context.run_migrations()
-    engine.dispose()
+    try:
+        with engine.connect() as connection:
+            context.configure(connection=connection, target_metadata=all_metadata(), compare_type=True)
+            with context.begin_transaction():
+                context.run_migrations()
+    finally:
+        engine.dispose()  # a failed migration must not leave its connection open
 
 
 if context.is_offline_mode():

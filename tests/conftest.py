@@ -16,7 +16,10 @@ from chainrisk.db import start_embedded, to_libpq_url, to_sqlalchemy_url
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/test"
-TEMPLATE = "chainrisk_test_template"
+# One template per test session: sessions running side by side (or another checkout's) never rebuild
+# each other's template mid-run. A session that dies leaves its template; the next one drops it.
+TEMPLATE_PREFIX = "chainrisk_tpl_"
+TEMPLATE = f"{TEMPLATE_PREFIX}{os.getpid()}_{uuid.uuid4().hex[:6]}"
 
 
 def data_file(relative: str) -> Path:
@@ -72,11 +75,36 @@ def _build_template(server_url: str) -> None:
     upgrade(to_sqlalchemy_url(_with_database(server_url, TEMPLATE)))
 
 
+def _drop_orphan_templates(server_url: str) -> None:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s", (TEMPLATE_PREFIX + "%",)
+        ).fetchall()
+        for (name,) in rows:
+            pid = int(str(name)[len(TEMPLATE_PREFIX) :].split("_")[0])
+            if not _alive(pid):
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @pytest.fixture(scope="session")
-def templates(pg_servers: dict[str, str]) -> dict[str, str]:
+def templates(pg_servers: dict[str, str]) -> Iterator[dict[str, str]]:
     for url in pg_servers.values():
+        _drop_orphan_templates(url)
         _build_template(url)
-    return pg_servers
+    yield pg_servers
+    for url in pg_servers.values():
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)')
 
 
 def _fresh_database(server_url: str) -> Iterator[str]:
