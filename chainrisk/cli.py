@@ -25,6 +25,7 @@ from chainrisk.commands import labels as labels_cmd
 from chainrisk.commands import onchain as onchain_cmd
 from chainrisk.commands import reconcile as reconcile_cmd
 from chainrisk.commands import rpc as rpc_cmd
+from chainrisk.commands import serve as serve_cmd
 from chainrisk.context import AppContext, fail
 from chainrisk.exits import new_app
 from chainrisk.settings import load_settings
@@ -77,6 +78,7 @@ app.command("reconcile")(reconcile_cmd.reconcile)
 bench_cmd.app.command("forecast")(forecast_cmd.bench)
 forecast_cmd.app.command("onchain")(onchain_cmd.onchain)
 app.command("demo")(demo_cmd.demo)
+app.command("serve")(serve_cmd.serve)
 
 
 def main() -> None:

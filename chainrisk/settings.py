@@ -25,6 +25,7 @@ from pydantic_settings import (
 from pydantic_settings import SettingsError as SourceError
 
 from chainrisk.errors import ChainriskError
+from chainrisk.serve.config import ServeConfig, check_assets
 from indexer.config import ChainConfig, ContractConfig, LabelConfig, TokenConfig, check_tables
 
 CONFIG_ENV = "CHAINRISK_CONFIG"
@@ -58,6 +59,10 @@ class Settings(BaseSettings):
     contracts: list[ContractConfig] = Field(default_factory=list)
     tokens: list[TokenConfig] = Field(default_factory=list)
     labels: list[LabelConfig] = Field(default_factory=list)
+    # `chainrisk serve`: /healthz and /metrics on one port; [serve] holds job schedules and assets.
+    serve_port: int = Field(default=9108, ge=0, le=65535)
+    serve_addr: str = "127.0.0.1"
+    serve: ServeConfig = Field(default_factory=ServeConfig)
 
     @field_validator("home", mode="before")
     @classmethod
@@ -70,6 +75,13 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _tables(self) -> Settings:
         check_tables(self.chains, self.contracts, self.tokens, self.labels)
+        return self
+
+    @model_validator(mode="after")
+    def _serve_assets(self) -> Settings:
+        chains = {chain.name: chain.chain_id for chain in self.chains}
+        tokens = {(t.chain, key): t.address for t in self.tokens for key in (t.symbol, t.address)}
+        check_assets(self.serve.assets, chains, tokens)
         return self
 
     @classmethod
@@ -169,8 +181,12 @@ def _named(value: object, reason: str) -> bool:
 
 
 def _where(loc: tuple[int | str, ...], source: str) -> str:
-    env = f"{ENV_PREFIX}{str(loc[0]).upper()}"
-    return f"env {env}" if env in os.environ else source
+    # A nested key may come from CHAINRISK_SERVE__JOBS__HEARTBEAT__INTERVAL: the longest such name wins.
+    for depth in range(len(loc), 0, -1):
+        env = ENV_PREFIX + "__".join(str(part).upper() for part in loc[:depth])
+        if env in os.environ:
+            return f"env {env}"
+    return source
 
 
 def _reason(err: ErrorDetails) -> str:
