@@ -113,11 +113,11 @@ def test_liquidation_models_name_a_file_without_liquidation_columns(tmp_path: Pa
 
 def test_latest_forecasts_take_on_chain_columns_and_record_the_chosen_value(tmp_path: Path) -> None:
     frame, columns = model_frame(data_file(ETH), "parkinson", _indexed_features(tmp_path / "f.csv"))
-    rows = latest_forecasts(frame.loc[:"2021-08-31"], ("log-har-x-rls", "log-har-x-ridge"), columns)
+    rows = latest_forecasts(frame.loc[:"2021-08-31"], ("log-har-x-rls", "log-har-x"), columns)
     versions = {r["model"]: r["model_version"] for r in rows}
     assert versions["log-har-x-rls"].startswith("log-har-x-rls[forgetting=")
-    assert versions["log-har-x-ridge"].startswith("log-har-x-ridge[alpha=")
-    assert all(r["variance"] > 0 for r in rows)
+    assert versions["log-har-x"] == "log-har-x:analytics-1"
+    assert all(r["variance"] > 0 for r in rows) and len(rows) == 4
 
 
 def test_regime_drivers_reach_the_markov_filter() -> None:
