@@ -72,6 +72,15 @@ class _Extra:
     undo: sql.Composed
 
 
+def reader_views() -> dict[str, str]:
+    """Every view the reader role may SELECT: the indexer's (lending, flows, governance, history) and the
+    forecasts'."""
+    from analytics.views import VIEWS as FORECAST_VIEWS
+    from indexer.views import VIEWS as INDEXER_VIEWS
+
+    return {**INDEXER_VIEWS, **FORECAST_VIEWS}
+
+
 def grant_reader(
     url: str,
     name: str,

@@ -81,14 +81,14 @@ def db_grant_reader(
     unless --force, which revokes it and says what it revoked. See docs/SQL.md for what the role can do.
     """
     from chainrisk.db import grant_reader
-    from indexer.views import VIEWS
+    from chainrisk.reader import reader_views
 
     url = app_context(ctx).database_url()
     done = grant_reader(
         url,
         name,
         password,
-        sorted(VIEWS),
+        sorted(reader_views()),
         force=force,
         statement_timeout=statement_timeout,
         connection_limit=connection_limit,
