@@ -15,7 +15,6 @@ from chainrisk.context import AppContext
 from chainrisk.inputs import OptionError
 
 if TYPE_CHECKING:
-    import psycopg
     from rich.console import Console
     from rich.table import Table
 
@@ -32,26 +31,6 @@ RECORDINGS = (
 DEVNET_CHAIN_ID = 31337
 RECONCILE_SAMPLE = 100
 ETH_MOVES = (-0.1, -0.2, -0.3)
-
-# Whale transfers and exchange net flows per token, from the flow views of the indexer.
-FLOWS = """
-    WITH w AS (
-        SELECT symbol, count(*) AS whales,
-               coalesce(sum(usd) FILTER (WHERE direction = 'to_exchange'), 0) AS to_exchanges
-        FROM whale_flows WHERE chain_id = %s GROUP BY symbol
-    ), n AS (
-        SELECT symbol, sum(netflow_usd) AS net, max(netflow_usd) AS peak
-        FROM exchange_netflows WHERE chain_id = %s GROUP BY symbol
-    )
-    SELECT symbol, coalesce(w.whales, 0), coalesce(w.to_exchanges, 0), coalesce(n.net, 0),
-           coalesce(n.peak, 0)
-    FROM w FULL JOIN n USING (symbol)
-    ORDER BY symbol
-"""
-PROPOSALS = (
-    "SELECT count(*), count(*) FILTER (WHERE state = 'executed'), coalesce(sum(voters), 0) FROM proposals"
-)
-
 
 DEMO_HISTORY_PERIOD_S = 86_400
 
@@ -197,13 +176,21 @@ def _flows_table(conninfo: str, chain_id: int) -> Table:
     import psycopg
     from rich.table import Table
 
+    from indexer.read import token_flows
+
     with psycopg.connect(conninfo) as conn:
-        rows = conn.execute(FLOWS, (chain_id, chain_id)).fetchall()
+        flows = token_flows(conn, chain_id)
     table = Table(title="whale flows and exchange net flows (USD)")
     for column in ("token", "whale transfers", "whales to exchanges", "net into exchanges", "peak hour"):
         table.add_column(column, justify="left" if column == "token" else "right")
-    for symbol, whales, to_exchanges, net, peak in rows:
-        table.add_row(str(symbol), f"{whales:,}", f"{to_exchanges:,.0f}", f"{net:,.0f}", f"{peak:,.0f}")
+    for f in flows:
+        table.add_row(
+            f.symbol,
+            f"{f.whale_transfers:,}",
+            f"{f.whales_to_exchanges_usd:,.0f}",
+            f"{f.net_into_exchanges_usd:,.0f}",
+            f"{f.peak_hour_usd:,.0f}",
+        )
     return table
 
 
@@ -230,35 +217,29 @@ def summary(out: Console, conninfo: str) -> None:
     import psycopg
 
     from indexer.lending import read
+    from indexer.read import events_per_table, governance
 
     with psycopg.connect(conninfo) as conn:
-        table = _events_table(conn)
+        table = _events_table(events_per_table(conn))
         liquidations = read.liquidations(conn)
-        proposals = conn.execute(PROPOSALS).fetchone()
+        votes = governance(conn)
     out.print(table)
     out.print(
         f"liquidations: {liquidations.count:,} of {liquidations.borrowers:,} borrowers;"
         f" ${liquidations.debt_repaid_usd:,.0f} of debt repaid for ${liquidations.collateral_seized_usd:,.0f}"
         " of collateral"
     )
-    if proposals:
-        out.print(f"governance: {proposals[0]} proposals ({proposals[1]} executed), {proposals[2]} votes")
+    out.print(f"governance: {votes.proposals} proposals ({votes.executed} executed), {votes.votes} votes")
 
 
-def _events_table(conn: psycopg.Connection[Any]) -> Table:
+def _events_table(counts: dict[str, dict[int, int]]) -> Table:
     from rich.table import Table
-
-    from indexer.tables import EVENT_TABLES
 
     table = Table(title="indexed events by chain")
     for column in ("table", "devnet (31337)", "mainnet (1)"):
         table.add_column(column, justify="right" if column != "table" else "left")
-    for name in ["logs", *sorted(EVENT_TABLES), "quarantine"]:
-        counts: dict[int, int] = dict(
-            conn.execute(f'SELECT chain_id, count(*) FROM "{name}" GROUP BY 1').fetchall()
-        )
-        if counts:
-            table.add_row(name, f"{counts.get(DEVNET_CHAIN_ID, 0):,}", f"{counts.get(1, 0):,}")
+    for name, per_chain in counts.items():
+        table.add_row(name, f"{per_chain.get(DEVNET_CHAIN_ID, 0):,}", f"{per_chain.get(1, 0):,}")
     return table
 
 

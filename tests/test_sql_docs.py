@@ -684,3 +684,29 @@ def test_reader_role_reads_views_only(seeded: str) -> None:
 def test_bad_role_name_is_refused(seeded: str) -> None:
     with pytest.raises(ValueError, match="role name 'Robert; DROP'"):
         grant_reader(seeded, "Robert; DROP", None, ["votes"])
+
+
+def test_indexer_read_api_agrees_with_the_views(seeded: str) -> None:
+    from indexer.read import events_per_table, governance
+
+    with psycopg.connect(to_libpq_url(seeded)) as conn:
+        counts = events_per_table(conn)
+        votes = governance(conn)
+        logs = conn.execute("SELECT count(*) FROM logs WHERE chain_id = 1").fetchone()
+    assert counts["logs"][1] == (logs[0] if logs else -1)
+    assert "erc20_transfers" in counts and "aave_v3_borrow" in counts
+    alpha = [row for row in _alpha_rows() if row["event_name"] == "ProposalCreated"]
+    executed = [row for row in _alpha_rows() if row["event_name"] == "ProposalExecuted"]
+    cast = [row for row in _alpha_rows() if row["event_name"] == "VoteCast"]
+    assert (votes.proposals, votes.executed, votes.votes) == (len(alpha), len(executed), len(cast))
+
+
+def test_token_flows_sum_the_whale_and_netflow_views(devnet_seeded: tuple[str, Any]) -> None:
+    from indexer.read import token_flows
+
+    db, _ = devnet_seeded
+    whales: Counter[str] = Counter(str(r[0]) for r in _rows_of(db, "SELECT symbol FROM whale_flows"))
+    with psycopg.connect(to_libpq_url(db)) as conn:
+        flows = token_flows(conn, 31337)
+    assert {f.symbol: f.whale_transfers for f in flows if f.whale_transfers} == dict(whales)
+    assert sum(whales.values()) > 0
