@@ -14,7 +14,9 @@ import sqlalchemy as sa
 from typer.testing import CliRunner, Result
 
 from chainrisk.db import to_libpq_url
-from indexer.views import VIEWS
+from chainrisk.reader import reader_views
+
+VIEWS = reader_views()
 
 Roles = Callable[..., str]
 
