@@ -7,6 +7,7 @@ claimed and never finished, then runs the period the current time falls in unles
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from chainrisk.serve.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
 
+_DB_URL = re.compile(r"postgres(?:ql)?(?:\+\w+)?://\S+", re.IGNORECASE)
 ABANDONED = "its leader stopped before finishing it, and it is older than the previous period: not run again"
 
 
@@ -118,12 +120,14 @@ class JobRunner:
         return RunOutcome(job.name, held.period, "succeeded", took)
 
     def _failed(self, job: ScheduledJob, held: runs.Claim, started: float, exc: Exception) -> RunOutcome:
+        from chainrisk.db import redact_url
         from chainrisk.exits import error_roots, one_line
 
         took = time.monotonic() - started
         # Our own errors carry a message meant for users; anything else is named by its type too.
         text = str(exc) if isinstance(exc, error_roots()) else f"{type(exc).__name__}: {exc}"
-        error = one_line(text)
+        # one_line hides RPC keys; a database URL in a driver's message loses its password here.
+        error = _DB_URL.sub(lambda url: redact_url(url.group()), one_line(text))
         log.error("%s %s: failed: %s", job.name, held.period.isoformat(), error)
         log.debug("%s failed", job.name, exc_info=exc)
         with self._connect() as conn:
