@@ -77,3 +77,29 @@ def bench_devnet(
 
     result = run(app_context(ctx).settings.home.resolve(), days, wallets, seed)
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
+
+
+@app.command("live")
+def bench_live(
+    ctx: typer.Context,
+    days: Annotated[int, typer.Option(min=1, help="Simulated days.")] = 5,
+    wallets: Annotated[int, typer.Option(min=2, help="Wallets.")] = 200,
+    seed: Annotated[int, typer.Option(help="Scenario seed.")] = 1,
+    history_period_s: Annotated[
+        int, typer.Option(min=0, help="The chain's history_period_s (0: rows at every moving block).")
+    ] = 0,
+    paced_blocks: Annotated[int, typer.Option(min=1, help="Price updates after the scenario.")] = 30,
+    pace_s: Annotated[float, typer.Option(min=0.05, help="Seconds between those updates.")] = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line.")] = False,
+) -> None:
+    """While the devnet scenario runs and `chainrisk serve` follows it: the delay from a block being mined
+    to its health factors being in PostgreSQL (p50, p95), and the scenario's transactions per second;
+    then the same delays for price updates mined at a steady pace."""
+    from chainrisk.bench.live import run
+
+    app = app_context(ctx)
+    say = (lambda _: None) if as_json else typer.echo
+    scenario = (days, wallets, seed)
+    paced = (paced_blocks, pace_s)
+    result = run(app.settings.home.resolve(), app.database_url(), scenario, history_period_s, paced, say)
+    typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
