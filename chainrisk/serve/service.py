@@ -193,15 +193,16 @@ class Service:
         )
         self._sync_catalog()
         thread = self._start_indexer()
-        self.scheduler = self._start_scheduler(JobRunner(self.context, self.term, self.metrics))
         try:
+            self.scheduler = self._start_scheduler(JobRunner(self.context, self.term, self.metrics))
             while not self.stopping.wait(CHECK_S):
                 self._check()
             log.info("stopping: the indexer finishes its batch and running jobs finish")
         finally:
             self._set_role("stopping")
             self.stop()
-            self.scheduler.shutdown(wait=True)  # the jobs in hand finish and record their runs
+            if self.scheduler is not None:
+                self.scheduler.shutdown(wait=True)  # the jobs in hand finish and record their runs
             if thread is not None:
                 thread.join()
         if self.index_error is not None:
