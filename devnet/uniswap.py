@@ -5,16 +5,19 @@
     uniswap.price("WETH", "USDC")  # USDC per WETH in the pool, after the swap
 
 UniswapV3Factory comes from ``@uniswap/v3-core``, SwapRouter and NonfungiblePositionManager from
-``@uniswap/v3-periphery`` (their pool-address code hash matches the core pool's bytecode). The devnet's WETH
-is a plain mintable ERC-20, passed as WETH9: only the ETH-wrapping helpers would need a real WETH9, and they
-are not used. The position manager gets no token descriptor (only ``tokenURI`` would call it). Each pool is
-created at the price the markets' oracle reports and gets full-range liquidity from the deployer.
+``@uniswap/v3-periphery`` (their pool-address code hash matches the core pool's bytecode), with QuoterV2, the
+periphery's own off-chain quote. The devnet's WETH is a plain mintable ERC-20, passed as WETH9: only the
+ETH-wrapping helpers would need a real WETH9, and they are not used. The position manager gets no token
+descriptor (only ``tokenURI`` would call it). Each pool is created at the price the markets' oracle reports
+and gets full-range liquidity from the deployer, plus concentrated positions on ranges drawn from ``seed``
+(some around the price, some beside it, as real pools have), so that swaps cross initialised ticks.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
@@ -46,7 +49,14 @@ _ARTIFACTS = {
     "NonfungiblePositionManager": (
         "v3-periphery/artifacts/contracts/NonfungiblePositionManager.sol/NonfungiblePositionManager.json"
     ),
+    "QuoterV2": "v3-periphery/artifacts/contracts/lens/QuoterV2.sol/QuoterV2.json",
 }
+RANGES_PER_POOL = 6
+# A concentrated position's half-width and centre offset, in tick spacings (60 ticks ~ 0.6% in price), and
+# its liquidity as a share of the pool's full-range liquidity.
+RANGE_HALF_WIDTH = (1, 40)
+RANGE_OFFSET = (-30, 30)
+RANGE_LIQUIDITY = (0.1, 1.0)
 
 
 class UniswapError(DevnetError, RuntimeError):
@@ -60,7 +70,8 @@ class PairSpec:
     base: str
     quote: str
     fee: int
-    liquidity_usd: float = 10_000_000.0  # per side
+    liquidity_usd: float = 10_000_000.0  # per side, full range
+    ranges: int = RANGES_PER_POOL  # concentrated positions beside the full-range one
 
 
 PAIRS: tuple[PairSpec, ...] = (
@@ -93,6 +104,29 @@ class SwapResult:
     amount_in: int
     amount_out: int
     receipt: dict[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class PoolState:
+    """A pool's swap state as its views report it; ``ticks``: tick → (liquidityGross, liquidityNet)."""
+
+    fee: int
+    tick_spacing: int
+    sqrt_price: int
+    tick: int
+    liquidity: int
+    ticks: dict[int, tuple[int, int]]
+    bitmap: dict[int, int]
+
+
+@dataclass(frozen=True)
+class Quote:
+    """QuoterV2's answer for an exact-input swap: output, price after, initialised ticks crossed, gas."""
+
+    amount_out: int
+    sqrt_price_after: int
+    ticks_crossed: int
+    gas_estimate: int
 
 
 def uniswap_artifact(home: Path, name: str) -> CompiledContract:
@@ -140,6 +174,7 @@ class Uniswap:
     factory: str
     router: str
     position_manager: str
+    quoter: str
     weth9: str
     pools: dict[str, PoolDeployment]
     start_block: int
@@ -168,6 +203,39 @@ class Uniswap:
         price01 = float(raw * 10 ** (decimals0 - decimals1))
         return price01 if pool.symbol0 == base else 1 / price01
 
+    def pool_state(self, name: str, block: str | int = "latest") -> PoolState:
+        """What a swap reads from pool ``name`` at ``block``, through the pool's own view functions: slot0,
+        liquidity, every tick bitmap word a tick can live in, and the liquidity of each initialised tick."""
+        pool = self.contract(self.pools[name].address, "UniswapV3Pool")
+        sqrt_price, tick = (int(v) for v in pool.call("slot0", block=block)[:2])
+        spacing = int(pool.call("tickSpacing", block=block))
+        bitmap: dict[int, int] = {}
+        ticks: dict[int, tuple[int, int]] = {}
+        for word in range((MIN_TICK // spacing) >> 8, ((MAX_TICK // spacing) >> 8) + 1):
+            bits = int(pool.call("tickBitmap", word, block=block))
+            if bits:
+                bitmap[word] = bits
+            for bit in (b for b in range(256) if bits >> b & 1):
+                initialised = (word * 256 + bit) * spacing
+                gross, net = pool.call("ticks", initialised, block=block)[:2]
+                ticks[initialised] = (int(gross), int(net))
+        liquidity = int(pool.call("liquidity", block=block))
+        return PoolState(
+            int(pool.call("fee", block=block)), spacing, sqrt_price, tick, liquidity, ticks, bitmap
+        )
+
+    def quote_exact_input(
+        self, token_in: str, token_out: str, amount_in: int, sqrt_price_limit: int = 0
+    ) -> Quote:
+        """QuoterV2.quoteExactInputSingle through ``eth_call``: what selling ``amount_in`` would give now."""
+        pool = self.pool(token_in, token_out)
+        source, target = self.deployment.token(token_in), self.deployment.token(token_out)
+        params = (source.address, target.address, amount_in, pool.fee, sqrt_price_limit)
+        out, sqrt_after, crossed, gas = self.contract(self.quoter, "QuoterV2").call(
+            "quoteExactInputSingle", params
+        )
+        return Quote(int(out), int(sqrt_after), int(crossed), int(gas))
+
     def swap_exact_input(
         self,
         sender: str,
@@ -178,6 +246,7 @@ class Uniswap:
         min_out: int = 0,
         recipient: str | None = None,
         mint: bool = False,
+        sqrt_price_limit: int = 0,
     ) -> SwapResult:
         """Sell ``amount_in`` base units of ``token_in`` for ``token_out`` through the router.
 
@@ -194,7 +263,16 @@ class Uniswap:
         if int(source.call("allowance", sender, self.router)) < amount_in:
             source.transact(sender, "approve", self.router, MAX_UINT, gas=100_000)
         before = int(target.call("balanceOf", to))
-        params = (source.address, target.address, pool.fee, to, DEADLINE, amount_in, min_out, 0)
+        params = (
+            source.address,
+            target.address,
+            pool.fee,
+            to,
+            DEADLINE,
+            amount_in,
+            min_out,
+            sqrt_price_limit,
+        )
         router = self.contract(self.router, "SwapRouter")
         receipt = router.transact(sender, "exactInputSingle", params, gas=SWAP_GAS)
         amount_out = int(target.call("balanceOf", to)) - before
@@ -206,6 +284,7 @@ class Uniswap:
             "factory": self.factory,
             "router": self.router,
             "position_manager": self.position_manager,
+            "quoter": self.quoter,
             "weth9": self.weth9,
             "pools": {name: asdict(pool) for name, pool in self.pools.items()},
             "start_block": self.start_block,
@@ -222,6 +301,7 @@ class Uniswap:
             factory=str(body["factory"]),
             router=str(body["router"]),
             position_manager=str(body["position_manager"]),
+            quoter=str(body.get("quoter", ZERO_ADDRESS)),  # manifests written before the quoter was deployed
             weth9=str(body["weth9"]),
             pools={name: PoolDeployment(**pool) for name, pool in body["pools"].items()},
             start_block=int(body["start_block"]),
@@ -244,10 +324,12 @@ def deploy_uniswap(
     *,
     pairs: Sequence[PairSpec] = PAIRS,
     provider: str | None = None,
+    seed: int = 0,
 ) -> Uniswap:
-    """Deploy factory, router and position manager; create each pair's pool at the oracle price.
+    """Deploy factory, router, position manager and quoter; create each pair's pool at the oracle price.
 
-    ``provider`` (default: the deployer) mints the tokens and holds the full-range liquidity positions.
+    ``provider`` (default: the deployer) mints the tokens and holds the liquidity positions: one full range
+    and ``pair.ranges`` concentrated ones per pool, their ranges and sizes drawn from ``seed``.
     """
     for pair in pairs:
         unknown = [s for s in (pair.base, pair.quote) if s not in deployment.assets]
@@ -271,7 +353,9 @@ def deploy_uniswap(
     )
     manager_artifact = uniswap_artifact(home, "NonfungiblePositionManager")
     manager = deploy_contract(rpc, manager_artifact, [factory, weth, ZERO_ADDRESS], owner, gas=DEPLOY_GAS)
+    quoter = deploy_contract(rpc, uniswap_artifact(home, "QuoterV2"), [factory, weth], owner, gas=DEPLOY_GAS)
     positions = Contract(rpc, manager, manager_artifact.abi)
+    draw = random.Random(seed)
     approved: set[str] = set()
     pools: dict[str, PoolDeployment] = {}
     for pair in pairs:
@@ -281,11 +365,13 @@ def deploy_uniswap(
                 deployment.token(symbol).transact(lp, "approve", manager, MAX_UINT, gas=100_000)
                 approved.add(symbol)
         _add_full_range(deployment, positions, pool, pair.liquidity_usd, lp)
+        _add_ranges(deployment, positions, pool, pair.ranges, draw, lp)
         pools[pool.name] = pool
     return Uniswap(
         factory=factory,
         router=router,
         position_manager=manager,
+        quoter=quoter,
         weth9=weth,
         pools=pools,
         start_block=start,
@@ -339,3 +425,39 @@ def _add_full_range(
         amounts.append(amount)
     params = (pool.token0, pool.token1, pool.fee, lower, upper, *amounts, 0, 0, provider, DEADLINE)
     positions.transact(provider, "mint", params, gas=MINT_GAS)
+
+
+def _add_ranges(
+    deployment: Deployment,
+    positions: Contract,
+    pool: PoolDeployment,
+    count: int,
+    draw: random.Random,
+    lp: str,
+) -> None:
+    """``count`` concentrated positions around and beside the current price, each a random share of the
+    full-range liquidity (the amounts are estimated in floats; the chain keeps what the manager computes)."""
+    contract = Contract(positions.rpc, pool.address, uniswap_artifact(deployment.home, "UniswapV3Pool").abi)
+    sqrt_price, tick = (int(v) for v in contract.call("slot0")[:2])
+    full = int(contract.call("liquidity"))
+    spacing = TICK_SPACING[pool.fee]
+    for _ in range(count):
+        centre = (tick // spacing + draw.randint(*RANGE_OFFSET)) * spacing
+        half = draw.randint(*RANGE_HALF_WIDTH) * spacing
+        lower = max(centre - half, -(MAX_TICK // spacing) * spacing)
+        upper = min(centre + half, MAX_TICK // spacing * spacing)
+        liquidity = int(full * draw.uniform(*RANGE_LIQUIDITY))
+        amounts = _amounts_for(liquidity, sqrt_price / Q96, lower, upper)
+        for symbol, amount in zip((pool.symbol0, pool.symbol1), amounts, strict=True):
+            deployment.token(symbol).transact(lp, "mint", lp, amount, gas=200_000)
+        params = (pool.token0, pool.token1, pool.fee, lower, upper, *amounts, 0, 0, lp, DEADLINE)
+        positions.transact(lp, "mint", params, gas=MINT_GAS)
+
+
+def _amounts_for(liquidity: int, sqrt_price: float, lower: int, upper: int) -> tuple[int, int]:
+    """Token amounts (with a 1% margin) that hold ``liquidity`` on [lower, upper) at ``sqrt_price``."""
+    sqrt_lower, sqrt_upper = 1.0001 ** (lower / 2), 1.0001 ** (upper / 2)
+    inside = min(max(sqrt_price, sqrt_lower), sqrt_upper)
+    amount0 = liquidity * (1 / inside - 1 / sqrt_upper)
+    amount1 = liquidity * (inside - sqrt_lower)
+    return int(amount0 * 1.01) + 1, int(amount1 * 1.01) + 1
