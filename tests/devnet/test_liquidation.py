@@ -48,6 +48,9 @@ FEES = {
     "spark": {"WETH": 1_500, "WBTC": 0, "wstETH": 1_000, "USDC": 0, "DAI": 3_000},
 }
 LIQUIDITY_USD = 40_000_000
+# The spark market's eMode category gets this asset as its price source (aave's has none).
+PRICE_SOURCE = "WETH"
+EMODE_PRICED = {"spark"}
 FIELDS = (
     "debt_repaid",
     "collateral_to_liquidator",
@@ -56,6 +59,8 @@ FIELDS = (
     "liquidator_received",
     "scaled_collateral_after",
     "scaled_debt_after",
+    "collateral_disabled",
+    "debt_cleared",
 )
 
 
@@ -83,6 +88,7 @@ class Planned:
     debt_to_cover: int
     receive_a_token: bool
     predicted: Liquidation | None
+    revert_code: str = ""
     tx_hash: str = ""
 
 
@@ -97,9 +103,25 @@ def chain(node_home: Path) -> Iterator[tuple[Anvil, Deployment]]:
                 deployment.configurator(market).transact(
                     deployment.deployer, "setLiquidationProtocolFee", token, bps
                 )
+        _price_emode_by_weth(deployment, "spark")
         node.rpc("anvil_autoImpersonateAccount", [True])
         node.rpc("evm_setAutomine", [False])
         yield node, deployment
+
+
+def _price_emode_by_weth(deployment: Deployment, market: str) -> None:
+    """A v3.0 category price source: every asset of the market's ETH category priced as WETH."""
+    emode = deployment.markets[market].emodes[0]
+    deployment.configurator(market).transact(
+        deployment.deployer,
+        "setEModeCategory",
+        emode.category_id,
+        emode.ltv,
+        emode.liquidation_threshold,
+        emode.liquidation_bonus,
+        deployment.assets[PRICE_SOURCE].token,
+        emode.label,
+    )
 
 
 def _units(deployment: Deployment, symbol: str, usd: float, price: int) -> int:
@@ -161,6 +183,15 @@ def _draw_position(rng: random.Random, wallet: str, deployment: Deployment) -> P
     return Position(wallet, market, collateral, debt, False)
 
 
+def _price(deployment: Deployment, position: Position, symbol: str) -> int:
+    """The starting price the Pool uses for ``symbol`` in this position (v3.0 category price source)."""
+    category = deployment.markets[position.market].emodes[0].assets
+    priced = position.emode and position.market in EMODE_PRICED
+    if priced and (symbol == position.debt or symbol in category):
+        return deployment.assets[PRICE_SOURCE].initial_price
+    return deployment.assets[symbol].initial_price
+
+
 def _ltv(deployment: Deployment, position: Position) -> int:
     emode = deployment.markets[position.market].emodes[0]
     if position.emode and position.collateral in emode.assets:
@@ -186,13 +217,14 @@ def _open(node: Anvil, deployment: Deployment, rng: random.Random, round_no: int
         )
         if position.emode:
             supplies.append(pool.send(wallet, "setUserEMode", EMODE_ETH))
-        positions.append((position, usd))
+        # What the Pool values the collateral at: the category price where the category has a source.
+        positions.append((position, usd * _price(deployment, position, position.collateral) / price))
     assert all(r["status"] == "0x1" for r in _mine(node, supplies).values())
     borrows = []
     for position, usd in positions:
         borrowed_usd = usd * _ltv(deployment, position) / 10_000 * rng.uniform(0.85, 0.995)
         debt = deployment.assets[position.debt]
-        amount = _units(deployment, position.debt, borrowed_usd, debt.initial_price)
+        amount = _units(deployment, position.debt, borrowed_usd, _price(deployment, position, position.debt))
         pool = deployment.pool(position.market)
         borrows.append(pool.send(position.wallet, "borrow", debt.token, amount, VARIABLE, 0, position.wallet))
     receipts = _mine(node, borrows)
@@ -292,39 +324,51 @@ def _plan(
     deployment: Deployment,
     position: Position,
     reserves: list[UserReserve],
+    prices: dict[str, int],
     rng: random.Random,
 ) -> Planned | None:
-    """The call to make and its prediction; None when the position is not liquidatable."""
+    """The call to make and its prediction (None: it reverts); some healthy positions are tried too."""
     emode_spec = deployment.markets[position.market].emodes[0]
+    price = prices[PRICE_SOURCE] if position.market in EMODE_PRICED else 0
     emode = (
-        EModeCategory(EMODE_ETH, emode_spec.ltv, emode_spec.liquidation_threshold) if position.emode else None
+        EModeCategory(EMODE_ETH, emode_spec.ltv, emode_spec.liquidation_threshold, price)
+        if position.emode
+        else None
     )
-    args = dict(
-        reserves=reserves,
-        collateral_asset=deployment.assets[position.collateral].token,
-        debt_asset=deployment.assets[position.debt].token,
-        terms=_terms(deployment, position.market),
-        rules="3.0",
-        emode=emode,
-        emode_bonus_bps=emode_spec.liquidation_bonus,
-    )
+    collateral, debt = (deployment.assets[s].token for s in (position.collateral, position.debt))
+    terms = _terms(deployment, position.market)
+
+    def call(amount: int, receive: bool) -> Liquidation:
+        return liquidate(
+            reserves, collateral, debt, amount, terms,
+            rules="3.0", emode=emode, emode_bonus_bps=emode_spec.liquidation_bonus, receive_a_token=receive,
+        )  # fmt: skip
+
     try:
-        largest = max_debt_to_cover(**args)  # type: ignore[arg-type]
-    except LiquidationReverted:
-        return None
-    pick = rng.random()
-    if pick < 0.35:
-        amount = MAX_UINT
-    elif pick < 0.5:
-        amount = largest
-    else:
-        amount = max(1, int(largest * rng.uniform(0.01, 1.3)))
+        largest = max_debt_to_cover(
+            reserves, collateral, debt, terms, emode=emode, emode_bonus_bps=emode_spec.liquidation_bonus
+        )
+    except LiquidationReverted as exc:
+        assert exc.code == "45"
+        # A quarter of the healthy positions are tried anyway: the chain must refuse them.
+        return Planned(position, MAX_UINT, False, None, exc.code) if rng.random() < 0.25 else None
+    amount = _amount(rng, largest)
     receive = rng.random() < 0.4
     try:
-        predicted = liquidate(debt_to_cover=amount, receive_a_token=receive, **args)  # type: ignore[arg-type]
-    except LiquidationReverted:
-        predicted = None
-    return Planned(position, amount, receive, predicted)
+        return Planned(position, amount, receive, call(amount, receive))
+    except LiquidationReverted as exc:
+        return Planned(position, amount, receive, None, exc.code)
+
+
+def _amount(rng: random.Random, largest: int) -> int:
+    pick = rng.random()
+    if pick < 0.35:
+        return MAX_UINT
+    if pick < 0.5:
+        return largest
+    if pick < 0.55:
+        return rng.randint(1, 1_000)  # a few wei: no collateral to burn, the Pool reverts unless aTokens
+    return max(1, int(largest * rng.uniform(0.01, 1.3)))
 
 
 # ------------------------------------------------------------------------------------ observed
@@ -346,6 +390,20 @@ def _logs(receipt: dict[str, Any], address: str, topic0: str, *topics: str) -> l
         and log["topics"][0] == topic0
         and [t.lower() for t in log["topics"][1 : 1 + len(topics)]] == list(topics)
     ]
+
+
+def _flags(
+    deployment: Deployment, plan: Planned, reserves: dict[tuple[str, str], ReserveRead]
+) -> dict[str, int]:
+    """The user's configuration bits after the call: collateral flag off, borrowing flag off."""
+    position = plan.position
+    flags = int(deployment.pool(position.market).call("getUserConfiguration", position.wallet)[0])
+    collateral_id = reserves[position.market, position.collateral].reserve_id
+    debt_id = reserves[position.market, position.debt].reserve_id
+    return {
+        "collateral_disabled": int(not flags >> (2 * collateral_id + 1) & 1),
+        "debt_cleared": int(not flags >> (2 * debt_id) & 1),
+    }
 
 
 def _observed(
@@ -383,7 +441,7 @@ def _expected(plan: Planned) -> dict[str, int]:
     out = plan.predicted
     assert out is not None
     received = out.liquidator_scaled_atoken if plan.receive_a_token else out.collateral_to_liquidator
-    return {name: getattr(out, name) for name in FIELDS if name != "liquidator_received"} | {
+    return {name: int(getattr(out, name)) for name in FIELDS if name != "liquidator_received"} | {
         "liquidator_received": received
     }
 
@@ -393,7 +451,7 @@ def _expected(plan: Planned) -> dict[str, int]:
 
 def _round(
     node: Anvil, deployment: Deployment, rng: random.Random, round_no: int, liquidator: str
-) -> tuple[list[Planned], dict[str, dict[str, Any]]]:
+) -> tuple[list[Planned], dict[str, dict[str, Any]], dict[tuple[str, str], ReserveRead]]:
     _reset_prices(node, deployment)
     positions = _open(node, deployment, rng, round_no)
     _shock(node, deployment, rng)
@@ -403,7 +461,8 @@ def _round(
     now = int(latest["timestamp"], 16) + rng.randint(12, 60 * 86_400)
     plans = []
     for position in positions:
-        plan = _plan(deployment, position, _user_reserves(deployment, position, reserves, prices, now), rng)
+        user_reserves = _user_reserves(deployment, position, reserves, prices, now)
+        plan = _plan(deployment, position, user_reserves, prices, rng)
         if plan is None:
             continue
         pool = deployment.pool(position.market)
@@ -417,7 +476,7 @@ def _round(
             plan.receive_a_token,
         )
         plans.append(plan)
-    return plans, _mine(node, [p.tx_hash for p in plans], now)
+    return plans, _mine(node, [p.tx_hash for p in plans], now), reserves
 
 
 def test_liquidations_predicted_to_the_wei(chain: tuple[Anvil, Deployment]) -> None:
@@ -427,21 +486,30 @@ def test_liquidations_predicted_to_the_wei(chain: tuple[Anvil, Deployment]) -> N
     liquidator = node.accounts()[1]
     _fund(node, deployment, liquidator)
     equal = dict.fromkeys(FIELDS, 0)
-    compared = reverts = 0
-    kinds: dict[str, int] = {"partial": 0, "whole debt": 0, "whole collateral": 0, "eMode": 0, "aToken": 0}
+    compared = 0
+    reverts: dict[str, int] = {}
+    kinds: dict[str, int] = {
+        "partial": 0,
+        "whole debt": 0,
+        "whole collateral": 0,
+        "eMode": 0,
+        "eMode price source": 0,
+        "aToken": 0,
+    }
     mismatches: list[str] = []
     for round_no in range(MAX_ROUNDS):
-        plans, receipts = _round(node, deployment, rng, round_no, liquidator)
+        plans, receipts, reserves = _round(node, deployment, rng, round_no, liquidator)
         for plan in plans:
             receipt = receipts[plan.tx_hash]
             if plan.predicted is None:
                 assert receipt["status"] == "0x0", f"predicted a revert, the chain liquidated {plan.position}"
-                reverts += 1
+                reverts[plan.revert_code] = reverts.get(plan.revert_code, 0) + 1
                 continue
             assert receipt["status"] == "0x1", (
                 f"the chain reverted a predicted liquidation of {plan.position}"
             )
-            observed, expected = _observed(deployment, plan, receipt, liquidator), _expected(plan)
+            observed = _observed(deployment, plan, receipt, liquidator) | _flags(deployment, plan, reserves)
+            expected = _expected(plan)
             compared += 1
             for name in FIELDS:
                 if observed[name] == expected[name]:
@@ -454,11 +522,12 @@ def test_liquidations_predicted_to_the_wei(chain: tuple[Anvil, Deployment]) -> N
         if compared >= MIN_COMPARED:
             break
     elapsed = time.monotonic() - started
-    print(f"\n{compared} liquidations compared in {elapsed:.1f} s, {reverts} predicted reverts")
+    print(f"\n{compared} liquidations compared in {elapsed:.1f} s, reverts (by code): {reverts}")
     print(f"equal to the wei per field: {equal}; kinds: {kinds}")
     assert not mismatches, "\n".join(mismatches[:20])
     assert compared >= MIN_COMPARED
     assert all(v > 0 for v in kinds.values()), kinds
+    assert set(reverts) == {"25", "45"}, reverts  # a zero burn, a healthy position
 
 
 def _count(kinds: dict[str, int], plan: Planned) -> None:
@@ -471,4 +540,5 @@ def _count(kinds: dict[str, int], plan: Planned) -> None:
     else:
         kinds["partial"] += 1
     kinds["eMode"] += plan.position.emode
+    kinds["eMode price source"] += plan.position.emode and plan.position.market in EMODE_PRICED
     kinds["aToken"] += plan.receive_a_token
