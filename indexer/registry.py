@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from indexer.decode import LogDecoder, make_decoder
 from indexer.events import EventSpec
 from indexer.fastdecode import LineDecoder, compile_static
-from indexer.protocols import aave_v3, compound_v3, erc20, governance
+from indexer.protocols import aave_v3, compound_v3, erc20, governance, uniswap_v3
 
 KINDS: dict[str, tuple[EventSpec, ...]] = {
     "erc20": erc20.EVENTS,
@@ -27,6 +27,8 @@ KINDS: dict[str, tuple[EventSpec, ...]] = {
     "aave_governance_v3": governance.AAVE_V3_EVENTS,
     "aave_voting_machine": governance.AAVE_V3_VOTING_EVENTS,
     "compound_v3": compound_v3.EVENTS,
+    "uniswap_v3_factory": uniswap_v3.FACTORY_EVENTS,
+    "uniswap_v3_pool": uniswap_v3.POOL_EVENTS,
 }
 
 AUTO_KINDS = (

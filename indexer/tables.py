@@ -243,3 +243,10 @@ sa.Index(
     EVENT_TABLES["aave_oracle_asset_source_updated"].c.asset,
     EVENT_TABLES["aave_oracle_asset_source_updated"].c.block_number,
 )
+
+# A pool's state at a block replays its own events in order: one index probe per pool, not a scan.
+for _name in ("uniswap_v3_initialize", "uniswap_v3_mint", "uniswap_v3_burn", "uniswap_v3_swap"):
+    _events = EVENT_TABLES[_name]
+    sa.Index(
+        f"ix_{_name}_pool", _events.c.chain_id, _events.c.address, _events.c.block_number, _events.c.log_index
+    )
