@@ -7,21 +7,26 @@ every price feed by its own random factor, lets up to 60 days pass, then liquida
 position the maths says is liquidatable: a random ``debtToCover`` (everything, the largest that does not
 revert, or a random part), ``receiveAToken`` either way. Each call is predicted from the chain's state
 before that block and compared field by field with its receipt (``LiquidationCall``, the fee transfer to
-the treasury, what the liquidator received) and the user's scaled balances read after.
+the treasury, what the liquidator received) and the user's scaled balances and flags read after.
+
+A second test predicts from the index instead: the chain is indexed into PostgreSQL and each call is
+predicted by ``liquidate_in_market`` on the ``MarketState`` rebuilt from events at the liquidation's time.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from eth_utils.crypto import keccak
 
+from chainrisk.db import to_libpq_url
 from devnet.aave import EMODE_ETH, Deployment, deploy_markets
 from devnet.anvil import Anvil
 from graph.liquidation import (
@@ -30,9 +35,13 @@ from graph.liquidation import (
     LiquidationReverted,
     ReserveTerms,
     liquidate,
+    liquidate_in_market,
     max_debt_to_cover,
 )
+from indexer.config import ChainConfig, ContractConfig
+from indexer.lending.positions import market_state
 from indexer.protocols.aave_math import EModeCategory, UserReserve
+from indexer.runner import config_plan, run_plan
 
 pytestmark = pytest.mark.slow
 
@@ -40,6 +49,7 @@ SEED = 20_260_430
 WALLETS_PER_ROUND = 90
 MIN_COMPARED = 200
 MAX_ROUNDS = 8
+MIN_INDEXED = 60
 VARIABLE = 2
 USD = 10**8
 # Protocol fee (bps of the bonus) per market and reserve, set through the configurator; zeros included.
@@ -97,16 +107,21 @@ def chain(node_home: Path) -> Iterator[tuple[Anvil, Deployment]]:
     """One anvil and one deployment for the module; fees configured, liquidity and a liquidator funded."""
     with Anvil(node_home) as node:
         deployment = deploy_markets(node, node_home)
-        for market, fees in FEES.items():
-            for symbol, bps in fees.items():
-                token = deployment.assets[symbol].token
-                deployment.configurator(market).transact(
-                    deployment.deployer, "setLiquidationProtocolFee", token, bps
-                )
-        _price_emode_by_weth(deployment, "spark")
-        node.rpc("anvil_autoImpersonateAccount", [True])
-        node.rpc("evm_setAutomine", [False])
+        prepare(node, deployment)
         yield node, deployment
+
+
+def prepare(node: Anvil, deployment: Deployment) -> None:
+    """Protocol fees and the eMode price source set; transactions batched into blocks from here on."""
+    for market, fees in FEES.items():
+        for symbol, bps in fees.items():
+            token = deployment.assets[symbol].token
+            deployment.configurator(market).transact(
+                deployment.deployer, "setLiquidationProtocolFee", token, bps
+            )
+    _price_emode_by_weth(deployment, "spark")
+    node.rpc("anvil_autoImpersonateAccount", [True])
+    node.rpc("evm_setAutomine", [False])
 
 
 def _price_emode_by_weth(deployment: Deployment, market: str) -> None:
@@ -449,6 +464,19 @@ def _expected(plan: Planned) -> dict[str, int]:
 # ------------------------------------------------------------------------------------ the test
 
 
+def _send_liquidation(deployment: Deployment, plan: Planned, liquidator: str) -> str:
+    position = plan.position
+    return deployment.pool(position.market).send(
+        liquidator,
+        "liquidationCall",
+        deployment.assets[position.collateral].token,
+        deployment.assets[position.debt].token,
+        position.wallet,
+        plan.debt_to_cover,
+        plan.receive_a_token,
+    )
+
+
 def _round(
     node: Anvil, deployment: Deployment, rng: random.Random, round_no: int, liquidator: str
 ) -> tuple[list[Planned], dict[str, dict[str, Any]], dict[tuple[str, str], ReserveRead]]:
@@ -465,16 +493,7 @@ def _round(
         plan = _plan(deployment, position, user_reserves, prices, rng)
         if plan is None:
             continue
-        pool = deployment.pool(position.market)
-        plan.tx_hash = pool.send(
-            liquidator,
-            "liquidationCall",
-            deployment.assets[position.collateral].token,
-            deployment.assets[position.debt].token,
-            position.wallet,
-            plan.debt_to_cover,
-            plan.receive_a_token,
-        )
+        plan.tx_hash = _send_liquidation(deployment, plan, liquidator)
         plans.append(plan)
     return plans, _mine(node, [p.tx_hash for p in plans], now), reserves
 
@@ -542,3 +561,100 @@ def _count(kinds: dict[str, int], plan: Planned) -> None:
     kinds["eMode"] += plan.position.emode
     kinds["eMode price source"] += plan.position.emode and plan.position.market in EMODE_PRICED
     kinds["aToken"] += plan.receive_a_token
+
+
+# ------------------------------------------------------------------------------- from the index
+
+
+def _contracts(deployment: Deployment) -> list[ContractConfig]:
+    """Pools, configurators, oracles, a/variable-debt tokens and price feeds of both markets."""
+    found: list[tuple[str, str, str]] = []
+    for name, market in deployment.markets.items():
+        found += [
+            (f"{name}-pool", market.pool, "aave_v3_pool"),
+            (f"{name}-configurator", market.pool_configurator, "aave_v3_configurator"),
+            (f"{name}-oracle", market.oracle, "aave_oracle"),
+        ]
+        for symbol, reserve in market.reserves.items():
+            found.append((f"{name}-a{symbol}", reserve.a_token, "aave_v3_token"))
+            found.append((f"{name}-variable-debt-{symbol}", reserve.v_token, "aave_v3_token"))
+    for symbol, asset in deployment.assets.items():
+        found.append((f"feed-{symbol}", asset.price_feed, "price_aggregator"))
+    start = deployment.start_block
+    return [ContractConfig(name=n, chain="devnet", address=a, abi=k, start_block=start) for n, a, k in found]
+
+
+def _indexed_plans(
+    node: Anvil, deployment: Deployment, db_url: str, positions: list[Position], rng: random.Random
+) -> tuple[list[Planned], int]:
+    """Index the chain, then predict each liquidation from the MarketState at the liquidation's time."""
+    chain = ChainConfig(
+        name="devnet", chain_id=deployment.chain_id, rpc_urls=[node.url], poll_interval_s=0.05
+    )
+    head = run_plan(config_plan(chain, _contracts(deployment), stop=None, follow=False), to_libpq_url(db_url))
+    now = int(node.rpc("eth_getBlockByNumber", ["latest", False])["timestamp"], 16) + rng.randint(
+        12, 30 * 86_400
+    )
+    plans = []
+    with psycopg.connect(to_libpq_url(db_url)) as conn:
+        states = {
+            name: market_state(conn, chain.chain_id, market.pool, head.block_number, timestamp=now)
+            for name, market in deployment.markets.items()
+        }
+    for position in positions:
+        fees = {deployment.assets[s].token: bps for s, bps in FEES[position.market].items()}
+        collateral, debt = (deployment.assets[s].token for s in (position.collateral, position.debt))
+        state = states[position.market]
+        if state.account_data(position.wallet).health_factor >= 10**18:
+            continue
+        # Under 3.0 rules the close-factor bound of a call with everything is the largest amount.
+        largest = liquidate_in_market(state, position.wallet, collateral, debt, MAX_UINT, protocol_fees=fees)
+        amount, receive = _amount(rng, largest.max_debt), rng.random() < 0.4
+        try:
+            predicted = liquidate_in_market(
+                state, position.wallet, collateral, debt, amount, protocol_fees=fees, receive_a_token=receive
+            )
+        except LiquidationReverted as exc:
+            plans.append(Planned(position, amount, receive, None, exc.code))
+            continue
+        plans.append(Planned(position, amount, receive, predicted))
+    return plans, now
+
+
+def test_liquidations_predicted_from_indexed_events(anvil_factory: Callable[..., Any], db_url: str) -> None:
+    rng = random.Random(SEED + 1)
+    compared = 0
+    with anvil_factory() as node:
+        deployment = deploy_markets(node, node.home)
+        prepare(node, deployment)
+        liquidator = node.accounts()[1]
+        _fund(node, deployment, liquidator)
+        for round_no in range(MAX_ROUNDS):
+            compared += _indexed_round(node, deployment, db_url, rng, round_no, liquidator)
+            if compared >= MIN_INDEXED:
+                break
+    print(f"\n{compared} liquidations predicted from indexed events equal the chain's")
+    assert compared >= MIN_INDEXED
+
+
+def _indexed_round(
+    node: Anvil, deployment: Deployment, db_url: str, rng: random.Random, round_no: int, liquidator: str
+) -> int:
+    _reset_prices(node, deployment)
+    positions = _open(node, deployment, rng, round_no)
+    _shock(node, deployment, rng)
+    plans, now = _indexed_plans(node, deployment, db_url, positions, rng)
+    for plan in plans:
+        plan.tx_hash = _send_liquidation(deployment, plan, liquidator)
+    receipts = _mine(node, [p.tx_hash for p in plans], now)
+    reserves = _reserves(deployment)
+    compared = 0
+    for plan in plans:
+        receipt = receipts[plan.tx_hash]
+        assert (receipt["status"] == "0x1") == (plan.predicted is not None), plan
+        if plan.predicted is None:
+            continue
+        observed = _observed(deployment, plan, receipt, liquidator) | _flags(deployment, plan, reserves)
+        assert observed == _expected(plan), plan.position
+        compared += 1
+    return compared
