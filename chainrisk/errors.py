@@ -10,7 +10,8 @@ its traceback. The CLI prints `error: <message>` on one line and exits with the 
      ├─ DatabaseUrlError             chainrisk/db.py: CHAINRISK_DATABASE_URL malformed or unreachable
      ├─ EmbeddedServerError          chainrisk/embedded.py: the embedded server cannot start (exit 1)
      │   └─ EmbeddedHomeError        CHAINRISK_HOME is empty or relative
-     └─ ReaderRoleError              chainrisk/reader.py: grant-reader refused (name, option, role with more)
+     ├─ ReaderRoleError              chainrisk/reader.py: grant-reader refused (name, option, role with more)
+     └─ ServiceError                 chainrisk/serve/service.py: the service cannot go on (exit 1)
 """
 
 from __future__ import annotations
