@@ -64,6 +64,8 @@ HEALTH_FACTOR_NOT_BELOW_THRESHOLD = "45"
 COLLATERAL_CANNOT_BE_LIQUIDATED = "46"
 SPECIFIED_CURRENCY_NOT_BORROWED_BY_USER = "47"
 MUST_NOT_LEAVE_DUST = "103"
+# Not an Errors.sol code: Solidity's checked-arithmetic panic, as a burn past the balance raises it.
+ARITHMETIC_UNDERFLOW = "Panic(0x11)"
 
 
 class LiquidationInputError(GraphError, ValueError):
@@ -304,7 +306,7 @@ def _burn_scaled(scaled: int, amount: int, index: int, what: str) -> int:
     if amount_scaled == 0:
         raise LiquidationReverted(INVALID_BURN_AMOUNT, f"{what}: {amount} burns zero scaled units")
     if amount_scaled > scaled:
-        raise LiquidationReverted(INVALID_BURN_AMOUNT, f"{what}: burns more than the scaled balance")
+        raise LiquidationReverted(ARITHMETIC_UNDERFLOW, f"{what}: burns more than the scaled balance")
     return scaled - amount_scaled
 
 
