@@ -7,6 +7,8 @@ LiquidationLogic. tests/devnet/test_liquidation.py checks 3.0 against the chain.
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from graph.errors import GraphError
@@ -170,3 +172,37 @@ def test_profit_after_slippage_and_gas() -> None:
     assert worth_liquidating(out, quote, 20 * E6)
     assert not worth_liquidating(out, 8_510 * E6, 20 * E6)
     assert not worth_liquidating(out, quote, 20 * E6, min_profit=10_000 * E6)
+
+
+def test_v33_small_reserve_debt_closes_fully() -> None:
+    # HF 0.97 > 0.95, but the USDC debt is worth under $2,000: all of it may go (3.0: half of it).
+    reserves = _position(2_000, 10 * E18, 1_500 * E6, 15_500 * E18)
+    assert liquidate(reserves, WETH, USDC, MAX_UINT, TERMS, rules="3.3").debt_repaid == 1_500 * E6
+    assert liquidate(reserves, WETH, USDC, MAX_UINT, TERMS, rules="3.0").debt_repaid == 750 * E6
+
+
+def test_largest_amount_never_reverts_and_one_more_does_not_repay_more() -> None:
+    rng = random.Random(7)
+    checked = 0
+    for _ in range(300):
+        reserves = _position(
+            rng.randint(900, 2_100),
+            rng.randint(1, 20) * E18,
+            rng.randint(500, 20_000) * E6,
+            rng.randint(0, 9_000) * E18,
+        )
+        for rules in ("3.0", "3.3"):
+            try:
+                best = max_debt_to_cover(reserves, WETH, USDC, TERMS, rules=rules)
+            except LiquidationReverted as exc:
+                assert exc.code in {"45", "103"}
+                continue
+            repaid = liquidate(reserves, WETH, USDC, best, TERMS, rules=rules).debt_repaid
+            try:
+                more = liquidate(reserves, WETH, USDC, best + 1, TERMS, rules=rules).debt_repaid
+            except LiquidationReverted as exc:
+                assert exc.code == "103"
+            else:
+                assert more == repaid
+            checked += 1
+    assert checked > 200
