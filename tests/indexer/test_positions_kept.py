@@ -128,3 +128,68 @@ def _history_at(
         (CHAIN, pool, block, block),
     ).fetchall()
     return {(str(r[0]), str(r[1])): tuple(int(str(v)) for v in r[2:]) for r in rows}
+
+
+def test_following_across_a_reorg_keeps_history_equal_to_a_fresh_rebuild(
+    node_home: Path, db_url: str, second_db_url: str
+) -> None:
+    import threading
+
+    from indexer.sync import Syncer
+
+    with Anvil(node_home) as node:
+        deployment = deploy_markets(node, node_home)
+        simulate(deployment, 1, 20, 5)
+        manifest = deployment.to_manifest()
+        config = IndexConfig(**tomllib.loads(indexer_toml({**manifest, "rpc_url": node.url})))
+        chain = config.chains[0].model_copy(update={"poll_interval_s": 0.05, "finality_depth": 16})
+        plan = config_plan(chain, config.contracts, None, True)
+        conninfo = to_libpq_url(db_url)
+        running: list[Syncer] = []
+        with PositionKeeper(conninfo, CHAIN) as keeper:
+            follow = threading.Thread(
+                target=run_plan,
+                args=(plan, conninfo),
+                kwargs={"on_start": running.append, "listener": keeper},
+            )
+            follow.start()
+            try:
+                _until(lambda: _cursor(db_url) == node.block_number())
+                eth = deployment.price("WETH", "aave")
+                fork_base = node.snapshot()
+                deployment.set_price("WETH", eth * 70 // 100)
+                node.mine(2)
+                _until(lambda: _cursor(db_url) == node.block_number())
+                node.revert(fork_base)
+                deployment.set_price("WETH", eth * 110 // 100)
+                node.mine(4)
+                _until(lambda: _cursor(db_url) == node.block_number() and _reorgs(db_url) == 1)
+            finally:
+                if running:
+                    running[0].stop_requested = True
+                follow.join(timeout=60)
+        _index_keeping(node.url, second_db_url, manifest)
+    # Joined: the keeper heard every committed batch (it runs in the loop, after each commit).
+    assert not follow.is_alive()
+    assert _tables(db_url) == _tables(second_db_url)
+
+
+def _cursor(db: str) -> int:
+    with psycopg.connect(to_libpq_url(db)) as conn:
+        row = conn.execute("SELECT coalesce(max(block_number), -1) FROM cursors").fetchone()
+    return int(str(row[0])) if row else -1
+
+
+def _reorgs(db: str) -> int:
+    with psycopg.connect(to_libpq_url(db)) as conn:
+        row = conn.execute("SELECT count(*) FROM reorgs").fetchone()
+    return int(str(row[0])) if row else 0
+
+
+def _until(condition: Any, timeout_s: float = 60) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
