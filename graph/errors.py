@@ -6,7 +6,9 @@ traceback. The CLI answers a `GraphError` with its `exit_code`: 2 for input the 
     GraphError                       root
      ├─ GraphInputError              graph/validation.py, graph/debtrank.py, graph/clearing.py: a matrix or
      │                               vector that the models cannot take (also a ValueError)
-     └─ ShockError                   a `--shock MARKET=FRACTION` that names no market or no fraction in [0, 1]
+     ├─ ShockError                   a `--shock MARKET=FRACTION` that names no market or no fraction in [0, 1]
+     ├─ LiquidationInputError        graph/liquidation.py: positions or amounts the rules cannot take
+     └─ LiquidationReverted          graph/liquidation.py: the pool would revert (Aave's error code)
 """
 
 from __future__ import annotations
