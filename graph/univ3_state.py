@@ -1,0 +1,186 @@
+"""A Uniswap v3 pool's swap state at any block, rebuilt from its indexed events alone.
+
+    rebuilt = pool_state_at(conn, chain_id=1, pool=address, block=18_000_000)
+    rebuilt.pool.quote(True, 10**18)                  # what selling 1 token0 gave at that block
+    assert rebuilt.mismatches == []                   # every Swap checkpoint agreed
+
+The factory's PoolCreated gives the fee and tick spacing; Initialize the first price; Mint and Burn the
+liquidity per tick and, when their range holds the current tick, the active liquidity. A Swap event
+reports the price, tick and liquidity it left, so each one is a checkpoint: the swap is replayed with the
+exact swap maths from what the event says went in (or, for an exact-output swap, came out), its price at
+most as a limit (a swap with a price limit stops there), and the replay must give the event's other amount,
+price, tick and liquidity. The replay is what checks the rebuilt ticks: the liquidity met along the way
+decides the amounts. The state then continues from the event's own values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import NamedTuple
+
+import psycopg
+
+from graph.errors import GraphError
+from graph.univ3 import UniswapMathError
+from graph.univ3_pool import Pool, SwapOutcome
+
+
+class PoolStateError(GraphError, LookupError):
+    """No PoolCreated or Initialize indexed for the pool up to the block asked for."""
+
+
+class PoolEvent(NamedTuple):
+    """One state-changing event in chain order; ``values`` in its declaration order (ints)."""
+
+    kind: str  # initialize, mint, burn or swap
+    block_number: int
+    log_index: int
+    values: tuple[int, ...]
+
+
+class Mismatch(NamedTuple):
+    """A Swap whose replay disagreed with what the event reported."""
+
+    block_number: int
+    log_index: int
+    reported: tuple[int, int, int, int, int]  # amount0, amount1, sqrtPriceX96, tick, liquidity
+    replayed: tuple[int, int, int, int, int] | None  # None: every replay reverted
+
+
+@dataclass
+class RebuiltPool:
+    """A pool's state after its events up to ``block``, and how the Swap checkpoints went."""
+
+    address: str
+    block: int
+    pool: Pool
+    swaps: int = 0
+    mismatches: list[Mismatch] = field(default_factory=list)
+
+
+# Event columns in the order PoolEvent.values carries them; numeric columns arrive as Decimal.
+_EVENTS_SQL = """
+SELECT 'initialize', block_number, log_index, ARRAY[sqrt_price_x96, tick]
+  FROM uniswap_v3_initialize WHERE chain_id = %(chain)s AND address = %(pool)s AND block_number <= %(block)s
+UNION ALL
+SELECT 'mint', block_number, log_index, ARRAY[tick_lower, tick_upper, amount]
+  FROM uniswap_v3_mint WHERE chain_id = %(chain)s AND address = %(pool)s AND block_number <= %(block)s
+UNION ALL
+SELECT 'burn', block_number, log_index, ARRAY[tick_lower, tick_upper, amount]
+  FROM uniswap_v3_burn WHERE chain_id = %(chain)s AND address = %(pool)s AND block_number <= %(block)s
+UNION ALL
+SELECT 'swap', block_number, log_index, ARRAY[amount0, amount1, sqrt_price_x96, tick, liquidity]
+  FROM uniswap_v3_swap WHERE chain_id = %(chain)s AND address = %(pool)s AND block_number <= %(block)s
+ORDER BY 2, 3
+"""
+
+_CREATED_SQL = """
+SELECT fee, tick_spacing FROM uniswap_v3_pool_created
+WHERE chain_id = %s AND pool = %s AND block_number <= %s
+ORDER BY block_number DESC LIMIT 1
+"""
+
+
+def pool_state_at(
+    conn: psycopg.Connection[tuple[object, ...]], chain_id: int, pool: str, block: int
+) -> RebuiltPool:
+    """The pool's state after every event of ``block`` and before, from the indexed events."""
+    address = pool.lower()
+    created = conn.execute(_CREATED_SQL, (chain_id, address, block)).fetchone()
+    if created is None:
+        raise PoolStateError(f"no PoolCreated for pool {address} indexed on chain {chain_id} up to {block}")
+    fee, spacing = (int(str(v)) for v in created)
+    rows = conn.execute(_EVENTS_SQL, {"chain": chain_id, "pool": address, "block": block}).fetchall()
+    return rebuild(address, block, fee, spacing, (_event(row) for row in rows))
+
+
+def _event(row: Sequence[object]) -> PoolEvent:
+    kind, block_number, log_index, values = row
+    assert isinstance(values, list)
+    return PoolEvent(str(kind), int(str(block_number)), int(str(log_index)), tuple(_int(v) for v in values))
+
+
+def _int(value: object) -> int:
+    if isinstance(value, Decimal):
+        return int(value)  # NUMERIC(78,0) and BIGINT columns are whole numbers: exact
+    return int(str(value))
+
+
+def rebuild(address: str, block: int, fee: int, spacing: int, events: Iterable[PoolEvent]) -> RebuiltPool:
+    """Apply a pool's events in chain order; the first must be its Initialize."""
+    rebuilt: RebuiltPool | None = None
+    for event in events:
+        if event.kind == "initialize":
+            sqrt_price, tick = event.values
+            rebuilt = RebuiltPool(address, block, Pool(fee, spacing, sqrt_price, tick))
+        elif rebuilt is None:
+            raise PoolStateError(f"pool {address} has a {event.kind} before its Initialize")
+        elif event.kind == "mint":
+            lower, upper, amount = event.values
+            rebuilt.pool.update_position(lower, upper, amount)
+        elif event.kind == "burn":
+            lower, upper, amount = event.values
+            rebuilt.pool.update_position(lower, upper, -amount)
+        else:
+            _checkpoint(rebuilt, event)
+    if rebuilt is None:
+        raise PoolStateError(f"pool {address} has no Initialize indexed up to block {block}")
+    return rebuilt
+
+
+def _checkpoint(rebuilt: RebuiltPool, event: PoolEvent) -> None:
+    amount0, amount1, sqrt_price, tick, liquidity = event.values
+    reported = (amount0, amount1, sqrt_price, tick, liquidity)
+    replay = replay_swap(rebuilt.pool, amount0, amount1, sqrt_price)
+    found = None if replay is None else _summary(replay.outcome)
+    if replay is None or found is None or not _agrees(found, reported, replay.other_side):
+        rebuilt.mismatches.append(Mismatch(event.block_number, event.log_index, reported, found))
+    rebuilt.swaps += 1
+    pool = rebuilt.pool
+    pool.sqrt_price, pool.tick, pool.liquidity = sqrt_price, tick, liquidity
+
+
+def _summary(outcome: SwapOutcome) -> tuple[int, int, int, int, int]:
+    return outcome.amount0, outcome.amount1, outcome.sqrt_price, outcome.tick, outcome.liquidity
+
+
+def _agrees(found: tuple[int, ...], reported: tuple[int, ...], other_side: int) -> bool:
+    """The replay left the reported price, tick and liquidity, and computed the side it was not given
+    (0: amount0, 1: amount1) as reported."""
+    return found[2:] == reported[2:] and found[other_side] == reported[other_side]
+
+
+class Replay(NamedTuple):
+    """A replayed swap and which amount it computed (0: amount0, 1: amount1) rather than was given."""
+
+    outcome: SwapOutcome
+    other_side: int
+
+
+def replay_swap(pool: Pool, amount0: int, amount1: int, sqrt_after: int) -> Replay | None:
+    """The swap a Swap event reports, replayed on ``pool`` (left unchanged); None if every replay reverts.
+
+    Tried in turn: the input as exact input, the output as exact output, then both again with the reported
+    price as the limit, which a swap with a price limit stopped at. The first replay that lands on the
+    reported price is returned. (Exact input stopped by its limit charges the remaining input as fee, a
+    replay reaching the same price charges a rounded-up fee instead: the input given is not compared, the
+    output is.)
+    """
+    zero_for_one = amount0 > 0
+    paid, got = (amount0, amount1) if zero_for_one else (amount1, amount0)
+    side_in, side_out = (0, 1) if zero_for_one else (1, 0)
+    moved = sqrt_after < pool.sqrt_price if zero_for_one else sqrt_after > pool.sqrt_price
+    last: Replay | None = None
+    for limit in (0, sqrt_after) if moved else (0,):
+        for specified, other in ((paid, side_out), (got, side_in)):
+            if specified == 0:
+                continue
+            try:
+                last = Replay(pool.quote(zero_for_one, specified, limit), other)
+            except UniswapMathError:
+                continue
+            if last.outcome.sqrt_price == sqrt_after:
+                return last
+    return last
