@@ -121,8 +121,10 @@ class PoolState:
 
 @dataclass(frozen=True)
 class Quote:
-    """QuoterV2's answer for an exact-input swap: output, price after, initialised ticks crossed, gas."""
+    """QuoterV2's answer: input and output (one of them the amount asked about), price after, initialised
+    ticks crossed, gas."""
 
+    amount_in: int
     amount_out: int
     sqrt_price_after: int
     ticks_crossed: int
@@ -234,7 +236,20 @@ class Uniswap:
         out, sqrt_after, crossed, gas = self.contract(self.quoter, "QuoterV2").call(
             "quoteExactInputSingle", params
         )
-        return Quote(int(out), int(sqrt_after), int(crossed), int(gas))
+        return Quote(amount_in, int(out), int(sqrt_after), int(crossed), int(gas))
+
+    def quote_exact_output(
+        self, token_in: str, token_out: str, amount_out: int, sqrt_price_limit: int = 0
+    ) -> Quote:
+        """QuoterV2.quoteExactOutputSingle: what getting ``amount_out`` would cost now (without a limit the
+        quoter reverts when the pool cannot deliver all of it)."""
+        pool = self.pool(token_in, token_out)
+        source, target = self.deployment.token(token_in), self.deployment.token(token_out)
+        params = (source.address, target.address, amount_out, pool.fee, sqrt_price_limit)
+        paid, sqrt_after, crossed, gas = self.contract(self.quoter, "QuoterV2").call(
+            "quoteExactOutputSingle", params
+        )
+        return Quote(int(paid), amount_out, int(sqrt_after), int(crossed), int(gas))
 
     def swap_exact_input(
         self,

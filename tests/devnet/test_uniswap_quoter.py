@@ -20,6 +20,7 @@ from tests.devnet.fixtures import devnet_home  # noqa: F401
 
 ROUNDS = 5
 QUOTES_PER_ROUND = 50  # x 4 pools x 5 rounds = 1,000 quotes
+EXACT_OUT_PER_POOL = 50
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +86,37 @@ def test_a_thousand_random_quotes_equal_quoter_v2(chain: tuple[Anvil, Deployment
     assert compared == 1_000
     assert differences == []
     assert crossing > 300  # the concentrated ranges are crossed, not just the full range
+
+
+def test_random_exact_output_quotes_equal_quoter_v2(chain: tuple[Anvil, Deployment, Uniswap]) -> None:
+    _, _, uniswap = chain
+    draw = random.Random(12)
+    differences, compared = [], 0
+    for name in sorted(uniswap.pools):
+        pool = offchain_pool(uniswap.pool_state(name))
+        for _ in range(EXACT_OUT_PER_POOL):
+            token_in, token_out, zero_for_one, amount, limit = _random_swap(draw, uniswap, name, pool)
+            wanted = _in_output_token(pool, zero_for_one, max(1, amount // 3))
+            quote = uniswap.quote_exact_output(token_in, token_out, wanted, limit)
+            mine = pool.quote(zero_for_one, -wanted, limit)
+            paid, got = (mine.amount0, -mine.amount1) if zero_for_one else (mine.amount1, -mine.amount0)
+            # Without a limit the whole output comes; with one, the quoter reports only what it costs.
+            if (paid, mine.sqrt_price, mine.ticks_crossed) != (
+                quote.amount_in,
+                quote.sqrt_price_after,
+                quote.ticks_crossed,
+            ) or (limit == 0 and got != wanted):
+                differences.append((name, wanted, limit, mine, quote))
+            compared += 1
+    assert compared == 4 * EXACT_OUT_PER_POOL
+    assert differences == []
+
+
+def _in_output_token(pool: Pool, zero_for_one: bool, amount: int) -> int:
+    """``amount`` of the input token in output-token units at the pool price (token1 per token0 = p^2)."""
+    if zero_for_one:
+        return max(1, amount * pool.sqrt_price // 2**96 * pool.sqrt_price // 2**96)
+    return max(1, amount * 2**96 // pool.sqrt_price * 2**96 // pool.sqrt_price)
 
 
 def _move(draw: random.Random, uniswap: Uniswap, name: str, pool: Pool, trader: str) -> None:
