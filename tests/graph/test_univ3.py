@@ -44,7 +44,7 @@ def test_sqrt_ratio_at_the_extreme_and_known_ticks() -> None:
 
 def test_sqrt_ratio_follows_one_basis_point_per_tick() -> None:
     # Within 1e-12 of sqrt(1.0001)^tick: exact rational arithmetic, no floats.
-    for tick in (-500_000, -50_000, -1_000, -50, 50, 1_000, 50_000, 150_000, 500_000):
+    for tick in (-60_000, -1_000, -50, 50, 1_000, 20_000, 60_000):
         got = sqrt_ratio_at_tick(tick)
         # got^2 / 2^192 against 1.0001^tick, compared as integers scaled by 10^12.
         lhs, rhs = got * got * 10_000 ** max(tick, 0), 2**192 * 10_001 ** max(tick, 0)
