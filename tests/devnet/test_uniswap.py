@@ -13,8 +13,10 @@ from devnet.aave import Deployment, deploy_markets
 from devnet.anvil import Anvil
 from devnet.scenario import ScenarioError, price_path, simulate
 from devnet.uniswap import (
+    MAX_TICK,
     PAIRS,
     SWAP_TOPIC,
+    TICK_SPACING,
     Uniswap,
     UniswapError,
     deploy_uniswap,
@@ -153,3 +155,28 @@ def test_feedback_mixes_pool_prices_into_the_oracles(
     assert mixed.reverted == 0 and mixed.liquidations
     assert feed_mixed != plain[3]  # the oracle published something other than the path
     assert {**mixed.to_dict(), "wall_s": 0} != {**plain[0].to_dict(), "wall_s": 0}
+
+
+def _ranges(uniswap: Uniswap) -> dict[str, dict[int, tuple[int, int]]]:
+    return {name: uniswap.pool_state(name).ticks for name in uniswap.pools}
+
+
+def test_pools_hold_concentrated_ranges_drawn_from_the_seed(
+    chain: tuple[Anvil, Deployment, Uniswap],
+) -> None:
+    node, deployment, uniswap = chain
+    ticks = _ranges(uniswap)
+    for name, pool in uniswap.pools.items():
+        spacing = TICK_SPACING[pool.fee]
+        full = (-(MAX_TICK // spacing) * spacing, MAX_TICK // spacing * spacing)
+        assert set(full) <= set(ticks[name]) and len(ticks[name]) > 2 + PAIRS[0].ranges
+        state = uniswap.pool_state(name)
+        assert state.liquidity > ticks[name][full[0]][1]  # more than the full range alone at the price
+    snapshot = node.snapshot()
+    try:
+        again = _ranges(deploy_uniswap(deployment, deployment.home))
+        other = _ranges(deploy_uniswap(deployment, deployment.home, seed=1))
+    finally:
+        node.revert(snapshot)
+    assert {n: set(t) for n, t in again.items()} == {n: set(t) for n, t in ticks.items()}
+    assert {n: set(t) for n, t in other.items()} != {n: set(t) for n, t in ticks.items()}
