@@ -69,15 +69,21 @@ class Pool:
             raise UniswapMathError(f"bad position range [{lower}, {upper})")
         if delta == 0:
             return  # a poke: fees only
+        # Every check first, as the contract reverts the whole call: a failed update changes nothing.
+        for tick in (lower, upper):
+            gross = add_delta(self.ticks.get(tick, TickInfo()).gross, delta)
+            if gross > max_liquidity_per_tick(self.tick_spacing):
+                raise UniswapMathError(f"liquidity on tick {tick} over the per-tick maximum (LO)")
+        active = lower <= self.tick < upper
+        liquidity = add_delta(self.liquidity, delta) if active else self.liquidity
         self._update_tick(lower, delta, upper=False)
         self._update_tick(upper, delta, upper=True)
-        if lower <= self.tick < upper:
-            self.liquidity = add_delta(self.liquidity, delta)
+        self.liquidity = liquidity
 
     def _update_tick(self, tick: int, delta: int, upper: bool) -> None:
         info = self.ticks.setdefault(tick, TickInfo())
         before = info.gross
-        info.gross = add_delta(info.gross, delta)
+        info.gross += delta
         info.net += -delta if upper else delta
         if (before == 0) != (info.gross == 0):
             self._flip(tick)
@@ -199,6 +205,12 @@ def _position(tick: int, spacing: int) -> tuple[int, int]:
     shifted arithmetically, the bit as uint8 of the signed remainder."""
     compressed = _quot(tick, spacing)
     return compressed >> 8, _rem(compressed, 256) & 0xFF
+
+
+def max_liquidity_per_tick(spacing: int) -> int:
+    """Tick.tickSpacingToMaxLiquidityPerTick: uint128 max over the usable ticks (truncating divisions)."""
+    lowest, highest = -_quot(-MIN_TICK, spacing) * spacing, _quot(MAX_TICK, spacing) * spacing
+    return UINT128 // ((highest - lowest) // spacing + 1)
 
 
 def add_delta(liquidity: int, delta: int) -> int:

@@ -21,7 +21,7 @@ from graph.univ3 import (
     sqrt_ratio_at_tick,
     tick_at_sqrt_ratio,
 )
-from graph.univ3_pool import Pool
+from graph.univ3_pool import Pool, max_liquidity_per_tick
 
 E18 = 10**18
 STABLE_IN, STABLE_OUT = 1_000_700_370_186_095, 999_700_069_986_002  # all of the [-10, 10) position
@@ -185,3 +185,18 @@ def test_mint_and_burn_keep_ticks_bitmap_and_liquidity() -> None:
         pool.update_position(60, 600, -8)
     with pytest.raises(UniswapMathError, match="range"):
         pool.update_position(61, 600, 1)
+
+
+def test_per_tick_liquidity_cap_and_atomic_updates() -> None:
+    # v3-core Tick.spec.ts: the cap for the fee tiers' spacings, spacing 1, 2302 and the whole range.
+    assert max_liquidity_per_tick(10) == 1_917_569_901_783_203_986_719_870_431_555_990
+    assert max_liquidity_per_tick(60) == 11_505_743_598_341_114_571_880_798_222_544_994
+    assert max_liquidity_per_tick(200) == 38_350_317_471_085_141_830_651_933_667_504_588
+    assert max_liquidity_per_tick(1) == 191_757_530_477_355_301_479_181_766_273_477
+    assert max_liquidity_per_tick(2302) == 441_351_967_472_034_323_558_203_122_479_595_605
+    assert max_liquidity_per_tick(MAX_TICK) == (2**128 - 1) // 3
+    pool = Pool(fee=3_000, tick_spacing=60, sqrt_price=Q96, tick=0)
+    pool.update_position(-60, 60, max_liquidity_per_tick(60))
+    with pytest.raises(UniswapMathError, match="LO"):
+        pool.update_position(60, 120, 1)  # tick 60 is full; tick 120 must stay untouched
+    assert set(pool.ticks) == {-60, 60} and pool.liquidity == max_liquidity_per_tick(60)
