@@ -1,6 +1,7 @@
 """A Uniswap v3 pool's swap state at any block, rebuilt from its indexed events alone.
 
     rebuilt = pool_state_at(conn, chain_id=1, pool=address, block=18_000_000)
+    history = pool_states_at(conn, 1, address, [17_000_000, 18_000_000])  # one pass for many blocks
     rebuilt.pool.quote(True, 10**18)                  # what selling 1 token0 gave at that block
     assert rebuilt.mismatches == []                   # every Swap checkpoint agreed
 
@@ -16,6 +17,7 @@ decides the amounts. The state then continues from the event's own values.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from copy import deepcopy
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import NamedTuple
@@ -87,13 +89,20 @@ def pool_state_at(
     conn: psycopg.Connection[tuple[object, ...]], chain_id: int, pool: str, block: int
 ) -> RebuiltPool:
     """The pool's state after every event of ``block`` and before, from the indexed events."""
-    address = pool.lower()
-    created = conn.execute(_CREATED_SQL, (chain_id, address, block)).fetchone()
+    return pool_states_at(conn, chain_id, pool, [block])[block]
+
+
+def pool_states_at(
+    conn: psycopg.Connection[tuple[object, ...]], chain_id: int, pool: str, blocks: Sequence[int]
+) -> dict[int, RebuiltPool]:
+    """The pool's state at each of ``blocks``, from one pass over its events."""
+    address, last = pool.lower(), max(blocks)
+    created = conn.execute(_CREATED_SQL, (chain_id, address, last)).fetchone()
     if created is None:
-        raise PoolStateError(f"no PoolCreated for pool {address} indexed on chain {chain_id} up to {block}")
+        raise PoolStateError(f"no PoolCreated for pool {address} indexed on chain {chain_id} up to {last}")
     fee, spacing = (int(str(v)) for v in created)
-    rows = conn.execute(_EVENTS_SQL, {"chain": chain_id, "pool": address, "block": block}).fetchall()
-    return rebuild(address, block, fee, spacing, (_event(row) for row in rows))
+    rows = conn.execute(_EVENTS_SQL, {"chain": chain_id, "pool": address, "block": last}).fetchall()
+    return rebuild_at(address, blocks, fee, spacing, (_event(row) for row in rows))
 
 
 def _event(row: Sequence[object]) -> PoolEvent:
@@ -109,24 +118,50 @@ def _int(value: object) -> int:
 
 
 def rebuild(address: str, block: int, fee: int, spacing: int, events: Iterable[PoolEvent]) -> RebuiltPool:
-    """Apply a pool's events in chain order; the first must be its Initialize."""
+    """Apply a pool's events in chain order (those after ``block`` ignored); the first is its Initialize."""
+    return rebuild_at(address, [block], fee, spacing, events)[block]
+
+
+def rebuild_at(
+    address: str, blocks: Sequence[int], fee: int, spacing: int, events: Iterable[PoolEvent]
+) -> dict[int, RebuiltPool]:
+    """The state at each of ``blocks`` (after all of that block's events), replaying ``events`` once."""
+    wanted = sorted(set(blocks))
+    states: dict[int, RebuiltPool] = {}
     rebuilt: RebuiltPool | None = None
     for event in events:
-        if event.kind == "initialize":
-            sqrt_price, tick = event.values
-            rebuilt = RebuiltPool(address, block, Pool(fee, spacing, sqrt_price, tick))
-        elif rebuilt is None:
-            raise PoolStateError(f"pool {address} has a {event.kind} before its Initialize")
-        elif event.kind == "mint":
-            lower, upper, amount = event.values
-            rebuilt.pool.update_position(lower, upper, amount)
-        elif event.kind == "burn":
-            lower, upper, amount = event.values
-            rebuilt.pool.update_position(lower, upper, -amount)
-        else:
-            _checkpoint(rebuilt, event)
+        while wanted and event.block_number > wanted[0]:
+            block = wanted.pop(0)
+            states[block] = _snapshot(rebuilt, address, block)
+        if not wanted:
+            break
+        rebuilt = _apply(rebuilt, event, address, fee, spacing)
+    for block in wanted:
+        states[block] = _snapshot(rebuilt, address, block)
+    return states
+
+
+def _snapshot(rebuilt: RebuiltPool | None, address: str, block: int) -> RebuiltPool:
     if rebuilt is None:
         raise PoolStateError(f"pool {address} has no Initialize indexed up to block {block}")
+    copy = deepcopy(rebuilt)
+    copy.block = block
+    return copy
+
+
+def _apply(
+    rebuilt: RebuiltPool | None, event: PoolEvent, address: str, fee: int, spacing: int
+) -> RebuiltPool:
+    if event.kind == "initialize":
+        sqrt_price, tick = event.values
+        return RebuiltPool(address, event.block_number, Pool(fee, spacing, sqrt_price, tick))
+    if rebuilt is None:
+        raise PoolStateError(f"pool {address} has a {event.kind} before its Initialize")
+    if event.kind in ("mint", "burn"):
+        lower, upper, amount = event.values
+        rebuilt.pool.update_position(lower, upper, amount if event.kind == "mint" else -amount)
+    else:
+        _checkpoint(rebuilt, event)
     return rebuilt
 
 

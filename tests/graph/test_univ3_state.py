@@ -7,7 +7,7 @@ import pytest
 
 from graph.univ3 import Q96, sqrt_ratio_at_tick
 from graph.univ3_pool import Pool
-from graph.univ3_state import PoolEvent, PoolStateError, rebuild
+from graph.univ3_state import PoolEvent, PoolStateError, rebuild, rebuild_at
 
 E18 = 10**18
 POSITIONS = [(-887_220, 887_220, 2 * E18), (-600, 600, 5 * E18), (-3_000, -1_200, 3 * E18)]
@@ -63,3 +63,15 @@ def test_burn_and_missing_initialize() -> None:
         rebuild("0xpool", 10, 3_000, 60, events[1:])
     with pytest.raises(PoolStateError, match="no Initialize"):
         rebuild("0xpool", 10, 3_000, 60, [])
+
+
+def test_states_at_many_blocks_in_one_pass() -> None:
+    events = _history(SWAPS)  # Initialize at block 1, Mints at 2, swaps at 3..7
+    states = rebuild_at("0xpool", [7, 2, 4, 100], 3_000, 60, events)
+    assert sorted(states) == [2, 4, 7, 100]
+    for block, state in states.items():
+        alone = rebuild("0xpool", block, 3_000, 60, [e for e in events if e.block_number <= block])
+        assert (state.block, state.swaps, state.pool) == (block, alone.swaps, alone.pool)
+    assert states[2].swaps == 0 and states[4].swaps == 2 and states[100].swaps == len(SWAPS)
+    with pytest.raises(PoolStateError, match="no Initialize"):
+        rebuild_at("0xpool", [0, 5], 3_000, 60, events)

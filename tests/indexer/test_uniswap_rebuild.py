@@ -19,7 +19,7 @@ from chainrisk.db import to_libpq_url
 from devnet.aave import Contract, Deployment, deploy_markets
 from devnet.anvil import Anvil
 from devnet.uniswap import DEADLINE, MAX_UINT, MINT_GAS, SWAP_TOPIC, TICK_SPACING, Uniswap, deploy_uniswap
-from graph.univ3_state import RebuiltPool, pool_state_at
+from graph.univ3_state import RebuiltPool, pool_state_at, pool_states_at
 from indexer.config import ChainConfig
 from indexer.registry import DecoderRegistry
 from indexer.runner import Plan, run_plan
@@ -155,10 +155,12 @@ def test_rebuilt_pools_meet_every_swap_and_the_chain_at_any_block(
             assert rebuilt.mismatches == []
             assert rebuilt.swaps == _chain_swaps(node, spec.address)
             swaps += rebuilt.swaps
-            for block in [*samples, head]:
-                state = uniswap.pool_state(name, block)
-                chain_view = (state.sqrt_price, state.tick, state.liquidity, state.ticks, state.bitmap)
-                assert _rebuilt_view(pool_state_at(conn, CHAIN_ID, spec.address, block)) == chain_view
+            history = pool_states_at(conn, CHAIN_ID, spec.address, [*samples, head])
+            assert _rebuilt_view(history[head]) == _rebuilt_view(rebuilt)
+            for block, state in history.items():
+                chain = uniswap.pool_state(name, block)
+                chain_view = (chain.sqrt_price, chain.tick, chain.liquidity, chain.ticks, chain.bitmap)
+                assert _rebuilt_view(state) == chain_view
         burns = conn.execute("SELECT count(*), count(DISTINCT address) FROM uniswap_v3_burn").fetchone()
         collects = conn.execute("SELECT count(*) FROM uniswap_v3_collect").fetchone()
     assert swaps >= 120
