@@ -18,12 +18,14 @@ from graph.cascade import (
     LendingMarket,
     OracleModel,
     PoolKey,
+    market_from_state,
     run_cascade,
 )
 from graph.errors import GraphError
 from graph.liquidation import ReserveTerms, Rules, liquidate, max_debt_to_cover
 from graph.univ3 import tick_at_sqrt_ratio
 from graph.univ3_pool import Pool
+from indexer.lending.positions import Balance, MarketState, ReserveConfig, ReserveState, ReserveTokens
 from indexer.protocols.aave_math import RAY, UserReserve
 
 WETH, USDC = "0x" + "11" * 20, "0x" + "22" * 20  # WETH sorts first: the pool's token0
@@ -205,3 +207,29 @@ def test_inputs_that_do_not_fit_raise_a_graph_error() -> None:
         _run(shock={WETH: Fraction(-1)})
     with pytest.raises(CascadeInputError):
         run_cascade([_market()], {KEY: _pool()}, {WETH: OracleModel(2_000 * E8)}, CRASH)
+
+
+def test_a_market_from_an_indexed_state_runs_as_the_same_book() -> None:
+    state = MarketState(
+        chain_id=1,
+        pool="0x" + "99" * 20,
+        block=1,
+        timestamp=1_000,
+        reserves={a: ReserveTokens(a, a, a) for a in (WETH, USDC)},
+        decimals={WETH: 18, USDC: 6},
+        states={
+            WETH: ReserveState(last_update_timestamp=1_000),
+            USDC: ReserveState(last_update_timestamp=1_000),
+        },
+        configs={WETH: ReserveConfig(8_000, 8_250, 10_500), USDC: ReserveConfig(8_000, 8_250, 10_450)},
+        emode_categories={},
+        prices={WETH: 2_000 * E8, USDC: E8},
+        balances={
+            USER_A: {WETH: Balance(scaled_atoken=10 * E18), USDC: Balance(scaled_vdebt=13_469 * E6)},
+            USER_B: {WETH: Balance(scaled_atoken=10 * E18), USDC: Balance(scaled_vdebt=13_134 * E6)},
+        },
+        collateral={USER_A: {WETH: True}, USER_B: {WETH: True}},
+    )
+    market = market_from_state("aave", state, rules="3.0", protocol_fees={WETH: 1_000, USDC: 1_000})
+    assert market.terms == TERMS
+    assert _run(market).rounds == _run().rounds
