@@ -99,7 +99,8 @@ def indexer_toml(manifest: Mapping[str, Any], chain: str = CHAIN_NAME) -> str:
     """chainrisk.toml text: ``[[chains]]`` for the devnet and ``[[contracts]]`` for what it deployed.
 
     Per market the Pool, its PoolConfigurator and the a/vTokens; per asset the token and its price feed;
-    and the governor when the manifest has a ``governance`` section. ``[[tokens]]`` make every asset's
+    the governor when the manifest has a ``governance`` section, the Uniswap v3 factory and pools when it
+    has a ``uniswap`` one. ``[[tokens]]`` make every asset's
     transfers valued in USD (through the markets' AaveOracle), ``[[labels]]`` name the scenario's
     exchanges, liquidation bots and arbitrageur.
     """
@@ -178,6 +179,12 @@ def _contracts(manifest: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     ]
     if manifest.get("governance"):
         found.append(("governor", manifest["governance"]["governor"], "governor"))
+    if manifest.get("uniswap"):
+        uniswap = manifest["uniswap"]
+        found.append(("uniswap-factory", uniswap["factory"], "uniswap_v3_factory"))
+        found += [
+            (f"uniswap-{name}", pool["address"], "uniswap_v3_pool") for name, pool in uniswap["pools"].items()
+        ]
     return found
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from eth_utils.crypto import keccak
 from devnet.aave import Deployment, deploy_markets
 from devnet.anvil import Anvil
 from devnet.scenario import ScenarioError, price_path, simulate
+from devnet.serve import indexer_toml
 from devnet.uniswap import (
     MAX_TICK,
     PAIRS,
@@ -24,6 +26,7 @@ from devnet.uniswap import (
     sqrt_price_x96,
     uniswap_artifact,
 )
+from indexer.config import IndexConfig
 from tests.devnet.fixtures import devnet_home  # noqa: F401
 
 WAD = 10**18
@@ -92,6 +95,14 @@ def test_bad_requests_and_manifest(fresh: tuple[Deployment, Uniswap, str]) -> No
     again = Uniswap.from_manifest(manifest, deployment)
     assert again is not None and again.to_manifest() == uniswap.to_manifest()
     assert Uniswap.from_manifest(deployment.to_manifest(), deployment) is None
+    config = IndexConfig.model_validate(
+        tomllib.loads(indexer_toml({**manifest, "rpc_url": "http://127.0.0.1:8545"}))
+    )
+    by_abi = {c.address: c.abi for c in config.contracts}
+    assert by_abi[uniswap.factory.lower()] == "uniswap_v3_factory"
+    assert {a for a, abi in by_abi.items() if abi == "uniswap_v3_pool"} == {
+        p.address.lower() for p in uniswap.pools.values()
+    }
     # The periphery's pool-address hash is the core pool's init code: the artifacts belong together.
     pool_code = bytes.fromhex(uniswap_artifact(deployment.home, "UniswapV3Pool").bytecode.removeprefix("0x"))
     assert keccak(pool_code).hex() == "e34f199b19b2b4f47f68442619d555527d244f78a3297ea89325f843f87b8b54"
