@@ -8,7 +8,8 @@ traceback. The CLI answers a `GraphError` with its `exit_code`: 2 for input the 
      │                               vector that the models cannot take (also a ValueError)
      ├─ ShockError                   a `--shock MARKET=FRACTION` that names no market or no fraction in [0, 1]
      ├─ LiquidationInputError        graph/liquidation.py: positions or amounts the rules cannot take
-     └─ LiquidationReverted          graph/liquidation.py: the pool would revert (Aave's error code)
+     ├─ LiquidationReverted          graph/liquidation.py: the pool would revert (Aave's error code)
+     └─ CascadeInputError            graph/cascade.py: markets, pools, oracles or a shock it cannot take
 """
 
 from __future__ import annotations
