@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from chainrisk.commands import bench as bench_cmd
+from chainrisk.commands import contagion as contagion_cmd
 from chainrisk.commands import db as db_cmd
 from chainrisk.commands import demo as demo_cmd
 from chainrisk.commands import devnet as devnet_cmd
@@ -43,6 +44,7 @@ app.add_typer(forecast_cmd.app, name="forecast", help="Volatility and regime for
 app.add_typer(bench_cmd.app, name="bench", help="Benchmarks with a baseline measured in the same run.")
 app.add_typer(labels_cmd.app, name="labels")
 app.add_typer(graph_cmd.app, name="graph")
+app.add_typer(contagion_cmd.app, name="contagion")
 
 
 def configure_logging(level: str) -> None:

@@ -1,0 +1,163 @@
+"""`chainrisk contagion simulate` on an indexed devnet: its liquidations are graph.cascade's, and every one
+of them is an account below health factor 1 at the shocked oracle price."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from dataclasses import replace
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from chainrisk.db import to_libpq_url
+
+pytestmark = pytest.mark.slow
+
+CHAIN = 31337
+
+
+@pytest.fixture(scope="module")
+def indexed(templates: dict[str, str], node_home: Path) -> Iterator[tuple[str, int]]:
+    """A database indexed with the devnet config from markets, Uniswap pools and a short scenario."""
+    from devnet.aave import deploy_markets
+    from devnet.anvil import Anvil
+    from devnet.scenario import simulate
+    from devnet.serve import indexer_toml
+    from devnet.uniswap import deploy_uniswap, manifest_with_uniswap
+    from indexer.catalog import sync_config
+    from indexer.config import IndexConfig
+    from indexer.lending.health import indexed_head
+    from indexer.runner import config_plan, run_plan
+    from tests.conftest import _fresh_database
+
+    for db in _fresh_database(templates["embedded"]):
+        with Anvil(node_home) as node:
+            deployment = deploy_markets(node, node_home)
+            uniswap = deploy_uniswap(deployment, node_home)
+            simulate(deployment, 1, 20, 3, uniswap=uniswap)
+            manifest = manifest_with_uniswap(deployment.to_manifest(), uniswap)
+            config = IndexConfig(**tomllib.loads(indexer_toml({**manifest, "rpc_url": node.url})))
+            with psycopg.connect(to_libpq_url(db)) as conn:
+                sync_config(conn, config.chains, config.tokens, config.labels)
+            run_plan(config_plan(config.chains[0], config.contracts, None, False), to_libpq_url(db))
+        with psycopg.connect(to_libpq_url(db)) as conn:
+            head = indexed_head(conn, CHAIN)
+        assert head is not None
+        yield db, head
+
+
+def _run(db: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "chainrisk.toml").write_text("")
+    env = {
+        **os.environ,
+        "CHAINRISK_DATABASE_URL": db,
+        "CHAINRISK_HOME": str(tmp_path / "home"),
+        "CHAINRISK_CONFIG": str(tmp_path / "chainrisk.toml"),
+        "CHAINRISK_LOG_LEVEL": "WARNING",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "chainrisk", "contagion", "simulate", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _expected_first_round(db: str, head: int, weth_factor: Fraction) -> tuple[list[tuple[str, str]], Any]:
+    """graph.cascade's first-round liquidations on inputs built here from the indexer and graph APIs."""
+    from graph.cascade import OracleModel, market_from_state, run_cascade
+    from graph.univ3_state import pool_state_at
+    from indexer.lending.health import pools
+    from indexer.lending.positions import market_state
+
+    with psycopg.connect(to_libpq_url(db)) as conn:
+        states = [market_state(conn, CHAIN, pool, head) for pool in pools(conn, CHAIN)]
+        rows = conn.execute(
+            "SELECT pool, token0, token1 FROM uniswap_v3_pool_created WHERE chain_id = %s", (CHAIN,)
+        ).fetchall()
+        dex = {(str(t0), str(t1)): pool_state_at(conn, CHAIN, str(p), head).pool for p, t0, t1 in rows}
+        weth = conn.execute("SELECT token FROM tracked_tokens WHERE symbol = 'WETH'").fetchone()
+    assert weth is not None
+    markets = [market_from_state(s.pool, s, rules="3.0", protocol_fees={}) for s in states]
+    prices = {a: p for s in sorted(states, key=lambda s: s.pool, reverse=True) for a, p in s.prices.items()}
+    # Oracles only move after a round, so fixed ones give the same first round as the command's feeds.
+    oracles = {a: OracleModel(p) for a, p in prices.items()}
+    result = run_cascade(markets, dex, oracles, {str(weth[0]): weth_factor})
+    first = result.rounds[0].liquidations if result.rounds else ()
+    return [(x.market, x.user) for x in first], states
+
+
+def test_simulate_liquidates_what_the_cascade_does_below_hf_1(
+    indexed: tuple[str, int], tmp_path: Path
+) -> None:
+    from indexer.protocols.aave_math import HEALTH_FACTOR_LIQUIDATION_THRESHOLD, user_account_data
+
+    db, head = indexed
+    result = _run(db, tmp_path, "--shock", "WETH=-40%", "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["block"] == head and document["depth"] >= 1
+    got = [(x["market"], x["wallet"]) for x in document["rounds"][0]["liquidations"]]
+    expected, states = _expected_first_round(db, head, Fraction(3, 5))
+    assert got == expected and got
+    weth = next(a for a, v in document["shock"].items() if v["symbol"] == "WETH")
+    by_pool = {s.pool: s for s in states}
+    for market, user in got:
+        state = by_pool[market]
+        shocked = [
+            replace(r, price=r.price * 3 // 5) if r.asset == weth else r for r in state.user_reserves(user)
+        ]
+        health = user_account_data(shocked, "3.0", state.emode(user)).health_factor
+        assert health < HEALTH_FACTOR_LIQUIDATION_THRESHOLD
+
+
+def test_a_small_shock_liquidates_nobody(indexed: tuple[str, int], tmp_path: Path) -> None:
+    db, _ = indexed
+    result = _run(db, tmp_path, "--shock", "WETH=-1%", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["depth"] == 0
+    table = _run(db, tmp_path, "--shock", "ETH=-1%")
+    assert table.returncode == 0, table.stderr
+    assert "depth 0" in table.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--shock", "DOGE=-30%"], "--shock 'DOGE=-30%': unknown symbol 'DOGE'; expected one of"),
+        (["--shock", "WETH=-100%"], "(-100%, +inf)"),
+        (["--shock", "WETH=-30"], "expected SYMBOL=PERCENT"),
+        (["--shock", "WETH=-30%", "--block", "999999999"], "--block 999999999: above the indexed head"),
+        (["--shock", "WETH=-30%", "--chain-id", "5"], "--chain-id 5: no Aave v3 pool indexed"),
+        (["--shock", "WETH=-30%", "--rules", "3.1"], "--rules '3.1': expected 3.0 or 3.3"),
+    ],
+)
+def test_bad_input_is_one_error_line(
+    indexed: tuple[str, int], tmp_path: Path, args: list[str], needle: str
+) -> None:
+    db, _ = indexed
+    result = _run(db, tmp_path, *args)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], result.stderr
+    if "unknown symbol" in needle:
+        assert "WETH" in lines[0]
+
+
+def test_no_indexed_pools_is_an_error(db_url: str, tmp_path: Path) -> None:
+    result = _run(db_url, tmp_path, "--shock", "ETH=-30%")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: --chain-id: expected one of the chains with indexed Aave v3 pools:"
+        " none (index an Aave v3 Pool first)"
+    ]
