@@ -234,6 +234,7 @@ def report(inputs: Inputs, shock: Mapping[str, Fraction], result: CascadeResult)
     """The result as one JSON-able document: amounts exact (integers as the chain has them), USD values
     in dollars, assets by address with their symbols, prices as USD (oracles) or sqrtPriceX96 (pools)."""
     name = inputs.symbols.get
+    decimals = {r.asset: r.decimals for m in inputs.markets for rs in m.positions.values() for r in rs}
     rounds = [
         {
             "round": r.index,
@@ -269,12 +270,20 @@ def report(inputs: Inputs, shock: Mapping[str, Fraction], result: CascadeResult)
                 "asset": a,
                 "symbol": name(a),
                 "amount": str(v),
+                "usd": _usd(v * result.oracle_prices[a] // 10 ** decimals[a]),
             }
             for (m, a), v in sorted(result.bad_debt.items())
         ],
         "oracle_prices": {a: {"symbol": name(a), "usd": _usd(p)} for a, p in result.oracle_prices.items()},
         "pool_prices": [
-            {"pool": inputs.pool_addresses.get(k), "token0": k[0], "token1": k[1], "sqrt_price_x96": str(v)}
+            {
+                "pool": inputs.pool_addresses.get(k),
+                "token0": k[0],
+                "token1": k[1],
+                "symbols": [name(k[0]) or k[0], name(k[1]) or k[1]],
+                "sqrt_price_x96": str(v),
+                "price": _pool_price(v, decimals.get(k[0]), decimals.get(k[1])),
+            }
             for k, v in sorted(result.pool_prices.items())
         ],
     }
@@ -282,3 +291,10 @@ def report(inputs: Inputs, shock: Mapping[str, Fraction], result: CascadeResult)
 
 def _usd(base: int) -> float:
     return base / USD
+
+
+def _pool_price(sqrt_price_x96: int, decimals0: int | None, decimals1: int | None) -> float | None:
+    """Whole token1 per whole token0 (None when a token's decimals are unknown: no market holds it)."""
+    if decimals0 is None or decimals1 is None:
+        return None
+    return float(Fraction(sqrt_price_x96**2 * 10**decimals0, (1 << 192) * 10**decimals1))

@@ -78,7 +78,9 @@ def _print(document: Mapping[str, Any]) -> None:
     for round_ in document["rounds"]:
         table = Table(title=f"round {round_['round']}")
         for column in ("wallet", "market", "collateral", "debt", "debt repaid USD", "collateral seized USD"):
-            table.add_column(column, justify="right" if "USD" in column else "left")
+            # The wallet stays whole (a cut address cannot be looked up); the other columns give way.
+            wide = {"min_width": 42, "no_wrap": True} if column == "wallet" else {"overflow": "fold"}
+            table.add_column(column, justify="right" if "USD" in column else "left", **wide)
         for x in round_["liquidations"]:
             market, collateral = (
                 x["market_label"] or x["market"],
@@ -93,15 +95,13 @@ def _print(document: Mapping[str, Any]) -> None:
         out.print(table)
     out.print(f"chain {document['chain_id']}, block {document['block']}: depth {document['depth']} round(s)")
     for debt in document["bad_debt"]:
-        out.print(
-            f"bad debt {debt['market_label'] or debt['market']} {debt['symbol'] or debt['asset']}:"
-            f" {debt['amount']} (smallest units)"
-        )
+        where = f"{debt['market_label'] or debt['market']} {debt['symbol'] or debt['asset']}"
+        out.print(f"bad debt {where}: {debt['usd']:,.2f} USD ({debt['amount']} smallest units)")
     if not document["bad_debt"]:
         out.print("bad debt: none")
     for asset, price in document["oracle_prices"].items():
         out.print(f"oracle {price['symbol'] or asset}: {price['usd']:,.2f} USD")
     for pool in document["pool_prices"]:
-        out.print(
-            f"pool {pool['pool']} ({pool['token0']}/{pool['token1']}): sqrtPriceX96 {pool['sqrt_price_x96']}"
-        )
+        base, quote = pool["symbols"]
+        price = "" if pool["price"] is None else f"{pool['price']:,.6g} {quote} per {base}, "
+        out.print(f"pool {base}/{quote} {pool['pool']}: {price}sqrtPriceX96 {pool['sqrt_price_x96']}")
