@@ -36,7 +36,7 @@ from graph.cascade import (
 from graph.liquidation import Rules
 from graph.univ3_pool import Pool
 from graph.univ3_state import pool_state_at
-from indexer.lending.health import indexed_head, pools
+from indexer.lending.health import indexed_head
 from indexer.lending.positions import MarketState, market_state
 
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -77,7 +77,13 @@ def load_inputs(
             f"--block {block}: above the indexed head {head} of chain {chain}; expected <= {head}"
         )
     at = head if block is None else block
-    states = [market_state(conn, chain, pool, at) for pool in pools(conn, chain)]
+    live = _aave_pools(conn, chain, at)
+    if not live:
+        first = min(_aave_pools(conn, chain, head), key=lambda p: p[1])[1]
+        raise OptionError(
+            f"--block {at}: no Aave v3 pool indexed on chain {chain} yet; expected {first} or later"
+        )
+    states = [market_state(conn, chain, pool, at) for pool, _ in live]
     markets = tuple(market_from_state(s.pool, s, rules=rules, protocol_fees={}) for s in states)
     dex, addresses = _dex_pools(conn, chain, at)
     if not dex:
@@ -107,7 +113,7 @@ def split_shock(shock: str) -> tuple[str, Fraction]:
         raise OptionError(f"--shock {shock!r}: expected SYMBOL=PERCENT, e.g. ETH=-30%")
     try:
         percent = Fraction(Decimal(text[:-1]))
-    except (InvalidOperation, ValueError):
+    except (InvalidOperation, ValueError, OverflowError):  # also NaN and Infinity
         raise OptionError(f"--shock {shock!r}: {text!r} is not a percentage; expected e.g. -30%") from None
     if percent <= -100:
         raise OptionError(f"--shock {shock!r}: a price move must lie in (-100%, +inf), e.g. -30% or 10%")
@@ -148,6 +154,16 @@ def _chain(conn: Conn, chain_id: int | None) -> int:
         found = ", ".join(map(str, chains)) if chains else "none (index an Aave v3 Pool first)"
         raise OptionError(f"--chain-id: expected one of the chains with indexed Aave v3 pools: {found}")
     return chain_id if chain_id is not None else chains[0]
+
+
+def _aave_pools(conn: Conn, chain_id: int, block: int) -> list[tuple[str, int]]:
+    """Aave pools with reserve updates indexed up to ``block`` and the block of each one's first."""
+    rows = conn.execute(
+        "SELECT address, min(block_number) FROM aave_v3_reserve_data_updated"
+        " WHERE chain_id = %s AND block_number <= %s GROUP BY address ORDER BY 1",
+        (chain_id, block),
+    ).fetchall()
+    return [(str(address), int(str(first))) for address, first in rows]
 
 
 _DEX_SQL = """

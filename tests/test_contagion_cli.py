@@ -130,6 +130,16 @@ def test_a_small_shock_liquidates_nobody(indexed: tuple[str, int], tmp_path: Pat
     assert "depth 0" in table.stdout
 
 
+def test_the_tables_name_every_wallet_whole(indexed: tuple[str, int], tmp_path: Path) -> None:
+    db, _ = indexed
+    document = json.loads(_run(db, tmp_path, "--shock", "WETH=-40%", "--json").stdout)
+    table = _run(db, tmp_path, "--shock", "WETH=-40%")
+    assert table.returncode == 0, table.stderr
+    for liquidation in document["rounds"][0]["liquidations"]:
+        assert liquidation["wallet"] in table.stdout
+    assert f"depth {document['depth']} round(s)" in table.stdout
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
@@ -137,6 +147,10 @@ def test_a_small_shock_liquidates_nobody(indexed: tuple[str, int], tmp_path: Pat
         (["--shock", "WETH=-100%"], "(-100%, +inf)"),
         (["--shock", "WETH=-30"], "expected SYMBOL=PERCENT"),
         (["--shock", "WETH=-30%", "--block", "999999999"], "--block 999999999: above the indexed head"),
+        (["--shock", "WETH=-30%", "--block", "1"], "--block 1: no Aave v3 pool indexed on chain 31337 yet"),
+        (["--shock", "WETH=inf%"], "is not a percentage"),
+        (["--shock", "WETH=-30%", "--shock", "weth=-20%"], "WETH is shocked twice"),
+        (["--shock", "WETH=-30%", "--oracle", "pyth"], "--oracle 'pyth': expected feed or fixed"),
         (["--shock", "WETH=-30%", "--chain-id", "5"], "--chain-id 5: no Aave v3 pool indexed"),
         (["--shock", "WETH=-30%", "--rules", "3.1"], "--rules '3.1': expected 3.0 or 3.3"),
     ],
