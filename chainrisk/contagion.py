@@ -1,7 +1,7 @@
 """One liquidation-cascade scenario on an indexed chain: the markets, pools and oracles at a block, shocked.
 
     inputs = load_inputs(conn, chain_id=None, block=None, rules="3.0", oracle="feed")
-    shock = parse_shocks(["WETH=-30%"], inputs.symbols)
+    shock = parse_shocks(["WETH=-30%"], inputs.symbols, list(inputs.oracles))  # {asset: Fraction(7, 10)}
     result = simulate(inputs, shock)
 
 Every indexed Aave v3 pool becomes a :class:`graph.cascade.LendingMarket` rebuilt from its events at the
