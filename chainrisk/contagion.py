@@ -16,7 +16,8 @@ The liquidation protocol fee is not among the indexed events, so every reserve's
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -129,7 +130,7 @@ def parse_shocks(
     parsed: dict[str, Fraction] = {}
     for shock in shocks:
         name, factor = split_shock(shock)
-        token = by_symbol.get(name.lower()) or by_symbol.get(f"w{name.lower()}")
+        token = _token(by_symbol, name)
         if token is None:
             known = ", ".join(sorted(symbols[t] for t in priced if t in symbols)) or "none"
             raise OptionError(f"--shock {shock!r}: unknown symbol {name!r}; expected one of {known}")
@@ -137,6 +138,10 @@ def parse_shocks(
             raise OptionError(f"--shock {shock!r}: {symbols[token]} is shocked twice; give each asset once")
         parsed[token] = factor
     return parsed
+
+
+def _token(by_symbol: Mapping[str, str], name: str) -> str | None:
+    return by_symbol.get(name.lower()) or by_symbol.get(f"w{name.lower()}")
 
 
 # ------------------------------------------------------------------------------------------- loading
@@ -314,3 +319,165 @@ def _pool_price(sqrt_price_x96: int, decimals0: int | None, decimals1: int | Non
     if decimals0 is None or decimals1 is None:
         return None
     return float(Fraction(sqrt_price_x96**2 * 10**decimals0, (1 << 192) * 10**decimals1))
+
+
+# ------------------------------------------------------------------------------------------- tail risk
+
+MAX_SCENARIOS = 1_000_000
+DEFAULT_VOL = 0.05  # one-day volatility of log returns for a non-stable asset without --vol
+BOOTSTRAP_B = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class VarRequest:
+    """What a Monte Carlo run draws: everything needed, with the inputs' block, to repeat it exactly."""
+
+    scenarios: int
+    seed: int
+    vols: tuple[tuple[str, float], ...]  # (symbol as given, daily volatility) from --vol
+    corr: float
+    df: float
+
+
+def var_request(scenarios: int, seed: int | None, vols: Sequence[str], corr: float, df: float) -> VarRequest:
+    """The options checked before the database is opened; a missing seed is drawn and recorded."""
+    import secrets
+
+    if not 1 <= scenarios <= MAX_SCENARIOS:
+        raise OptionError(f"--scenarios {scenarios}: expected 1 to {MAX_SCENARIOS:,}")
+    if not (math.isfinite(df) and df > 2):
+        raise OptionError(f"--df {df}: expected degrees of freedom above 2 (finite variance), e.g. 4")
+    if not (math.isfinite(corr) and 0 <= corr < 1):
+        raise OptionError(f"--corr {corr}: expected a correlation in [0, 1), e.g. 0.8")
+    if seed is not None and not 0 <= seed < 2**63:
+        raise OptionError(f"--seed {seed}: expected 0 to {2**63 - 1}")
+    parsed = tuple(_split_vol(v) for v in vols)
+    return VarRequest(scenarios, secrets.randbits(63) if seed is None else seed, parsed, corr, df)
+
+
+def _split_vol(given: str) -> tuple[str, float]:
+    name, sep, value = given.partition("=")
+    try:
+        vol = float(value)
+    except ValueError:
+        vol = math.nan
+    if not sep or not name.strip() or not (math.isfinite(vol) and 0 < vol < 1):
+        raise OptionError(
+            f"--vol {given!r}: expected SYMBOL=VOL, a daily volatility in (0, 1), e.g. ETH=0.05"
+        )
+    return name.strip(), vol
+
+
+def shocked_assets(inputs: Inputs, request: VarRequest) -> dict[str, float]:
+    """{asset: daily volatility} of every non-stable priced asset. Stablecoins are the dollar the feeds
+    are quoted in and stay fixed, so they are not drawn (a --vol for one is an error)."""
+    moving = [a for a, o in sorted(inputs.oracles.items()) if not _pegged(o.price)]
+    vols = dict.fromkeys(moving, DEFAULT_VOL)
+    by_symbol = {symbol.lower(): token for token, symbol in inputs.symbols.items() if token in vols}
+    for name, vol in request.vols:
+        asset = _token(by_symbol, name)
+        if asset is None:
+            known = ", ".join(sorted(inputs.symbols.get(a, a) for a in moving)) or "none"
+            raise OptionError(
+                f"--vol '{name}={vol}': unknown or stable asset {name!r}; expected one of {known}"
+            )
+        vols[asset] = vol
+    return vols
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One scenario's cascade in USD: bad debt in total and per market, value liquidated, depth."""
+
+    bad_debt: float
+    by_market: dict[str, float]
+    liquidated: float
+    depth: int
+
+
+def run_var(inputs: Inputs, request: VarRequest, show_progress: bool = False) -> dict[str, object]:
+    """Draw the scenarios, run the cascade on each and summarise the tails as one JSON-able document."""
+    import numpy as np
+
+    from graph.tail import student_t_scenarios
+
+    vols = shocked_assets(inputs, request)
+    assets = list(vols)
+    outcomes: list[Outcome] = []
+    if assets:
+        corr = np.full((len(assets), len(assets)), request.corr) + np.eye(len(assets)) * (1 - request.corr)
+        drawn = student_t_scenarios(
+            corr, [vols[a] for a in assets], df=request.df, n=request.scenarios,
+            rng=np.random.default_rng(request.seed),
+        ).factors  # fmt: skip
+        rows = [dict(zip(assets, map(float, row), strict=True)) for row in drawn]
+    else:  # nothing moves: every scenario is today
+        rows = [{} for _ in range(request.scenarios)]
+    for row in _progress(rows, show_progress):
+        outcomes.append(_outcome(inputs, {a: Fraction(f).limit_denominator(10**12) for a, f in row.items()}))
+    return _var_report(inputs, request, vols, outcomes)
+
+
+def _progress(rows: list[dict[str, float]], show: bool) -> Iterable[dict[str, float]]:
+    if not show:
+        return rows
+    from rich.console import Console
+    from rich.progress import track
+
+    # On stderr, so that a table (or a pipe) on stdout holds the results only.
+    return track(rows, description="scenarios", console=Console(stderr=True), transient=True)
+
+
+def _outcome(inputs: Inputs, shock: Mapping[str, Fraction]) -> Outcome:
+    # run_cascade deep-copies the pools it mutates, so every scenario starts from the same state.
+    result = simulate(inputs, shock)
+    decimals = {r.asset: r.decimals for m in inputs.markets for rs in m.positions.values() for r in rs}
+    by_market: dict[str, float] = {m.name: 0.0 for m in inputs.markets}
+    for (market, asset), amount in result.bad_debt.items():
+        by_market[market] += _usd(amount * result.oracle_prices[asset] // 10 ** decimals[asset])
+    liquidated = sum(x.debt_repaid_usd for r in result.rounds for x in r.liquidations)
+    return Outcome(sum(by_market.values()), by_market, _usd(liquidated), result.depth)
+
+
+def _var_report(
+    inputs: Inputs, request: VarRequest, vols: Mapping[str, float], outcomes: Sequence[Outcome]
+) -> dict[str, object]:
+    import numpy as np
+
+    from graph.tail import depth_histogram, liquidations_at_risk, tail_summary, value_at_risk
+
+    losses = np.array([o.bad_debt for o in outcomes])
+    # Its own stream, so the intervals do not depend on how many draws the scenarios took.
+    tails = tail_summary(losses, b=BOOTSTRAP_B, rng=np.random.default_rng([request.seed, 1]))
+    return {
+        "chain_id": inputs.chain_id,
+        "block": inputs.block,
+        "inputs": {
+            "scenarios": request.scenarios,
+            "seed": request.seed,
+            "df": request.df,
+            "corr": request.corr,
+            "horizon_days": 1,
+            "bootstrap_resamples": BOOTSTRAP_B,
+            "rules": inputs.markets[0].rules,
+            "oracle": "feed",
+            "vol": {a: {"symbol": inputs.symbols.get(a), "daily": v} for a, v in vols.items()},
+        },
+        "bad_debt_usd": {
+            name: {"point": t.point, "low": t.low, "high": t.high, "confidence": t.confidence}
+            for name, t in tails.items()
+        },
+        "bad_debt_by_market_usd": [
+            {
+                "market": m.name,
+                "market_label": inputs.labels.get(m.name),
+                "VaR99": value_at_risk([o.by_market[m.name] for o in outcomes], 0.99),
+                "max": max(o.by_market[m.name] for o in outcomes),
+            }
+            for m in inputs.markets
+        ],
+        "scenarios_with_bad_debt": int((losses > 0).sum()),
+        "max_bad_debt_usd": float(losses.max()),
+        "liquidations_at_risk_usd": liquidations_at_risk([o.liquidated for o in outcomes], 0.95),
+        "depth_histogram": depth_histogram(np.array([o.depth for o in outcomes], dtype=np.int64)).tolist(),
+    }
