@@ -406,10 +406,9 @@ def run_var(inputs: Inputs, request: VarRequest, show_progress: bool = False) ->
     outcomes: list[Outcome] = []
     if assets:
         corr = np.full((len(assets), len(assets)), request.corr) + np.eye(len(assets)) * (1 - request.corr)
-        drawn = student_t_scenarios(
-            corr, [vols[a] for a in assets], df=request.df, n=request.scenarios,
-            rng=np.random.default_rng(request.seed),
-        ).factors  # fmt: skip
+        sigma = [vols[a] for a in assets]
+        rng = np.random.default_rng(request.seed)
+        drawn = student_t_scenarios(corr, sigma, df=request.df, n=request.scenarios, rng=rng).factors
         rows = [dict(zip(assets, map(float, row), strict=True)) for row in drawn]
     else:  # nothing moves: every scenario is today
         rows = [{} for _ in range(request.scenarios)]
