@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from copy import deepcopy
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import NamedTuple
 
 import psycopg
@@ -27,6 +26,7 @@ import psycopg
 from graph.errors import GraphError
 from graph.univ3 import UniswapMathError
 from graph.univ3_pool import Pool, SwapOutcome
+from indexer.read import pool_created, pool_events
 
 
 class PoolStateError(GraphError, LookupError):
@@ -62,29 +62,6 @@ class RebuiltPool:
     mismatches: list[Mismatch] = field(default_factory=list)
 
 
-# Event columns in the order PoolEvent.values carries them; numeric columns arrive as Decimal.
-_EVENTS_SQL = """
-SELECT 'initialize', block_number, log_index, ARRAY[sqrt_price_x96, tick]
-  FROM uniswap_v3_initialize WHERE chain_id = %(chain)s AND address = %(pool)s AND block_number <= %(block)s
-UNION ALL
-SELECT 'mint', block_number, log_index, ARRAY[tick_lower, tick_upper, amount]
-  FROM uniswap_v3_mint WHERE chain_id = %(chain)s AND address = %(pool)s AND block_number <= %(block)s
-UNION ALL
-SELECT 'burn', block_number, log_index, ARRAY[tick_lower, tick_upper, amount]
-  FROM uniswap_v3_burn WHERE chain_id = %(chain)s AND address = %(pool)s AND block_number <= %(block)s
-UNION ALL
-SELECT 'swap', block_number, log_index, ARRAY[amount0, amount1, sqrt_price_x96, tick, liquidity]
-  FROM uniswap_v3_swap WHERE chain_id = %(chain)s AND address = %(pool)s AND block_number <= %(block)s
-ORDER BY 2, 3
-"""
-
-_CREATED_SQL = """
-SELECT fee, tick_spacing FROM uniswap_v3_pool_created
-WHERE chain_id = %s AND pool = %s AND block_number <= %s
-ORDER BY block_number DESC LIMIT 1
-"""
-
-
 def pool_state_at(
     conn: psycopg.Connection[tuple[object, ...]], chain_id: int, pool: str, block: int
 ) -> RebuiltPool:
@@ -97,24 +74,12 @@ def pool_states_at(
 ) -> dict[int, RebuiltPool]:
     """The pool's state at each of ``blocks``, from one pass over its events."""
     address, last = pool.lower(), max(blocks)
-    created = conn.execute(_CREATED_SQL, (chain_id, address, last)).fetchone()
+    created = pool_created(conn, chain_id, address, last)
     if created is None:
         raise PoolStateError(f"no PoolCreated for pool {address} indexed on chain {chain_id} up to {last}")
-    fee, spacing = (int(str(v)) for v in created)
-    rows = conn.execute(_EVENTS_SQL, {"chain": chain_id, "pool": address, "block": last}).fetchall()
-    return rebuild_at(address, blocks, fee, spacing, (_event(row) for row in rows))
-
-
-def _event(row: Sequence[object]) -> PoolEvent:
-    kind, block_number, log_index, values = row
-    assert isinstance(values, list)
-    return PoolEvent(str(kind), int(str(block_number)), int(str(log_index)), tuple(_int(v) for v in values))
-
-
-def _int(value: object) -> int:
-    if isinstance(value, Decimal):
-        return int(value)  # NUMERIC(78,0) and BIGINT columns are whole numbers: exact
-    return int(str(value))
+    fee, spacing = created
+    events = (PoolEvent(*row) for row in pool_events(conn, chain_id, address, last))
+    return rebuild_at(address, blocks, fee, spacing, events)
 
 
 def rebuild(address: str, block: int, fee: int, spacing: int, events: Iterable[PoolEvent]) -> RebuiltPool:

@@ -1,4 +1,5 @@
-"""Read API over the indexer's own tables and views: what was indexed, flows per token, governance.
+"""Read API over the indexer's own tables and views: what was indexed, flows per token, governance, and a
+Uniswap v3 pool's state-changing events.
 
 The lending tables have theirs in `indexer.lending.read`. Callers above (the demo, reports, the
 service) read through these functions instead of writing SQL of their own.
@@ -77,3 +78,50 @@ def events_per_table(conn: Conn) -> dict[str, dict[int, int]]:
 
 def _dec(value: object) -> Decimal:
     return Decimal(str(value))
+
+
+# A Uniswap v3 pool's state-changing events in chain order, values in each event's declaration order.
+_POOL_EVENTS = """
+SELECT 'initialize', block_number, log_index, ARRAY[sqrt_price_x96, tick]
+  FROM uniswap_v3_initialize WHERE chain_id = %(chain)s AND address = %(pool)s AND block_number <= %(block)s
+UNION ALL
+SELECT 'mint', block_number, log_index, ARRAY[tick_lower, tick_upper, amount]
+  FROM uniswap_v3_mint WHERE chain_id = %(chain)s AND address = %(pool)s AND block_number <= %(block)s
+UNION ALL
+SELECT 'burn', block_number, log_index, ARRAY[tick_lower, tick_upper, amount]
+  FROM uniswap_v3_burn WHERE chain_id = %(chain)s AND address = %(pool)s AND block_number <= %(block)s
+UNION ALL
+SELECT 'swap', block_number, log_index, ARRAY[amount0, amount1, sqrt_price_x96, tick, liquidity]
+  FROM uniswap_v3_swap WHERE chain_id = %(chain)s AND address = %(pool)s AND block_number <= %(block)s
+ORDER BY 2, 3
+"""
+
+PoolEventRow = tuple[str, int, int, tuple[int, ...]]
+
+
+def pool_created(conn: Conn, chain_id: int, pool: str, block: int) -> tuple[int, int] | None:
+    """(fee, tick spacing) from the factory's PoolCreated for `pool`, indexed up to `block`."""
+    row = conn.execute(
+        "SELECT fee, tick_spacing FROM uniswap_v3_pool_created WHERE chain_id = %s AND pool = %s"
+        " AND block_number <= %s ORDER BY block_number DESC LIMIT 1",
+        (chain_id, pool.lower(), block),
+    ).fetchone()
+    return None if row is None else (int(str(row[0])), int(str(row[1])))
+
+
+def pool_events(conn: Conn, chain_id: int, pool: str, block: int) -> list[PoolEventRow]:
+    """(kind, block, log index, values) of the pool's Initialize, Mint, Burn and Swap up to `block`."""
+    rows = conn.execute(_POOL_EVENTS, {"chain": chain_id, "pool": pool.lower(), "block": block}).fetchall()
+    return [
+        (str(k), int(str(b)), int(str(i)), tuple(_whole(v) for v in _list(vals))) for k, b, i, vals in rows
+    ]
+
+
+def _list(value: object) -> list[object]:
+    assert isinstance(value, list)
+    return value
+
+
+def _whole(value: object) -> int:
+    # NUMERIC(78,0) and BIGINT columns are whole numbers: exact through Decimal.
+    return int(value) if isinstance(value, Decimal) else int(str(value))
