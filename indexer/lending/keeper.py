@@ -70,13 +70,15 @@ class PositionKeeper:
 
     def _sync_pool(self, conn: Conn, pool: str, through: int) -> None:
         done = self._done.get(pool)
-        if done is None:
-            done = _latest_history(conn, self.chain_id, pool)
-        if done >= through:
+        if done is not None and done >= through:
             return
+        latest = _latest_snapshot(conn, self.chain_id, pool, self.period_s)
+        if done is None:
+            done = -1 if latest is None else latest[0]
         try:
             for block, bucket in _snapshot_blocks(conn, self.chain_id, pool, done, through, self.period_s):
-                self._snapshot(conn, pool, block, bucket)
+                self._snapshot(conn, pool, block, bucket, latest)
+                latest = (block, bucket)
                 self.refreshes += 1
         except PositionsError as exc:
             conn.rollback()
@@ -84,9 +86,10 @@ class PositionKeeper:
             return
         self._done[pool] = through
 
-    def _snapshot(self, conn: Conn, pool: str, block: int, bucket: int) -> None:
-        """The pool at `block`, replacing the period's provisional snapshot, in one transaction."""
-        latest = _latest_snapshot(conn, self.chain_id, pool, self.period_s)
+    def _snapshot(
+        self, conn: Conn, pool: str, block: int, bucket: int, latest: tuple[int, int] | None
+    ) -> None:
+        """The pool at `block`, replacing the period's provisional snapshot (`latest`), in one transaction."""
         if latest is not None and latest[0] < block and latest[1] == bucket:
             undo_from(conn, self.chain_id, pool, latest[0])
         refresh(conn, self.chain_id, pool, block, version=self.version)
@@ -96,15 +99,6 @@ class PositionKeeper:
         if pool not in self._skipped:
             self._skipped.add(pool)
             log.warning("positions of pool %s are not kept current: %s", pool, reason)
-
-
-def _latest_history(conn: Conn, chain_id: int, pool: str) -> int:
-    row = conn.execute(
-        "SELECT max(block_number) FROM account_health_history WHERE chain_id = %s AND pool = %s",
-        (chain_id, pool),
-    ).fetchone()
-    conn.commit()
-    return -1 if row is None or row[0] is None else int(str(row[0]))
 
 
 # A period's number: the block itself when every moving block is kept (period 0); else from the block's

@@ -21,6 +21,7 @@ from indexer.lending.keeper import PositionKeeper
 from indexer.lending.reconcile import Wallet, chain_account_data
 from indexer.runner import config_plan, run_plan
 from indexer.store import Cursor
+from tests.indexer.test_restarts import _wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -154,16 +155,16 @@ def test_following_across_a_reorg_keeps_history_equal_to_a_fresh_rebuild(
             )
             follow.start()
             try:
-                _until(lambda: _cursor(db_url) == node.block_number())
+                _wait_for(lambda: _cursor(db_url) == node.block_number())
                 eth = deployment.price("WETH", "aave")
                 fork_base = node.snapshot()
                 deployment.set_price("WETH", eth * 70 // 100)
                 node.mine(2)
-                _until(lambda: _cursor(db_url) == node.block_number())
+                _wait_for(lambda: _cursor(db_url) == node.block_number())
                 node.revert(fork_base)
                 deployment.set_price("WETH", eth * 110 // 100)
                 node.mine(4)
-                _until(lambda: _cursor(db_url) == node.block_number() and _reorgs(db_url) == 1)
+                _wait_for(lambda: _cursor(db_url) == node.block_number() and _reorgs(db_url) == 1)
             finally:
                 if running:
                     running[0].stop_requested = True
@@ -184,12 +185,3 @@ def _reorgs(db: str) -> int:
     with psycopg.connect(to_libpq_url(db)) as conn:
         row = conn.execute("SELECT count(*) FROM reorgs").fetchone()
     return int(str(row[0])) if row else 0
-
-
-def _until(condition: Any, timeout_s: float = 60) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
