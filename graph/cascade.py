@@ -146,6 +146,7 @@ class CascadeResult:
     oracle_prices: dict[str, int]
     positions: dict[str, dict[str, tuple[UserReserve, ...]]]
     bad_debt: dict[tuple[str, str], int]
+    bad_debt_by_user: dict[tuple[str, str, str], int]  # (market, user, asset) → amount
 
     @property
     def depth(self) -> int:
@@ -167,7 +168,7 @@ class _State:
     pools: dict[PoolKey, Pool]
     feeds: dict[str, _Feed]
     decimals: dict[str, int]
-    deficits: dict[tuple[str, str], int] = field(default_factory=dict)
+    deficits: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (market, user, asset)
 
 
 # ------------------------------------------------------------------------------------------- inputs
@@ -421,7 +422,8 @@ def _try_liquidate(
     sold[(key, collateral)] = sold.get((key, collateral), 0) + outcome.collateral_to_liquidator
     _apply(reserves, collateral, debt, outcome)
     for asset, amount_burned in outcome.deficits:
-        state.deficits[(name, asset)] = state.deficits.get((name, asset), 0) + amount_burned
+        where = (name, user, asset)
+        state.deficits[where] = state.deficits.get(where, 0) + amount_burned
     return _record(state, index, name, user, (collateral, debt), outcome, _proceeds(sale, key, collateral))
 
 
@@ -473,18 +475,26 @@ def _debt_balance(reserve: UserReserve) -> int:
     return ray_mul(reserve.scaled_vdebt_balance, index)
 
 
-def _bad_debt(state: _State) -> dict[tuple[str, str], int]:
-    """Realised deficits plus the debt of accounts with no collateral left, per (market, asset)."""
+def _bad_debt(state: _State) -> dict[tuple[str, str, str], int]:
+    """Realised deficits plus the debt of accounts with no collateral left, per (market, user, asset)."""
     found = dict(state.deficits)
     for name, users in sorted(state.positions.items()):
-        for _, reserves in sorted(users.items()):
+        for user, reserves in sorted(users.items()):
             priced = _priced(state, reserves)
             if any(collateral_base(r, r.price) for r in priced if r.usage_as_collateral_enabled):
                 continue
             for reserve in priced:
                 owed = _debt_balance(reserve)
                 if owed:
-                    found[(name, reserve.asset)] = found.get((name, reserve.asset), 0) + owed
+                    where = (name, user, reserve.asset)
+                    found[where] = found.get(where, 0) + owed
+    return dict(sorted(found.items()))
+
+
+def _per_asset(by_user: Mapping[tuple[str, str, str], int]) -> dict[tuple[str, str], int]:
+    found: dict[tuple[str, str], int] = {}
+    for (market, _, asset), amount in by_user.items():
+        found[(market, asset)] = found.get((market, asset), 0) + amount
     return dict(sorted(found.items()))
 
 
@@ -533,6 +543,7 @@ def run_cascade(
         if not done.liquidations:
             break
         rounds.append(done)
+    by_user = _bad_debt(state)
     return CascadeResult(
         rounds=tuple(rounds),
         pool_prices={key: pool.sqrt_price for key, pool in sorted(state.pools.items())},
@@ -541,7 +552,8 @@ def run_cascade(
             name: {user: tuple(_priced(state, rs)) for user, rs in sorted(users.items())}
             for name, users in sorted(state.positions.items())
         },
-        bad_debt=_bad_debt(state),
+        bad_debt=_per_asset(by_user),
+        bad_debt_by_user=by_user,
     )
 
 

@@ -53,18 +53,19 @@ def simulate_command(
 ) -> None:
     import psycopg
 
-    from chainrisk import contagion
+    from chainrisk.contagion import inputs as loading
+    from chainrisk.contagion import report
 
     if rules not in ("3.0", "3.3"):
         raise OptionError(f"--rules {rules!r}: expected 3.0 or 3.3")
     if oracle not in ("feed", "fixed"):
         raise OptionError(f"--oracle {oracle!r}: expected feed or fixed")
     for given in shock:
-        contagion.split_shock(given)  # a malformed shock fails before the database is opened
+        loading.split_shock(given)  # a malformed shock fails before the database is opened
     with psycopg.connect(app_context(ctx).conninfo()) as conn:
-        inputs = contagion.load_inputs(conn, chain_id, block, rules, oracle)  # type: ignore[arg-type]
-    shocks = contagion.parse_shocks(shock, inputs.symbols, list(inputs.oracles))
-    document = contagion.report(inputs, shocks, contagion.simulate(inputs, shocks))
+        inputs = loading.load_inputs(conn, chain_id, block, rules, oracle)  # type: ignore[arg-type]
+    shocks = loading.parse_shocks(shock, inputs.symbols, list(inputs.oracles))
+    document = report.report(inputs, shocks, report.simulate(inputs, shocks))
     if as_json:
         typer.echo(json.dumps(document, indent=2))
     else:
@@ -141,12 +142,13 @@ def var_command(
 ) -> None:
     import psycopg
 
-    from chainrisk import contagion
+    from chainrisk.contagion import inputs as loading
+    from chainrisk.contagion import var
 
-    request = contagion.var_request(scenarios, seed, vol or [], corr, df)
+    request = var.var_request(scenarios, seed, vol or [], corr, df)
     with psycopg.connect(app_context(ctx).conninfo()) as conn:
-        inputs = contagion.load_inputs(conn, None, block)
-    document = contagion.run_var(inputs, request, show_progress=not as_json)
+        inputs = loading.load_inputs(conn, None, block)
+    document = var.run_var(inputs, request, show_progress=not as_json)
     if as_json:
         typer.echo(json.dumps(document, indent=2))
     else:

@@ -1,0 +1,242 @@
+"""Monte Carlo value at risk of bad debt: many shocked scenarios through the cascade, summarised.
+
+request = var_request(scenarios=1000, seed=7, vols=["ETH=0.06"], corr=0.8, df=4)
+document = run_var(inputs, request)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+from chainrisk.contagion.inputs import Inputs, pegged, symbol_token
+from chainrisk.contagion.report import simulate, usd
+from chainrisk.inputs import OptionError
+from graph.cascade import CascadeLiquidation
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    FloatArray = NDArray[np.float64]
+else:
+    FloatArray = Any
+
+MAX_SCENARIOS = 1_000_000
+DEFAULT_VOL = 0.05  # one-day volatility of log returns for a non-stable asset without --vol
+BOOTSTRAP_B = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class VarRequest:
+    """What a Monte Carlo run draws: everything needed, with the inputs' block, to repeat it exactly."""
+
+    scenarios: int
+    seed: int
+    vols: tuple[tuple[str, float], ...]  # (symbol as given, daily volatility) from --vol
+    corr: float
+    df: float
+
+
+def var_request(scenarios: int, seed: int | None, vols: Sequence[str], corr: float, df: float) -> VarRequest:
+    """The options checked before the database is opened; a missing seed is drawn and recorded."""
+    import secrets
+
+    if not 1 <= scenarios <= MAX_SCENARIOS:
+        raise OptionError(f"--scenarios {scenarios}: expected 1 to {MAX_SCENARIOS:,}")
+    if not (math.isfinite(df) and df > 2):
+        raise OptionError(f"--df {df}: expected degrees of freedom above 2 (finite variance), e.g. 4")
+    if not (math.isfinite(corr) and 0 <= corr < 1):
+        raise OptionError(f"--corr {corr}: expected a correlation in [0, 1), e.g. 0.8")
+    if seed is not None and not 0 <= seed < 2**63:
+        raise OptionError(f"--seed {seed}: expected 0 to {2**63 - 1}")
+    parsed = tuple(_split_vol(v) for v in vols)
+    return VarRequest(scenarios, secrets.randbits(63) if seed is None else seed, parsed, corr, df)
+
+
+def _split_vol(given: str) -> tuple[str, float]:
+    name, sep, value = given.partition("=")
+    try:
+        vol = float(value)
+    except ValueError:
+        vol = math.nan
+    if not sep or not name.strip() or not (math.isfinite(vol) and 0 < vol < 1):
+        raise OptionError(
+            f"--vol {given!r}: expected SYMBOL=VOL, a daily volatility in (0, 1), e.g. ETH=0.05"
+        )
+    return name.strip(), vol
+
+
+def shocked_assets(inputs: Inputs, request: VarRequest) -> dict[str, float]:
+    """{asset: daily volatility} of every non-stable priced asset. Stablecoins are the dollar the feeds
+    are quoted in and stay fixed, so they are not drawn (a --vol for one is an error)."""
+    moving = [a for a, o in sorted(inputs.oracles.items()) if not pegged(o.price)]
+    vols = dict.fromkeys(moving, DEFAULT_VOL)
+    by_symbol = {symbol.lower(): token for token, symbol in inputs.symbols.items() if token in vols}
+    for name, vol in request.vols:
+        asset = symbol_token(by_symbol, name)
+        if asset is None:
+            known = ", ".join(sorted(inputs.symbols.get(a, a) for a in moving)) or "none"
+            raise OptionError(
+                f"--vol '{name}={vol}': unknown or stable asset {name!r}; expected one of {known}"
+            )
+        vols[asset] = vol
+    return vols
+
+
+@dataclass(frozen=True, slots=True)
+class WalletLiquidation:
+    """One liquidation in one scenario, in USD at the oracle prices of its round."""
+
+    round: int
+    market: str
+    wallet: str
+    collateral_asset: str
+    debt_asset: str
+    debt_repaid_usd: float
+    collateral_seized_usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One scenario's cascade in USD: bad debt in total, per market, per (market, asset) and per
+    (market, wallet), value liquidated, depth, and every liquidation."""
+
+    bad_debt: float
+    by_market: dict[str, float]
+    by_asset: dict[tuple[str, str], float]
+    by_wallet: dict[tuple[str, str], float]
+    liquidated: float
+    depth: int
+    liquidations: tuple[WalletLiquidation, ...]
+
+
+def draw_factors(inputs: Inputs, request: VarRequest) -> tuple[list[str], FloatArray]:
+    """The scenarios: (assets, factors) with ``factors[i, j]`` the price factor of asset j in scenario i
+    (no assets and an (n, 0) array when nothing moves)."""
+    import numpy as np
+
+    from graph.tail import student_t_scenarios
+
+    vols = shocked_assets(inputs, request)
+    assets = list(vols)
+    if not assets:
+        return assets, np.ones((request.scenarios, 0))
+    corr = np.full((len(assets), len(assets)), request.corr) + np.eye(len(assets)) * (1 - request.corr)
+    rng = np.random.default_rng(request.seed)
+    sigma = [vols[a] for a in assets]
+    return assets, student_t_scenarios(corr, sigma, df=request.df, n=request.scenarios, rng=rng).factors
+
+
+def scenario_outcomes(
+    inputs: Inputs,
+    assets: Sequence[str],
+    factors: FloatArray,
+    progress: Callable[[int], None] | None = None,
+) -> list[Outcome]:
+    """The exact cascade of every scenario (row of ``factors``), in order; ``progress(1)`` after each.
+    A factor becomes an exact fraction through its 12-digit rational approximation, so the same float
+    always gives the same cascade, on any machine."""
+    outcomes = []
+    for row in factors:
+        shock = {a: Fraction(float(f)).limit_denominator(10**12) for a, f in zip(assets, row, strict=True)}
+        outcomes.append(outcome(inputs, shock))
+        if progress is not None:
+            progress(1)
+    return outcomes
+
+
+def run_var(inputs: Inputs, request: VarRequest, show_progress: bool = False) -> dict[str, object]:
+    """Draw the scenarios, run the cascade on each and summarise the tails as one JSON-able document."""
+    assets, factors = draw_factors(inputs, request)
+    with _progress(len(factors), show_progress) as advance:
+        outcomes = scenario_outcomes(inputs, assets, factors, advance)
+    return _var_report(inputs, request, shocked_assets(inputs, request), outcomes)
+
+
+@contextmanager
+def _progress(total: int, show: bool) -> Iterator[Callable[[int], None]]:
+    if not show:
+        yield lambda _: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    # On stderr, so that a table (or a pipe) on stdout holds the results only.
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("scenarios", total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def outcome(inputs: Inputs, shock: Mapping[str, Fraction]) -> Outcome:
+    """One scenario's exact cascade, in USD."""
+    # run_cascade deep-copies the pools it mutates, so every scenario starts from the same state.
+    result = simulate(inputs, shock)
+    by_asset = {
+        (market, asset): usd(amount * result.oracle_prices[asset] // 10 ** inputs.decimals[asset])
+        for (market, asset), amount in result.bad_debt.items()
+    }
+    by_market: dict[str, float] = {m.name: 0.0 for m in inputs.markets}
+    for (market, _), value in by_asset.items():
+        by_market[market] += value
+    liquidations = tuple(_liquidation(x) for r in result.rounds for x in r.liquidations)
+    by_wallet: dict[tuple[str, str], float] = {}
+    for (market, wallet, asset), amount in result.bad_debt_by_user.items():
+        value = usd(amount * result.oracle_prices[asset] // 10 ** inputs.decimals[asset])
+        by_wallet[(market, wallet)] = by_wallet.get((market, wallet), 0.0) + value
+    liquidated = sum(x.debt_repaid_usd for x in liquidations)
+    total = sum(by_market.values())
+    return Outcome(total, by_market, by_asset, by_wallet, liquidated, result.depth, liquidations)
+
+
+def _liquidation(x: CascadeLiquidation) -> WalletLiquidation:
+    seized, repaid = usd(x.collateral_seized_usd), usd(x.debt_repaid_usd)
+    return WalletLiquidation(x.round, x.market, x.user, x.collateral_asset, x.debt_asset, repaid, seized)
+
+
+def _var_report(
+    inputs: Inputs, request: VarRequest, vols: Mapping[str, float], outcomes: Sequence[Outcome]
+) -> dict[str, object]:
+    import numpy as np
+
+    from graph.tail import depth_histogram, liquidations_at_risk, tail_summary, value_at_risk
+
+    losses = np.array([o.bad_debt for o in outcomes])
+    # Its own stream, so the intervals do not depend on how many draws the scenarios took.
+    tails = tail_summary(losses, b=BOOTSTRAP_B, rng=np.random.default_rng([request.seed, 1]))
+    return {
+        "chain_id": inputs.chain_id,
+        "block": inputs.block,
+        "inputs": {
+            "scenarios": request.scenarios,
+            "seed": request.seed,
+            "df": request.df,
+            "corr": request.corr,
+            "horizon_days": 1,
+            "bootstrap_resamples": BOOTSTRAP_B,
+            "rules": inputs.markets[0].rules,
+            "oracle": "feed",
+            "vol": {a: {"symbol": inputs.symbols.get(a), "daily": v} for a, v in vols.items()},
+        },
+        "bad_debt_usd": {
+            name: {"point": t.point, "low": t.low, "high": t.high, "confidence": t.confidence}
+            for name, t in tails.items()
+        },
+        "bad_debt_by_market_usd": [
+            {
+                "market": m.name,
+                "market_label": inputs.labels.get(m.name),
+                "VaR99": value_at_risk([o.by_market[m.name] for o in outcomes], 0.99),
+                "max": max(o.by_market[m.name] for o in outcomes),
+            }
+            for m in inputs.markets
+        ],
+        "scenarios_with_bad_debt": int((losses > 0).sum()),
+        "max_bad_debt_usd": float(losses.max()),
+        "liquidations_at_risk_usd": liquidations_at_risk([o.liquidated for o in outcomes], 0.95),
+        "depth_histogram": depth_histogram(np.array([o.depth for o in outcomes], dtype=np.int64)).tolist(),
+    }
