@@ -1,0 +1,464 @@
+"""A price shock through the devnet's feeds, and the liquidation bots left to act on it, round by round.
+
+    outcome = apply_shock(deployment, uniswap, {"WETH": Fraction(13, 20)}, feeds={"WETH": FeedRule("USDC")})
+    outcome.depth, outcome.rounds[0].liquidations, outcome.pool_prices, outcome.bad_debt
+
+What happens on chain, in order (the policy :func:`graph.cascade.run_cascade` models):
+
+1. The shock: each shocked asset's feed publishes its answer times the factor (rounded down), and an
+   arbitrageur swaps every pool holding a shocked asset to the shocked relative price (an exact-input swap
+   stopped at that ``sqrtPriceX96``), so the pools agree with the feeds again.
+2. A round: the bots read every borrower's ``getUserAccountData`` (borrowers are found from the markets'
+   ``Borrow`` events) and take each one under health factor 1 once, largest total debt first (ties by market
+   address, then user). For each: the largest collateral and the largest debt at the oracle prices (ties by
+   token address), ``liquidationCall(collateral, debt, user, type(uint256).max, false)``, then QuoterV2's
+   price for selling the collateral received on the pool between the two assets. If the sale does not beat
+   the debt repaid plus ``gas_cost`` by more than ``min_profit`` (both in base currency, USD with 8
+   decimals) the liquidation is rolled back (``evm_revert``, as a bot that simulates before sending would
+   never send it); otherwise the collateral is sold at once, before the next account.
+3. After the round each rule in ``feeds`` (Chainlink-style) reads its pool and publishes the price the pool
+   implies (the quote asset valued at its own feed's answer) when it deviates from the feed's answer by more
+   than ``deviation_bps``, or when ``heartbeat_s`` has passed since the feed's last update.
+4. Repeat until a round liquidates nobody, or ``max_rounds``.
+
+Every transaction is mined in its own block, and every block has the timestamp of the block before the
+shock: the cascade plays out within one second of chain time, so no interest accrues while it runs (the
+simulator holds indices and rates fixed). For the heartbeat each round counts ``round_seconds``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from eth_utils.crypto import keccak
+
+from devnet.aave import AaveDeployError, Deployment
+from devnet.errors import DevnetError
+from devnet.scenario import (
+    ARBITRAGEUR,
+    LIQUIDATION_TOPIC,
+    LIQUIDATORS,
+    MAX_UINT,
+    WALLET_GAS_ETH,
+    label_address,
+)
+from devnet.uniswap import DEADLINE, SWAP_GAS, PoolDeployment, Uniswap
+
+BORROW_TOPIC = "0x" + keccak(text="Borrow(address,address,address,uint256,uint8,uint256,uint16)").hex()
+HF_ONE = 10**18
+Q192 = 1 << 192
+MIN_SQRT_RATIO, MAX_SQRT_RATIO = (
+    4_295_128_739,
+    1_461_446_703_485_210_103_287_273_052_203_988_822_378_723_970_342,
+)
+# An input no pool can absorb: an arbitrage swap always stops at its price limit.
+UNBOUNDED_IN = 1 << 200
+LIQUIDATION_GAS = 1_500_000
+
+
+class ShockError(DevnetError, ValueError):
+    """A shock or feed rule that does not fit the deployment (unknown asset, no pool, bad factor)."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class FeedRule:
+    """A Chainlink-style feed: it follows the pool between its asset and ``quote``."""
+
+    quote: str
+    deviation_bps: int = 50
+    heartbeat_s: int = 3_600
+
+
+@dataclass(frozen=True)
+class ChainLiquidation:
+    """One ``LiquidationCall`` the bots made and the sale of what it gave them.
+
+    ``market`` is the market's name, ``pool`` its Pool address; assets are symbols; ``collateral_seized`` is
+    what the liquidator received (the protocol fee excluded), ``proceeds`` what its sale brought."""
+
+    round: int
+    block: int
+    market: str
+    pool: str
+    user: str
+    collateral: str
+    debt: str
+    debt_repaid: int
+    collateral_seized: int
+    proceeds: int
+
+
+@dataclass(frozen=True)
+class ChainRound:
+    """A round: its liquidations in order, the accounts under 1 left alone, feed answers after the round."""
+
+    index: int
+    liquidations: tuple[ChainLiquidation, ...]
+    left_alone: tuple[tuple[str, str], ...]
+    oracle_prices: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Holding:
+    """An account after the cascade: scaled aToken and debt balances by symbol, health factor (wad)."""
+
+    scaled_collateral: dict[str, int]
+    scaled_debt: dict[str, int]
+    health_factor: int
+
+
+@dataclass(frozen=True)
+class ShockOutcome:
+    """What happened on chain: rounds with a liquidation, final pool prices (``sqrtPriceX96`` by pool
+    name), feed answers by symbol, every borrower's holding by (market, user), and bad debt by (market,
+    symbol): the debt of accounts left with no collateral."""
+
+    timestamp: int
+    rounds: tuple[ChainRound, ...]
+    pool_prices: dict[str, int]
+    oracle_prices: dict[str, int]
+    positions: dict[tuple[str, str], Holding]
+    bad_debt: dict[tuple[str, str], int]
+
+    @property
+    def depth(self) -> int:
+        return len(self.rounds)
+
+
+@dataclass(frozen=True)
+class BotPolicy:
+    """Costs a bot weighs before it keeps a liquidation (base currency, USD with 8 decimals)."""
+
+    gas_cost: int = 0
+    min_profit: int = 0
+
+
+@dataclass
+class _Run:
+    deployment: Deployment
+    uniswap: Uniswap
+    feeds: Mapping[str, FeedRule]
+    policy: BotPolicy
+    round_seconds: int
+    bot: str = field(default_factory=lambda: label_address(LIQUIDATORS[0]))
+    since_update: dict[str, int] = field(default_factory=dict)
+    funded: set[tuple[str, str]] = field(default_factory=set)
+
+    def rpc(self, method: str, params: list[Any] | None = None) -> Any:
+        return self.deployment.rpc.rpc(method, params or [])
+
+
+# ------------------------------------------------------------------------------------------- public
+
+
+def apply_shock(
+    deployment: Deployment,
+    uniswap: Uniswap,
+    shock: Mapping[str, Fraction],
+    *,
+    feeds: Mapping[str, FeedRule],
+    policy: BotPolicy | None = None,
+    max_rounds: int = 20,
+    round_seconds: int = 12,
+) -> ShockOutcome:
+    """Shock the feeds of ``shock`` (symbol → price factor), then let the bots act as the module says.
+
+    Needs anvil (impersonation, snapshots, the block clock); automining is on while it runs and the block
+    timestamp interval is left at 0. Raises :class:`ShockError` for inputs that do not fit the deployment.
+    """
+    _check(deployment, uniswap, shock, feeds)
+    run = _Run(deployment, uniswap, feeds, policy or BotPolicy(), round_seconds)
+    latest = run.rpc("eth_getBlockByNumber", ["latest", False])
+    timestamp = int(latest["timestamp"], 16)
+    run.rpc("evm_setAutomine", [True])
+    run.rpc("anvil_autoImpersonateAccount", [True])
+    run.rpc("anvil_setBlockTimestampInterval", [0])
+    run.rpc("evm_setNextBlockTimestamp", [timestamp])
+    _shock(run, shock)
+    users = _borrowers(run)
+    rounds = []
+    for index in range(1, max_rounds + 1):
+        done = _round(run, index, users)
+        if not done.liquidations:
+            break
+        rounds.append(done)
+    return ShockOutcome(
+        timestamp=timestamp,
+        rounds=tuple(rounds),
+        pool_prices={name: _sqrt_price(run, pool) for name, pool in sorted(uniswap.pools.items())},
+        oracle_prices=_answers(run),
+        positions={key: _holding(run, *key) for key in users},
+        bad_debt=_bad_debt(run, users),
+    )
+
+
+def implied_price(
+    sqrt_price: int, asset_is_token0: bool, asset_decimals: int, quote_decimals: int, quote_price: int
+) -> int:
+    """The USD price (8 decimals) a pool at ``sqrt_price`` gives its asset, the quote at ``quote_price``."""
+    square = sqrt_price * sqrt_price
+    asset_unit: int = 10**asset_decimals
+    quote_unit: int = 10**quote_decimals
+    if asset_is_token0:
+        return square * asset_unit * quote_price // (Q192 * quote_unit)
+    return Q192 * asset_unit * quote_price // (square * quote_unit)
+
+
+# ------------------------------------------------------------------------------------------- checks
+
+
+def _check(
+    deployment: Deployment, uniswap: Uniswap, shock: Mapping[str, Fraction], feeds: Mapping[str, FeedRule]
+) -> None:
+    for symbol, factor in shock.items():
+        if symbol not in deployment.assets:
+            raise ShockError(
+                f"shock for {symbol}: not a devnet asset; expected one of {sorted(deployment.assets)}"
+            )
+        if factor <= 0:
+            raise ShockError(f"shock for {symbol}: expected a positive factor, got {factor}")
+    for symbol, rule in feeds.items():
+        if symbol not in deployment.assets or rule.quote not in deployment.assets:
+            raise ShockError(f"feed {symbol}/{rule.quote}: not devnet assets")
+        if not any({p.symbol0, p.symbol1} == {symbol, rule.quote} for p in uniswap.pools.values()):
+            raise ShockError(f"feed {symbol}: no {symbol}/{rule.quote} pool to follow")
+
+
+# ------------------------------------------------------------------------------------------- the shock
+
+
+def _shock(run: _Run, shock: Mapping[str, Fraction]) -> None:
+    for symbol, factor in sorted(shock.items()):
+        answer = int(run.deployment.price_feed(symbol).call("latestAnswer"))
+        run.deployment.set_price(symbol, answer * factor.numerator // factor.denominator)
+        run.since_update[symbol] = 0
+    for _, pool in sorted(run.uniswap.pools.items()):
+        ratio = shock.get(pool.symbol0, Fraction(1)) / shock.get(pool.symbol1, Fraction(1))
+        if ratio != 1:
+            _arbitrage(run, pool, ratio)
+
+
+def _arbitrage(run: _Run, pool: PoolDeployment, ratio: Fraction) -> None:
+    """Swap ``pool`` to its price times ``ratio`` (token1 per token0), stopping at exactly that price."""
+    current = _sqrt_price(run, pool)
+    target = math.isqrt(current * current * ratio.numerator // ratio.denominator)
+    target = min(max(target, MIN_SQRT_RATIO + 1), MAX_SQRT_RATIO - 1)
+    if target == current:
+        return
+    sell, buy = (pool.symbol0, pool.symbol1) if target < current else (pool.symbol1, pool.symbol0)
+    arbitrageur = label_address(ARBITRAGEUR)
+    _gas(run, arbitrageur)
+    token = run.deployment.token(sell)
+    token.transact(arbitrageur, "mint", arbitrageur, UNBOUNDED_IN, gas=200_000)
+    token.transact(arbitrageur, "approve", run.uniswap.router, MAX_UINT, gas=100_000)
+    params = (
+        token.address,
+        run.deployment.token(buy).address,
+        pool.fee,
+        arbitrageur,
+        DEADLINE,
+        UNBOUNDED_IN,
+        0,
+        target,
+    )
+    run.uniswap.contract(run.uniswap.router, "SwapRouter").transact(
+        arbitrageur, "exactInputSingle", params, gas=SWAP_GAS
+    )
+
+
+# ------------------------------------------------------------------------------------------- a round
+
+
+def _round(run: _Run, index: int, users: list[tuple[str, str]]) -> ChainRound:
+    queue = []
+    for market, user in users:
+        data = run.deployment.pool(market).call("getUserAccountData", user)
+        if int(data[5]) < HF_ONE:
+            queue.append((-int(data[1]), run.deployment.markets[market].pool.lower(), market, user))
+    done, left = [], []
+    for _, _, market, user in sorted(queue):
+        found = _liquidate(run, index, market, user)
+        if found is None:
+            left.append((market, user))
+        else:
+            done.append(found)
+    _update_feeds(run)
+    return ChainRound(index, tuple(done), tuple(left), _answers(run))
+
+
+def _pair(run: _Run, market: str, user: str) -> tuple[str, str] | None:
+    """Symbols of the largest collateral and the largest debt in base currency (ties by token address)."""
+    deployment = run.deployment
+    flags = int(deployment.pool(market).call("getUserConfiguration", user)[0])
+    collateral, debt = [], []
+    for symbol, reserve in deployment.markets[market].reserves.items():
+        asset = deployment.assets[symbol]
+        price, unit = deployment.price(symbol, market), 10**asset.decimals
+        reserve_id = int(deployment.pool(market).call("getReserveData", asset.token)[7])
+        supplied = int(deployment.a_token(market, symbol).call("balanceOf", user))
+        enabled = flags >> (2 * reserve_id + 1) & 1 and reserve.params.liquidation_threshold
+        if supplied and enabled:
+            collateral.append((-(supplied * price // unit), asset.token.lower(), symbol))
+        owed = int(deployment.v_token(market, symbol).call("balanceOf", user))
+        if owed:
+            debt.append((-(owed * price // unit), asset.token.lower(), symbol))
+    if not collateral or not debt:
+        return None
+    return min(collateral)[2], min(debt)[2]
+
+
+def _liquidate(run: _Run, index: int, market: str, user: str) -> ChainLiquidation | None:
+    pair = _pair(run, market, user)
+    if pair is None:
+        return None
+    collateral, debt = pair
+    deployment, pool = run.deployment, run.deployment.pool(market)
+    _fund_bot(run, debt, market)
+    snapshot = run.rpc("evm_snapshot")
+    assets = (deployment.assets[collateral].token, deployment.assets[debt].token)
+    try:
+        receipt = pool.transact(
+            run.bot, "liquidationCall", *assets, user, MAX_UINT, False, gas=LIQUIDATION_GAS
+        )
+    except AaveDeployError:
+        run.rpc("evm_revert", [snapshot])
+        return None
+    repaid, seized = _liquidation_event(receipt, pool.address)
+    proceeds = run.uniswap.quote_exact_input(collateral, debt, seized).amount_out if seized else 0
+    debt_price, unit = deployment.price(debt, market), 10 ** deployment.assets[debt].decimals
+    gas, floor = (usd * unit // debt_price for usd in (run.policy.gas_cost, run.policy.min_profit))
+    if seized == 0 or proceeds - repaid - gas <= floor:
+        run.rpc("evm_revert", [snapshot])
+        return None
+    sale = run.uniswap.swap_exact_input(run.bot, collateral, debt, seized)
+    return ChainLiquidation(
+        round=index,
+        block=int(sale.receipt["blockNumber"], 16),
+        market=market,
+        pool=deployment.markets[market].pool.lower(),
+        user=user,
+        collateral=collateral,
+        debt=debt,
+        debt_repaid=repaid,
+        collateral_seized=seized,
+        proceeds=sale.amount_out,
+    )
+
+
+def _liquidation_event(receipt: Mapping[str, Any], pool: str) -> tuple[int, int]:
+    """``debtToCover`` and ``liquidatedCollateralAmount`` of the receipt's LiquidationCall."""
+    for log in receipt["logs"]:
+        if log["address"].lower() == pool.lower() and log["topics"][0] == LIQUIDATION_TOPIC:
+            data = log["data"]
+            return int(data[2:66], 16), int(data[66:130], 16)
+    raise ShockError(f"no LiquidationCall in {receipt['transactionHash']}")
+
+
+def _fund_bot(run: _Run, symbol: str, market: str) -> None:
+    """Enough of the debt asset for any liquidation, approved for the market's Pool, once."""
+    if (symbol, market) in run.funded:
+        return
+    _gas(run, run.bot)
+    token = run.deployment.token(symbol)
+    token.transact(run.bot, "mint", run.bot, 10**40, gas=200_000)
+    token.transact(run.bot, "approve", run.deployment.markets[market].pool, MAX_UINT, gas=100_000)
+    run.funded.add((symbol, market))
+
+
+def _gas(run: _Run, address: str) -> None:
+    run.rpc("anvil_setBalance", [address, hex(WALLET_GAS_ETH)])
+
+
+# ------------------------------------------------------------------------------------------- feeds
+
+
+def _update_feeds(run: _Run) -> None:
+    # Every feed reads the pools before any of them publishes.
+    implied = {symbol: _implied(run, symbol, rule) for symbol, rule in sorted(run.feeds.items())}
+    for symbol, price in implied.items():
+        rule, answer = run.feeds[symbol], _answer(run, symbol)
+        run.since_update[symbol] = run.since_update.get(symbol, 0) + run.round_seconds
+        deviates = abs(price - answer) * 10_000 > rule.deviation_bps * answer
+        if deviates or run.since_update[symbol] >= rule.heartbeat_s:
+            run.deployment.set_price(symbol, price)
+            run.since_update[symbol] = 0
+
+
+def _implied(run: _Run, symbol: str, rule: FeedRule) -> int:
+    pool = run.uniswap.pool(symbol, rule.quote)
+    assets = run.deployment.assets
+    return implied_price(
+        _sqrt_price(run, pool),
+        pool.symbol0 == symbol,
+        assets[symbol].decimals,
+        assets[rule.quote].decimals,
+        _answer(run, rule.quote),
+    )
+
+
+def _answer(run: _Run, symbol: str) -> int:
+    return int(run.deployment.price_feed(symbol).call("latestAnswer"))
+
+
+def _answers(run: _Run) -> dict[str, int]:
+    return {symbol: _answer(run, symbol) for symbol in sorted(run.deployment.assets)}
+
+
+def _sqrt_price(run: _Run, pool: PoolDeployment) -> int:
+    return int(run.uniswap.contract(pool.address, "UniswapV3Pool").call("slot0")[0])
+
+
+# ------------------------------------------------------------------------------------------- accounts
+
+
+def _borrowers(run: _Run) -> list[tuple[str, str]]:
+    """(market, user) of everyone who ever borrowed, from the Pools' ``Borrow`` events (``onBehalfOf``)."""
+    found = set()
+    for name, market in run.deployment.markets.items():
+        logs = run.rpc(
+            "eth_getLogs",
+            [
+                {
+                    "address": market.pool,
+                    "topics": [BORROW_TOPIC],
+                    "fromBlock": hex(run.deployment.start_block),
+                    "toBlock": "latest",
+                }
+            ],
+        )
+        found |= {(name, "0x" + log["topics"][2][-40:]) for log in logs}
+    return sorted(found)
+
+
+def _holding(run: _Run, market: str, user: str) -> Holding:
+    deployment = run.deployment
+    collateral, debt = {}, {}
+    for symbol in deployment.markets[market].reserves:
+        supplied = int(deployment.a_token(market, symbol).call("scaledBalanceOf", user))
+        owed = int(deployment.v_token(market, symbol).call("scaledBalanceOf", user))
+        if supplied:
+            collateral[symbol] = supplied
+        if owed:
+            debt[symbol] = owed
+    health = int(deployment.pool(market).call("getUserAccountData", user)[5])
+    return Holding(collateral, debt, health)
+
+
+def _bad_debt(run: _Run, users: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Debt (actual balances) of accounts with debt and no collateral left, by (market, symbol)."""
+    found: dict[tuple[str, str], int] = {}
+    for market, user in users:
+        data = run.deployment.pool(market).call("getUserAccountData", user)
+        if int(data[0]) or not int(data[1]):
+            continue
+        for symbol in run.deployment.markets[market].reserves:
+            owed = int(run.deployment.v_token(market, symbol).call("balanceOf", user))
+            if owed:
+                found[(market, symbol)] = found.get((market, symbol), 0) + owed
+    return dict(sorted(found.items()))
