@@ -93,7 +93,7 @@ def load_inputs(
     held = {r.asset for m in markets for rs in m.positions.values() for r in rs}
     oracles = _oracles(prices, dex, held) if oracle == "feed" else _fixed(prices)
     decimals = {r.asset: r.decimals for m in markets for rs in m.positions.values() for r in rs}
-    labels, symbols = _labels(conn, chain), _symbols(conn, chain)
+    labels, symbols = _labels(conn, chain), token_symbols(conn, chain)
     return Inputs(chain, at, markets, labels, dex, addresses, oracles, symbols, decimals)
 
 
@@ -198,7 +198,7 @@ def _prices(states: Sequence[MarketState]) -> dict[str, int]:
     return prices
 
 
-def _symbols(conn: Conn, chain_id: int) -> dict[str, str]:
+def token_symbols(conn: Conn, chain_id: int) -> dict[str, str]:
     rows = conn.execute(
         "SELECT token, symbol FROM tracked_tokens WHERE chain_id = %s", (chain_id,)
     ).fetchall()

@@ -6,6 +6,7 @@ import json
 import logging
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -81,6 +82,10 @@ def test_debtrank_on_market_matrix_in_unit_interval(positions: list[Position], v
 
 
 def _cli(indexed: Indexed, tmp_path: Path, *args: str) -> Result:
+    return _graph(indexed, tmp_path, "debtrank", "--chain-id", str(CHAIN), *args)
+
+
+def _graph(indexed: Indexed, tmp_path: Path, *args: str) -> Result:
     from chainrisk.cli import app
 
     (tmp_path / "chainrisk.toml").write_text("")  # CHAINRISK_CONFIG must name a file that exists
@@ -92,7 +97,7 @@ def _cli(indexed: Indexed, tmp_path: Path, *args: str) -> Result:
     # The CLI configures logging for the process; keep that from leaking into later tests.
     quiet = {name: logging.getLogger(name).level for name in ("alembic", "httpx", "httpcore")}
     try:
-        return CliRunner().invoke(app, ["graph", "debtrank", "--chain-id", str(CHAIN), *args], env=env)
+        return CliRunner().invoke(app, ["graph", *args], env=env)
     finally:
         for name, level in quiet.items():
             logging.getLogger(name).setLevel(level)
@@ -170,3 +175,60 @@ def test_parse_shocks_accepts_address_label_and_market_name() -> None:
     got = parse_shocks(["0xAA=0.5", "spark=1"], ["0xaa", "0xbb"], labels)
     assert got == {"0xaa": 0.5, "0xbb": 1.0}
     assert parse_shocks(["aave-pool=0.1"], ["0xaa", "0xbb"], labels) == {"0xaa": 0.1}
+
+
+def _clearing_book() -> list[Position]:
+    """Wallet a borrows 80 USDC in m1 against ETH worth 100; b supplies 100 USDC to m1 and borrows 90 in
+    m2 against nothing but that claim; c supplies 100 USDC to m2."""
+    return [
+        Position("m1", "a", "eth", 100.0, 0.0),
+        Position("m1", "a", "usdc", 0.0, 80.0),
+        Position("m1", "b", "usdc", 100.0, 0.0),
+        Position("m2", "b", "usdc", 0.0, 90.0),
+        Position("m2", "c", "usdc", 100.0, 0.0),
+    ]
+
+
+def test_clearing_network_by_hand() -> None:
+    """ETH halves: a is 30 short on its own; m1 (holding 70) pays a and b pro rata, a pays back 35, so
+    m1 pays 105 of 150, b receives 70 and pays m2 70 of 90, m2 pays c 80 of 100. Solved by hand."""
+    from graph.clearing import clear
+    from graph.exposure import clearing_network
+
+    network = clearing_network(_clearing_book(), {"eth": 0.5})
+    assert network.nodes == [("market", "m1"), ("market", "m2"), ("wallet", "a"), ("wallet", "b"),
+                             ("wallet", "c")]  # fmt: skip
+    np.testing.assert_allclose(network.external_assets, [70, 10, 0, 0, 0])
+    np.testing.assert_allclose(network.first_order_shortfall, [0, 0, 30, 0, 0], atol=1e-9)
+    result = clear(network.liabilities, network.external_assets, np.zeros(5))
+    np.testing.assert_allclose(result.payments, [105, 80, 35, 70, 0], atol=1e-9)
+    assert result.defaulted.tolist() == [True, True, True, True, False]
+    unshocked = clear(*_clearing_inputs(clearing_network(_clearing_book())))
+    assert not unshocked.defaulted.any()
+
+
+def _clearing_inputs(network: Any) -> tuple[Any, Any, Any]:
+    return network.liabilities, network.external_assets, np.zeros(len(network.nodes))
+
+
+def test_clearing_cli_on_the_devnet(indexed: Indexed, tmp_path: Path) -> None:
+    """Deeper falls never lower the shortfall; what passes through the markets is never negative; the
+    markets' payments equal what the JSON reports; a bad symbol is one error line with exit 2."""
+    shortfalls = []
+    for move in ("0%", "-40%", "-80%"):
+        result = _graph(indexed, tmp_path, "clearing", "--chain-id", str(CHAIN), "--shock", f"ETH={move}",
+                        "--json")  # fmt: skip
+        assert result.exit_code == 0, result.output
+        document = json.loads(result.output)
+        assert document["contagion_shortfall_usd"] >= 0
+        assert document["wallet_shortfall_usd"] >= document["first_order_shortfall_usd"] - 1e-6
+        for market in document["markets"]:
+            owed, paid = market["owed_to_suppliers_usd"], market["paid_usd"]
+            assert 0 <= paid <= owed + 1e-6
+            assert market["shortfall_usd"] == pytest.approx(owed - paid)
+        shortfalls.append(document["wallet_shortfall_usd"])
+    assert shortfalls == sorted(shortfalls) and shortfalls[-1] > shortfalls[0]
+    table = _graph(indexed, tmp_path, "clearing", "--chain-id", str(CHAIN), "--shock", "ETH=-50%")
+    assert table.exit_code == 0 and "first order" in table.output
+    bad = _graph(indexed, tmp_path, "clearing", "--chain-id", str(CHAIN), "--shock", "DOGE=-50%")
+    assert bad.exit_code == 2 and "unknown symbol 'DOGE'" in bad.output
