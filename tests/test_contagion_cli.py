@@ -240,3 +240,60 @@ def test_var_bad_input_is_one_error_line(
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], result.stderr
+
+
+def test_curve_agrees_with_simulate_and_the_indexed_health(indexed: tuple[str, int], tmp_path: Path) -> None:
+    """Each cascade point is `simulate` at that drop; at 0 % the first round is the accounts the indexer
+    itself has below health factor 1; the PNG is a real image."""
+    db = indexed[0]
+    png = tmp_path / "curve.png"
+    result = _run(db, tmp_path, "--asset", "ETH", "--max-drop", "40", "--step", "20", "--json", "--png",
+                  str(png), command="curve")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    points = json.loads(result.stdout)["points"]
+    assert {(p["symbol"], p["drop_percent"]) for p in points} == {
+        ("WETH", 0.0),
+        ("WETH", 20.0),
+        ("WETH", 40.0),
+    }
+    for drop in (20, 40):
+        simulated = json.loads(_run(db, tmp_path, "--shock", f"ETH=-{drop}%", "--json").stdout)
+        done = [x for r in simulated["rounds"] for x in r["liquidations"]]
+        for point in (p for p in points if p["drop_percent"] == drop):
+            mine = [x for x in done if x["market"] == point["market"]]
+            assert point["cascade"]["liquidations"] == len(mine)
+            assert point["cascade"]["debt_repaid_usd"] == pytest.approx(
+                sum(x["debt_repaid_usd"] for x in mine)
+            )
+    with psycopg.connect(to_libpq_url(db)) as conn:
+        below = dict(
+            conn.execute(
+                "SELECT pool, count(*) FROM account_health WHERE chain_id = %s AND total_debt_base > 0"
+                " AND health_factor < 10^18 GROUP BY pool",
+                (CHAIN,),
+            ).fetchall()
+        )
+    for point in (p for p in points if p["drop_percent"] == 0):
+        assert point["first_round"]["accounts"] == below.get(point["market"], 0)
+    deeper = [
+        sum(p["first_round"]["debt_usd"] for p in points if p["drop_percent"] == d) for d in (0, 20, 40)
+    ]
+    assert deeper[2] > deeper[0]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--step", "0"], "--step 0.0: expected a step"),
+        (["--max-drop", "100"], "--max-drop 100.0: expected a drop"),
+        (["--asset", "DOGE"], "--asset 'DOGE': not a priced asset"),
+        (["--png", "/no/such/folder/curve.png"], "folder /no/such/folder does not exist"),
+    ],
+)
+def test_curve_bad_input_is_one_error_line(
+    indexed: tuple[str, int], tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = _run(indexed[0], tmp_path, *args, command="curve")
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

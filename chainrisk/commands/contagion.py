@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -173,3 +174,66 @@ def _print_var(document: Mapping[str, Any]) -> None:
     depths = ", ".join(f"{d}: {n}" for d, n in enumerate(document["depth_histogram"]))
     out.print(f"depth histogram (rounds: scenarios): {depths}")
     out.print(f"chain {document['chain_id']}, block {document['block']}")
+
+
+_CURVE_HELP = "\n\n".join(
+    (
+        "The liquidation-at-risk curve: what each price drop puts at risk, per asset and market.",
+        "For each asset (alone; --asset picks them, default every asset that is not a dollar) and each"
+        " drop from 0 to --max-drop in --step percent: the first round (accounts below health factor 1 at"
+        " the dropped oracle price, their debt and collateral) and the cascade (debt repaid, collateral"
+        " seized, bad debt, depth after every round), as a table, --json, and a plot with --png FILE.",
+        "Example: chainrisk contagion curve --asset ETH --max-drop 50 --step 5 --png curve.png",
+    )
+)
+
+
+@app.command("curve", help=_CURVE_HELP)
+def curve_command(
+    ctx: typer.Context,
+    asset: Annotated[
+        list[str] | None, typer.Option(help="Asset symbol to drop, e.g. ETH; repeatable (default: all).")
+    ] = None,
+    block: Annotated[
+        int | None, typer.Option(min=0, max=MAX_BLOCK, help="Block of the state (default: indexed head).")
+    ] = None,
+    max_drop: Annotated[float, typer.Option(help="Largest drop, percent.")] = 60.0,
+    step: Annotated[float, typer.Option(help="Step between drops, percent.")] = 5.0,
+    png: Annotated[Path | None, typer.Option(help="Also draw the curve into this PNG file.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document instead of a table.")
+    ] = False,
+) -> None:
+    import psycopg
+
+    from chainrisk.contagion import curve
+    from chainrisk.contagion import inputs as loading
+
+    grid = curve.drops(max_drop, step)
+    curve.check_png(png)
+    with psycopg.connect(app_context(ctx).conninfo()) as conn:
+        inputs = loading.load_inputs(conn, None, block)
+    document = curve.curve(inputs, curve.moving_assets(inputs, asset or []), grid)
+    if png is not None:
+        curve.write_png(document, png)
+    if as_json:
+        typer.echo(json.dumps(document, indent=2))
+    else:
+        _print_curve(document)
+
+
+def _print_curve(document: Mapping[str, Any]) -> None:
+    from rich.table import Table
+
+    from chainrisk.contagion.curve import curve_rows
+
+    table = Table(title=f"liquidation at risk, chain {document['chain_id']} block {document['block']}")
+    columns = (
+        *("asset", "drop", "market", "round 1 accounts", "round 1 debt USD", "round 1 collateral USD"),
+        *("liquidations", "debt repaid USD", "collateral seized USD", "bad debt USD", "depth"),
+    )
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("asset", "market") else "right")
+    for row in curve_rows(document):
+        table.add_row(*row)
+    console().print(table)
