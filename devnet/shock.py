@@ -24,6 +24,11 @@ What happens on chain, in order (the policy :func:`graph.cascade.run_cascade` mo
 Every transaction is mined in its own block, and every block has the timestamp of the block before the
 shock: the cascade plays out within one second of chain time, so no interest accrues while it runs (the
 simulator holds indices and rates fixed). For the heartbeat each round counts ``round_seconds``.
+
+``BotPolicy(mode="batched")`` runs the scenario's bots instead (:mod:`devnet.scenario`): each round's
+liquidations all in one block, ordered by user then market, none checked for profit, and every sale in the
+block after, in the same order. Each account's liquidation is then what it is one by one (no time passes,
+the feeds do not move within a round), but the pool sees the sales in another order.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import Any, Literal
 
 from eth_utils.crypto import keccak
 
@@ -46,7 +51,7 @@ from devnet.scenario import (
     WALLET_GAS_ETH,
     label_address,
 )
-from devnet.uniswap import DEADLINE, SWAP_GAS, PoolDeployment, Uniswap
+from devnet.uniswap import DEADLINE, SWAP_GAS, SWAP_TOPIC, PoolDeployment, Uniswap
 
 BORROW_TOPIC = "0x" + keccak(text="Borrow(address,address,address,uint256,uint8,uint256,uint16)").hex()
 HF_ONE = 10**18
@@ -133,8 +138,13 @@ class ShockOutcome:
 
 @dataclass(frozen=True)
 class BotPolicy:
-    """Costs a bot weighs before it keeps a liquidation (base currency, USD with 8 decimals)."""
+    """How the bots act. ``one_by_one`` (the default): the order and checks the module docstring gives,
+    one transaction per block, each sale before the next liquidation; ``gas_cost`` and ``min_profit`` in
+    base currency (USD, 8 decimals). ``batched`` (the scenario's bots): every liquidation of a round in one
+    block, by user then market, with no profit check, then every sale in the next block in the same order.
+    """
 
+    mode: Literal["one_by_one", "batched"] = "one_by_one"
     gas_cost: int = 0
     min_profit: int = 0
 
@@ -281,15 +291,15 @@ def _round(run: _Run, index: int, users: list[tuple[str, str]]) -> ChainRound:
         data = run.deployment.pool(market).call("getUserAccountData", user)
         if int(data[5]) < HF_ONE:
             queue.append((-int(data[1]), run.deployment.markets[market].pool.lower(), market, user))
-    done, left = [], []
-    for _, _, market, user in sorted(queue):
-        found = _liquidate(run, index, market, user)
-        if found is None:
-            left.append((market, user))
-        else:
-            done.append(found)
+    unhealthy = [(market, user) for _, _, market, user in sorted(queue)]
+    if run.policy.mode == "batched":
+        done = _batched(run, index, sorted(unhealthy, key=lambda k: (k[1].lower(), k[0])))
+    else:
+        done = [x for x in (_liquidate(run, index, m, u) for m, u in unhealthy) if x is not None]
+    taken = {(x.market, x.user) for x in done}
     _update_feeds(run)
-    return ChainRound(index, tuple(done), tuple(left), _answers(run))
+    left = tuple(k for k in unhealthy if k not in taken)
+    return ChainRound(index, tuple(done), left, _answers(run))
 
 
 def _pair(run: _Run, market: str, user: str) -> tuple[str, str] | None:
@@ -349,6 +359,77 @@ def _liquidate(run: _Run, index: int, market: str, user: str) -> ChainLiquidatio
         collateral_seized=seized,
         proceeds=sale.amount_out,
     )
+
+
+def _batched(run: _Run, index: int, accounts: list[tuple[str, str]]) -> list[ChainLiquidation]:
+    """Every liquidation in one block, then every sale in the next, in the order given."""
+    deployment, router = run.deployment, run.uniswap.contract(run.uniswap.router, "SwapRouter")
+    pairs = {key: pair for key in accounts if (pair := _pair(run, *key)) is not None}
+    for (market, _), (collateral, debt) in pairs.items():
+        _fund_bot(run, debt, market)
+        _approve_router(run, collateral)
+    run.rpc("evm_setAutomine", [False])
+    try:
+        sent = {key: _send_liquidation(run, key, pair) for key, pair in pairs.items()}
+        receipts = _mine(run)
+        seized = {
+            key: _liquidation_event(receipts[tx], deployment.markets[key[0]].pool)
+            for key, tx in sent.items()
+            if receipts[tx]["status"] == "0x1"
+        }
+        sales = {}
+        for key, (_, amount) in seized.items():
+            collateral, debt = (deployment.assets[s].token for s in pairs[key])
+            fee = run.uniswap.pool(*pairs[key]).fee
+            params = (collateral, debt, fee, run.bot, DEADLINE, amount, 0, 0)
+            sales[key] = router.send(run.bot, "exactInputSingle", params, gas=SWAP_GAS)
+        receipts = _mine(run)
+    finally:
+        run.rpc("evm_setAutomine", [True])
+    block = int(run.rpc("eth_blockNumber"), 16)
+    return [
+        ChainLiquidation(
+            round=index,
+            block=block,
+            market=market,
+            pool=deployment.markets[market].pool.lower(),
+            user=user,
+            collateral=pairs[(market, user)][0],
+            debt=pairs[(market, user)][1],
+            debt_repaid=repaid,
+            collateral_seized=amount,
+            proceeds=_swap_out(receipts[sales[(market, user)]]),
+        )
+        for (market, user), (repaid, amount) in seized.items()
+    ]
+
+
+def _send_liquidation(run: _Run, key: tuple[str, str], pair: tuple[str, str]) -> str:
+    assets = (run.deployment.assets[s].token for s in pair)
+    pool = run.deployment.pool(key[0])
+    return pool.send(run.bot, "liquidationCall", *assets, key[1], MAX_UINT, False, gas=LIQUIDATION_GAS)
+
+
+def _mine(run: _Run) -> dict[str, dict[str, Any]]:
+    """Mine what is queued into one block; its receipts by transaction hash."""
+    run.rpc("evm_mine")
+    block = run.rpc("eth_getBlockByNumber", ["latest", False])
+    return {r["transactionHash"]: r for r in run.rpc("eth_getBlockReceipts", [block["hash"]])}
+
+
+def _swap_out(receipt: Mapping[str, Any]) -> int:
+    """What a single-pool swap paid out: minus the negative amount of its Swap event."""
+    for log in receipt["logs"]:
+        if log["topics"][0] == SWAP_TOPIC:
+            words = [int(log["data"][2 + 64 * i : 66 + 64 * i], 16) for i in range(2)]
+            return -min(w - (1 << 256) if w >> 255 else w for w in words)
+    raise ShockError(f"no Swap in {receipt['transactionHash']}")
+
+
+def _approve_router(run: _Run, symbol: str) -> None:
+    if (symbol, "router") not in run.funded:
+        run.deployment.token(symbol).transact(run.bot, "approve", run.uniswap.router, MAX_UINT, gas=100_000)
+        run.funded.add((symbol, "router"))
 
 
 def _liquidation_event(receipt: Mapping[str, Any], pool: str) -> tuple[int, int]:
