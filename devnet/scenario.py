@@ -477,7 +477,7 @@ class _Simulation:
     def _publish(self, step: int, *, force: bool = False) -> None:
         for symbol, price in self._oracle_prices(step).items():
             last = self.published.get(symbol)
-            moved = last is None or abs(price / last[0] - 1) >= DEVIATION.get(symbol, 0.005)
+            moved = last is None or deviates(price, last[0], DEVIATION.get(symbol, 0.005))
             stale = last is not None and self.now - last[1] >= HEARTBEAT_S
             if force or moved or stale:
                 self._send(self.feeds[symbol], self.d.deployer, "setAnswer", price, gas=200_000)
@@ -688,10 +688,7 @@ class _Simulation:
         if self.uniswap is None or self.feedback <= 0:
             return market
         pools = self._pool_usd(market)
-        return {
-            s: round(p ** (1 - self.feedback) * pools[s] ** self.feedback) if s in pools else p
-            for s, p in market.items()
-        }
+        return {s: mixed_price(p, pools[s], self.feedback) if s in pools else p for s, p in market.items()}
 
     def _pool_usd(self, market: Mapping[str, int]) -> dict[str, float]:
         """USD prices (8 decimals) the pools imply, starting from the stablecoins' path prices."""
@@ -814,6 +811,17 @@ class _Simulation:
         labels |= dict(self.exchanges)
         labels |= dict(zip(self.liquidators, LIQUIDATORS, strict=True))
         return labels
+
+
+def mixed_price(market: int, pool: float, feedback: float) -> int:
+    """What a feed publishes with ``feedback``: the geometric mix of the market's price and the pool's."""
+    mixed: float = market ** (1 - feedback) * pool**feedback
+    return round(mixed)
+
+
+def deviates(price: int, last: int, threshold: float) -> bool:
+    """Whether a feed publishes ``price`` after ``last``: it moved by the threshold (a fraction) or more."""
+    return abs(price / last - 1) >= threshold
 
 
 def _seized_amount(receipt: Receipt, pool: str) -> int:

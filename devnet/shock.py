@@ -16,9 +16,10 @@ What happens on chain, in order (the policy :func:`graph.cascade.run_cascade` mo
    the debt repaid plus ``gas_cost`` by more than ``min_profit`` (both in base currency, USD with 8
    decimals) the liquidation is rolled back (``evm_revert``, as a bot that simulates before sending would
    never send it); otherwise the collateral is sold at once, before the next account.
-3. After the round each rule in ``feeds`` (Chainlink-style) reads its pool and publishes the price the pool
+3. After the round each rule in ``feeds`` reads its pool and, Chainlink-style, publishes the price the pool
    implies (the quote asset valued at its own feed's answer) when it deviates from the feed's answer by more
-   than ``deviation_bps``, or when ``heartbeat_s`` has passed since the feed's last update.
+   than ``deviation_bps``, or when ``heartbeat_s`` has passed since the feed's last update; or, with a
+   ``feedback`` weight, publishes what the scenario's ``--feedback`` feeds would (see :class:`FeedRule`).
 4. Repeat until a round liquidates nobody, or ``max_rounds``.
 
 Every transaction is mined in its own block, and every block has the timestamp of the block before the
@@ -49,7 +50,9 @@ from devnet.scenario import (
     LIQUIDATORS,
     MAX_UINT,
     WALLET_GAS_ETH,
+    deviates,
     label_address,
+    mixed_price,
 )
 from devnet.uniswap import DEADLINE, SWAP_GAS, SWAP_TOPIC, PoolDeployment, Uniswap
 
@@ -73,11 +76,20 @@ class ShockError(DevnetError, ValueError):
 
 @dataclass(frozen=True)
 class FeedRule:
-    """A Chainlink-style feed: it follows the pool between its asset and ``quote``."""
+    """A feed that follows the pool between its asset and ``quote``.
+
+    Without ``feedback``, Chainlink-style: it publishes the pool's price (:func:`implied_price`) when that
+    deviates from its answer by more than ``deviation_bps``. With ``feedback`` (a weight in [0, 1]), as the
+    scenario's feeds do (``--feedback``): it publishes :func:`devnet.scenario.mixed_price` of the market's
+    price (its answer right after the shock) and the pool's (``Uniswap.price`` times the quote's answer)
+    when that moved by ``deviation_bps`` or more (:func:`devnet.scenario.deviates`). Either publishes at
+    the heartbeat too.
+    """
 
     quote: str
     deviation_bps: int = 50
     heartbeat_s: int = 3_600
+    feedback: float | None = None
 
 
 @dataclass(frozen=True)
@@ -158,6 +170,7 @@ class _Run:
     round_seconds: int
     bot: str = field(default_factory=lambda: label_address(LIQUIDATORS[0]))
     since_update: dict[str, int] = field(default_factory=dict)
+    market: dict[str, int] = field(default_factory=dict)  # feed answers right after the shock
     funded: set[tuple[str, str]] = field(default_factory=set)
 
     def rpc(self, method: str, params: list[Any] | None = None) -> Any:
@@ -248,6 +261,7 @@ def _shock(run: _Run, shock: Mapping[str, Fraction]) -> None:
         answer = int(run.deployment.price_feed(symbol).call("latestAnswer"))
         run.deployment.set_price(symbol, answer * factor.numerator // factor.denominator)
         run.since_update[symbol] = 0
+    run.market = {symbol: _answer(run, symbol) for symbol in run.feeds}
     for _, pool in sorted(run.uniswap.pools.items()):
         ratio = shock.get(pool.symbol0, Fraction(1)) / shock.get(pool.symbol1, Fraction(1))
         if ratio != 1:
@@ -461,17 +475,24 @@ def _gas(run: _Run, address: str) -> None:
 
 def _update_feeds(run: _Run) -> None:
     # Every feed reads the pools before any of them publishes.
-    implied = {symbol: _implied(run, symbol, rule) for symbol, rule in sorted(run.feeds.items())}
+    implied = {symbol: _published(run, symbol, rule) for symbol, rule in sorted(run.feeds.items())}
     for symbol, price in implied.items():
         rule, answer = run.feeds[symbol], _answer(run, symbol)
         run.since_update[symbol] = run.since_update.get(symbol, 0) + run.round_seconds
-        deviates = abs(price - answer) * 10_000 > rule.deviation_bps * answer
-        if deviates or run.since_update[symbol] >= rule.heartbeat_s:
+        if rule.feedback is None:
+            moved = abs(price - answer) * 10_000 > rule.deviation_bps * answer
+        else:
+            moved = deviates(price, answer, rule.deviation_bps / 10_000)
+        if moved or run.since_update[symbol] >= rule.heartbeat_s:
             run.deployment.set_price(symbol, price)
             run.since_update[symbol] = 0
 
 
-def _implied(run: _Run, symbol: str, rule: FeedRule) -> int:
+def _published(run: _Run, symbol: str, rule: FeedRule) -> int:
+    """What the feed would publish now."""
+    if rule.feedback is not None:
+        reading = run.uniswap.price(symbol, rule.quote) * float(_answer(run, rule.quote))
+        return mixed_price(run.market[symbol], reading, rule.feedback)
     pool = run.uniswap.pool(symbol, rule.quote)
     assets = run.deployment.assets
     return implied_price(

@@ -9,7 +9,7 @@ Inputs are data only (no database): per market the users' :class:`UserReserve` r
 
 What happens, in order:
 
-1. The shock multiplies every shocked asset's oracle price (both oracle kinds) and moves each pool holding
+1. The shock multiplies every shocked asset's oracle price (every oracle kind) and moves each pool holding
    a shocked asset to the shocked relative price by an exact swap up to that price (arbitrage against the
    market that moved), so pools and oracles agree again after the shock.
 2. A round: every account of every market whose health factor (exact, at the oracle prices) is below 1,
@@ -21,7 +21,9 @@ What happens, in order:
    at once, moving the pool before the next account is looked at.
 3. After the round, each ``feed`` oracle takes the pool-implied price when it deviates from its answer by
    more than the threshold, or when the heartbeat has elapsed since its last update (a round lasts
-   ``round_seconds``); a ``fixed`` oracle keeps its shocked price.
+   ``round_seconds``); a ``mixed`` one (the devnet's ``--feedback`` feeds) publishes a geometric mix of
+   its shocked price and the pool's when it moved by the threshold or more; a ``fixed`` oracle keeps its
+   shocked price.
 4. Repeat until a round liquidates nobody or ``max_rounds`` rounds have run.
 
 One liquidator acts, sells everything it seizes immediately into the one pool between the two assets,
@@ -68,7 +70,7 @@ from indexer.protocols.aave_math import (
 )
 
 PoolKey = tuple[str, str]
-OracleKind = Literal["feed", "fixed"]
+OracleKind = Literal["feed", "fixed", "mixed"]
 Shock = Mapping[str, Fraction | int | float]
 
 # An exact-in amount no pool can absorb, so an arbitrage swap always stops at its price limit.
@@ -87,6 +89,12 @@ class OracleModel:
     ``fixed`` moves only with the shock. ``feed`` (Chainlink-style) also takes the price implied by the pool
     between this asset and ``quote`` (valued at the quote's own oracle price) whenever it deviates by more
     than ``deviation_bps`` or ``heartbeat_s`` has elapsed since its last update.
+
+    ``mixed`` is what the devnet's feeds publish with ``--feedback``: the geometric mix
+    ``market ** (1 - feedback) * pool ** feedback``, rounded, of the market's price (the shocked price,
+    which holds while the cascade runs) and the pool's (the devnet's floating-point reading of the pool,
+    the quote at its oracle price), whenever it has moved by ``deviation_bps`` or more from the answer, or at
+    the heartbeat. Its arithmetic is the devnet's, in floats, so that both publish the same integers.
     """
 
     price: int
@@ -94,6 +102,7 @@ class OracleModel:
     quote: str | None = None
     deviation_bps: int = 50
     heartbeat_s: int = 3_600
+    feedback: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +168,7 @@ class _Feed:
     model: OracleModel
     price: int
     since_update: int = 0
+    market: int = 0  # the price outside the pools (the shocked one), which a ``mixed`` feed mixes in
 
 
 @dataclass
@@ -233,7 +243,9 @@ def _check_oracles(
             raise CascadeInputError(f"oracle {asset}: expected a positive price, got {model.price}")
         if model.kind == "fixed":
             continue
-        if model.kind != "feed" or model.quote is None or model.quote not in oracles:
+        if not 0 <= model.feedback <= 1:
+            raise CascadeInputError(f"oracle {asset}: feedback is a weight in [0, 1], got {model.feedback}")
+        if model.kind not in ("feed", "mixed") or model.quote is None or model.quote not in oracles:
             raise CascadeInputError(f"oracle {asset}: a feed needs a quote asset that has an oracle")
         if _pool_key(pools, asset, model.quote) is None:
             raise CascadeInputError(f"oracle {asset}: no pool between {asset} and {model.quote}")
@@ -298,18 +310,43 @@ def _implied_price(state: _State, asset: str, quote: str) -> int:
     return _Q192 * scale // (square * _unit(state.decimals[quote]))
 
 
+def _pool_reading(state: _State, asset: str, quote: str) -> float:
+    """The devnet's floating-point reading of the pool: quote per asset (decimals applied) times the
+    quote's oracle price; the same operations in the same order as ``devnet.uniswap.Uniswap.price``."""
+    key = _pool_key(state.pools, asset, quote)
+    assert key is not None  # checked with the inputs
+    sqrt_price = state.pools[key].sqrt_price
+    raw = sqrt_price * sqrt_price / _Q192
+    price01 = float(raw * 10 ** (state.decimals[key[0]] - state.decimals[key[1]]))
+    per_unit = price01 if key[0] == asset else 1 / price01
+    return per_unit * float(state.feeds[quote].price)
+
+
+def _mixed(feed: _Feed, pool: float) -> int:
+    mixed: float = feed.market ** (1 - feed.model.feedback) * pool**feed.model.feedback
+    return round(mixed)
+
+
+def _moves(feed: _Feed, price: int) -> bool:
+    if feed.model.kind == "mixed":  # the devnet's test, in floats, at the threshold or beyond
+        return abs(price / feed.price - 1) >= feed.model.deviation_bps / 10_000
+    return abs(price - feed.price) * 10_000 > feed.model.deviation_bps * feed.price
+
+
 def _update_feeds(state: _State, round_seconds: int) -> None:
     # Every feed reads the pools at the end of the round, before any of them moves.
-    implied = {
-        asset: _implied_price(state, asset, feed.model.quote)
-        for asset, feed in sorted(state.feeds.items())
-        if feed.model.kind == "feed" and feed.model.quote is not None
-    }
+    implied = {}
+    for asset, feed in sorted(state.feeds.items()):
+        if feed.model.quote is None or feed.model.kind == "fixed":
+            continue
+        if feed.model.kind == "mixed":
+            implied[asset] = _mixed(feed, _pool_reading(state, asset, feed.model.quote))
+        else:
+            implied[asset] = _implied_price(state, asset, feed.model.quote)
     for asset, price in implied.items():
         feed = state.feeds[asset]
         feed.since_update += round_seconds
-        deviates = abs(price - feed.price) * 10_000 > feed.model.deviation_bps * feed.price
-        if deviates or feed.since_update >= feed.model.heartbeat_s:
+        if _moves(feed, price) or feed.since_update >= feed.model.heartbeat_s:
             feed.price, feed.since_update = price, 0
 
 
@@ -533,7 +570,7 @@ def run_cascade(
             m.name: {user: {r.asset: r for r in rs} for user, rs in m.positions.items()} for m in markets
         },
         pools=copy.deepcopy(dict(pools)),
-        feeds={a: _Feed(m, _shocked(m.price, factors.get(a))) for a, m in oracles.items()},
+        feeds={a: _feed(m, _shocked(m.price, factors.get(a))) for a, m in oracles.items()},
         decimals=decimals,
     )
     _align_pools(state.pools, factors)
@@ -555,6 +592,10 @@ def run_cascade(
         bad_debt=_per_asset(by_user),
         bad_debt_by_user=by_user,
     )
+
+
+def _feed(model: OracleModel, shocked: int) -> _Feed:
+    return _Feed(model, shocked, market=shocked)
 
 
 def _shocked(price: int, factor: Fraction | None) -> int:

@@ -4,12 +4,19 @@ A devnet with both Aave v3 markets and one thin WETH/USDC Uniswap v3 pool (full 
 ranges) holds a book of WETH-collateral, USDC-debt accounts in both markets, placed so that WETH −35 %
 liquidates some at once and the bots' sales pull the pool, and with it the WETH feed, far enough to
 liquidate more. The chain is indexed; ``load_inputs`` reads the simulator's inputs at the block before the
-shock; the liquidation protocol fee (10 % on every reserve, not among the indexed events) is added. Then
-:func:`devnet.shock.apply_shock` shocks the feed and lets the bots act, the feed following the pool
-Chainlink-style (50 bps, as ``load_inputs``' feeds), and the two are compared: the liquidations, round by
-round, in order, with their amounts; the final pool price; the feeds' answers; the accounts left; bad debt.
-The bots follow the simulator's policy and act one transaction per block within the shock's second, so
-everything is compared exactly.
+shock; the liquidation protocol fee (10 % on every reserve, not among the indexed events) is added. Then,
+each time from the same block (``evm_snapshot``), :func:`devnet.shock.apply_shock` shocks the feed and
+lets the bots act, and the outcome is compared with the simulator's:
+
+- bots with the simulator's policy, one transaction per block, the feed following the pool Chainlink-style
+  (50 bps, as ``load_inputs``' feeds): liquidations round by round, in order, with their amounts and
+  sales; final pool price; feed answers after every round; every account left; bad debt: all equal;
+- the same bots with the feed the scenario publishes with ``--feedback`` (a mix of the shocked price and
+  the pool's), against the simulator's ``mixed`` oracle: all equal;
+- the scenario's bots (a round's liquidations in one block in their own order, no profit check, the sales
+  in the next block), against a simulator liquidator that takes any loss: the same accounts each round
+  with the same amounts; what each sale brought differs with the order of the sales, within the stated
+  tolerances for the rest.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from devnet.aave import USD, Deployment, deploy_markets
 from devnet.anvil import Anvil
 from devnet.scenario import MAX_UINT, label_address
 from devnet.serve import indexer_toml
-from devnet.shock import BotPolicy, FeedRule, ShockOutcome, apply_shock
+from devnet.shock import BotPolicy, FeedRule, ShockError, ShockOutcome, apply_shock
 from devnet.uniswap import PairSpec, Uniswap, deploy_uniswap, manifest_with_uniswap
 from graph.cascade import CascadeResult, OracleModel, run_cascade
 from graph.liquidation import ReserveTerms
@@ -46,6 +53,7 @@ PROTOCOL_FEE_BPS = 1_000  # what deploy_markets sets on every reserve
 POOL_USD = 5_000_000.0  # per side, full range, at $3,000
 LENDER_USDC = 50_000_000
 VARIABLE = 2
+FEEDBACK = 0.5  # the pool's weight in what the scenario's feeds publish
 ANY_LOSS = -(10**30)  # a min_profit no sale falls short of: the liquidator acts whatever it loses
 # (market, WETH supplied, health factor at the shocked price): under 0.87 the collateral does not cover the
 # debt plus the bonus (bad debt), under 1 round one, a little over 1 the rounds that follow, 1.6 never.
@@ -76,6 +84,15 @@ class Devnet:
     outcome: ShockOutcome
     any_loss: CascadeResult  # a liquidator that does not check the sale pays for the debt
     batched: ShockOutcome  # the scenario's bots: a round's liquidations in one block, its sales in the next
+    mixed_predicted: CascadeResult  # the feed as the scenario's ``--feedback`` feeds publish
+    mixed: ShockOutcome
+
+    def run(self, oracle: str) -> tuple[ShockOutcome, CascadeResult]:
+        """The bots' outcome and the simulator's prediction with the feed that follows the pool (``feed``)
+        or the scenario's mix of the shocked price and the pool's (``mixed``)."""
+        if oracle == "mixed":
+            return self.mixed, self.mixed_predicted
+        return self.outcome, self.predicted
 
 
 def _book(node: Anvil, deployment: Deployment) -> None:
@@ -154,14 +171,32 @@ def devnet(templates: dict[str, str], node_home: Path) -> Iterator[Devnet]:
             feed = inputs.oracles[weth]
             assert feed.kind == "feed" and feed.quote is not None
             rule = FeedRule("USDC", feed.deviation_bps, feed.heartbeat_s)
-            before = node.rpc("evm_snapshot")
-            outcome = apply_shock(deployment, uniswap, {"WETH": SHOCK}, feeds={"WETH": rule})
-            node.rpc("evm_revert", [before])
-            batched = apply_shock(
-                deployment, uniswap, {"WETH": SHOCK}, feeds={"WETH": rule}, policy=BotPolicy("batched")
-            )
+            mixed_rule = replace(rule, feedback=FEEDBACK)
+            outcomes = []
+            for feeds, policy in (
+                (rule, BotPolicy()),
+                (rule, BotPolicy("batched")),
+                (mixed_rule, BotPolicy()),
+            ):
+                before = node.rpc("evm_snapshot")
+                outcomes.append(
+                    apply_shock(deployment, uniswap, {"WETH": SHOCK}, feeds={"WETH": feeds}, policy=policy)
+                )
+                node.rpc("evm_revert", [before])
             any_loss = _simulate(inputs, weth, min_profit_usd=ANY_LOSS)
-            yield Devnet(deployment, uniswap, inputs, predicted, outcome, any_loss, batched)
+            mixed = replace(feed, kind="mixed", feedback=FEEDBACK)
+            mixed_predicted = _simulate(inputs, weth, oracles={weth: mixed})
+            yield Devnet(
+                deployment,
+                uniswap,
+                inputs,
+                predicted,
+                outcomes[0],
+                any_loss,
+                outcomes[1],
+                mixed_predicted,
+                outcomes[2],
+            )
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -204,43 +239,58 @@ def _predicted_rounds(result: CascadeResult) -> list[list[Row]]:
 # ------------------------------------------------------------------------------------------- tests
 
 
-def test_the_bots_liquidate_what_the_simulator_predicts_round_by_round(devnet: Devnet) -> None:
-    chain, predicted = _chain_rounds(devnet), _predicted_rounds(devnet.predicted)
-    print(
-        f"\nliquidations per round, chain {[len(r) for r in chain]}, simulator {[len(r) for r in predicted]}"
-    )
+ORACLES = ["feed", "mixed"]
+
+
+@pytest.mark.parametrize("oracle", ORACLES)
+def test_the_bots_liquidate_what_the_simulator_predicts_round_by_round(devnet: Devnet, oracle: str) -> None:
+    outcome, result = devnet.run(oracle)
+    chain, predicted = _chain_rounds_of(devnet, outcome), _predicted_rounds(result)
+    counts = [len(r) for r in chain], [len(r) for r in predicted]
+    print(f"\n{oracle}: liquidations per round, chain {counts[0]}, simulator {counts[1]}")
     assert chain == predicted
-    assert devnet.outcome.depth >= 3  # a cascade: the feed followed the pool down, twice at least
+    assert outcome.depth >= 3  # a cascade: the feed followed the pool down, twice at least
     # Some accounts under 1 were left alone for a round because the sale would not pay for the debt.
-    assert any(r.left_alone for r in devnet.outcome.rounds[:1])
+    assert any(r.left_alone for r in outcome.rounds[:1])
 
 
-def test_final_pool_price_and_feed_answers_are_the_simulators(devnet: Devnet) -> None:
+@pytest.mark.parametrize("oracle", ORACLES)
+def test_final_pool_price_and_feed_answers_are_the_simulators(devnet: Devnet, oracle: str) -> None:
+    outcome, result = devnet.run(oracle)
     pools = {
-        name: devnet.predicted.pool_prices[(pool.token0.lower(), pool.token1.lower())]
+        name: result.pool_prices[(pool.token0.lower(), pool.token1.lower())]
         for name, pool in devnet.uniswap.pools.items()
     }
-    assert devnet.outcome.pool_prices == pools
-    answers = {s: devnet.predicted.oracle_prices[_token(devnet, s)] for s in devnet.deployment.assets}
-    assert devnet.outcome.oracle_prices == answers
+    assert outcome.pool_prices == pools
+    answers = {s: result.oracle_prices[_token(devnet, s)] for s in devnet.deployment.assets}
+    assert outcome.oracle_prices == answers
     shocked = devnet.deployment.assets["WETH"].initial_price * SHOCK
-    assert answers["WETH"] < shocked * Fraction(90, 100)  # the feed ended well below the shock
-    for chain, predicted in zip(devnet.outcome.rounds, devnet.predicted.rounds, strict=True):
+    assert answers["WETH"] < shocked * Fraction(97, 100)  # the feed ended below the shock
+    for chain, predicted in zip(outcome.rounds, result.rounds, strict=True):
         assert chain.oracle_prices == {s: predicted.oracle_prices[_token(devnet, s)] for s in answers}
 
 
-def test_accounts_left_and_bad_debt_are_the_simulators(devnet: Devnet) -> None:
+@pytest.mark.parametrize("oracle", ORACLES)
+def test_accounts_left_and_bad_debt_are_the_simulators(devnet: Devnet, oracle: str) -> None:
+    outcome, result = devnet.run(oracle)
     markets = {name: m.pool.lower() for name, m in devnet.deployment.markets.items()}
     symbols = {_token(devnet, s): s for s in devnet.deployment.assets}
-    for (market, user), held in devnet.outcome.positions.items():
-        reserves = devnet.predicted.positions[markets[market]][user.lower()]
+    for (market, user), held in outcome.positions.items():
+        reserves = result.positions[markets[market]][user.lower()]
         collateral = {symbols[r.asset]: r.scaled_atoken_balance for r in reserves if r.scaled_atoken_balance}
         debt = {symbols[r.asset]: r.scaled_vdebt_balance for r in reserves if r.scaled_vdebt_balance}
         assert (held.scaled_collateral, held.scaled_debt) == (collateral, debt), (market, user)
-    assert len(devnet.outcome.positions) == len(BOOK)
-    bad_debt = {(m, symbols[a]): v for (m, a), v in devnet.predicted.bad_debt.items()}
-    assert {(markets[m], s): v for (m, s), v in devnet.outcome.bad_debt.items()} == bad_debt
-    assert sum(devnet.outcome.bad_debt.values()) > 0
+    assert len(outcome.positions) == len(BOOK)
+    bad_debt = {(m, symbols[a]): v for (m, a), v in result.bad_debt.items()}
+    assert {(markets[m], s): v for (m, s), v in outcome.bad_debt.items()} == bad_debt
+    assert sum(outcome.bad_debt.values()) > 0
+
+
+def test_the_scenarios_feeds_follow_the_pool_less_far(devnet: Devnet) -> None:
+    """Half the pool's weight in the feed: a cascade still, but shallower and with a higher last price."""
+    weth = "WETH"
+    assert devnet.mixed.oracle_prices[weth] > devnet.outcome.oracle_prices[weth]
+    assert 1 < devnet.mixed.depth < devnet.outcome.depth
 
 
 def test_without_feeds_following_the_pool_the_simulator_stops_after_one_round(devnet: Devnet) -> None:
@@ -296,3 +346,20 @@ def test_a_liquidator_that_checks_its_profit_is_another_cascade(devnet: Devnet) 
     batched = _chain_rounds_of(devnet, devnet.batched)
     assert [len(r) for r in batched] != [len(r) for r in _chain_rounds(devnet)]
     assert len(batched[0]) > len(_predicted_rounds(devnet.predicted)[0])
+
+
+@pytest.mark.parametrize(
+    ("shock", "feeds", "needle"),
+    [
+        ({"DOGE": SHOCK}, {}, "shock for DOGE: not a devnet asset"),
+        ({"WETH": Fraction(0)}, {}, "shock for WETH: expected a positive factor, got 0"),
+        ({"WETH": SHOCK}, {"WETH": FeedRule("DAI")}, "feed WETH: no WETH/DAI pool to follow"),
+    ],
+)
+def test_a_shock_that_does_not_fit_the_devnet_is_refused_before_anything_is_sent(
+    devnet: Devnet, shock: dict[str, Fraction], feeds: dict[str, FeedRule], needle: str
+) -> None:
+    head = devnet.deployment.rpc.rpc("eth_blockNumber")
+    with pytest.raises(ShockError, match=needle):
+        apply_shock(devnet.deployment, devnet.uniswap, shock, feeds=feeds)
+    assert devnet.deployment.rpc.rpc("eth_blockNumber") == head
