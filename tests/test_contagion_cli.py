@@ -73,7 +73,7 @@ def _run(db: str, tmp_path: Path, *args: str, command: str = "simulate") -> subp
     )
 
 
-def _expected_first_round(db: str, head: int, weth_factor: Fraction) -> tuple[list[tuple[str, str]], Any]:
+def _expected_first_round(db: str, head: int, weth_factor: Fraction) -> tuple[list[tuple[str, ...]], Any]:
     """graph.cascade's first-round liquidations on inputs built here from the indexer and graph APIs."""
     from graph.cascade import OracleModel, market_from_state, run_cascade
     from graph.univ3_state import pool_state_at
@@ -87,14 +87,17 @@ def _expected_first_round(db: str, head: int, weth_factor: Fraction) -> tuple[li
         ).fetchall()
         dex = {(str(t0), str(t1)): pool_state_at(conn, CHAIN, str(p), head).pool for p, t0, t1 in rows}
         weth = conn.execute("SELECT token FROM tracked_tokens WHERE symbol = 'WETH'").fetchone()
-    assert weth is not None
-    markets = [market_from_state(s.pool, s, rules="3.0", protocol_fees={}) for s in states]
+        # Every configurator of the devnet sets each reserve's fee once.
+        fee_sql = "SELECT asset, new_fee FROM aave_v3_liquidation_protocol_fee_changed"
+        fees = {str(asset): int(fee) for asset, fee in conn.execute(fee_sql).fetchall()}
+    assert weth is not None and set(fees.values()) == {1_000}
+    markets = [market_from_state(s.pool, s, rules="3.0", protocol_fees=fees) for s in states]
     prices = {a: p for s in sorted(states, key=lambda s: s.pool, reverse=True) for a, p in s.prices.items()}
     # Oracles only move after a round, so fixed ones give the same first round as the command's feeds.
     oracles = {a: OracleModel(p) for a, p in prices.items()}
     result = run_cascade(markets, dex, oracles, {str(weth[0]): weth_factor})
     first = result.rounds[0].liquidations if result.rounds else ()
-    return [(x.market, x.user) for x in first], states
+    return [(x.market, x.user, str(x.collateral_seized), str(x.protocol_fee)) for x in first], states
 
 
 def test_simulate_liquidates_what_the_cascade_does_below_hf_1(
@@ -107,12 +110,13 @@ def test_simulate_liquidates_what_the_cascade_does_below_hf_1(
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["block"] == head and document["depth"] >= 1
-    got = [(x["market"], x["wallet"]) for x in document["rounds"][0]["liquidations"]]
+    first = document["rounds"][0]["liquidations"]
+    got = [(x["market"], x["wallet"], x["collateral_seized"], x["protocol_fee"]) for x in first]
     expected, states = _expected_first_round(db, head, Fraction(3, 5))
-    assert got == expected and got
+    assert got == expected and got and all(int(x["protocol_fee"]) > 0 for x in first)
     weth = next(a for a, v in document["shock"].items() if v["symbol"] == "WETH")
     by_pool = {s.pool: s for s in states}
-    for market, user in got:
+    for market, user, _, _ in got:
         state = by_pool[market]
         shocked = [
             replace(r, price=r.price * 3 // 5) if r.asset == weth else r for r in state.user_reserves(user)
@@ -266,13 +270,12 @@ def test_curve_agrees_with_simulate_and_the_indexed_health(indexed: tuple[str, i
                 sum(x["debt_repaid_usd"] for x in mine)
             )
     with psycopg.connect(to_libpq_url(db)) as conn:
-        below = dict(
-            conn.execute(
-                "SELECT pool, count(*) FROM account_health WHERE chain_id = %s AND total_debt_base > 0"
-                " AND health_factor < 10^18 GROUP BY pool",
-                (CHAIN,),
-            ).fetchall()
-        )
+        rows = conn.execute(
+            "SELECT pool, count(*) FROM account_health WHERE chain_id = %s AND total_debt_base > 0"
+            " AND health_factor < 10^18 GROUP BY pool",
+            (CHAIN,),
+        ).fetchall()
+        below = {str(pool): int(count) for pool, count in rows}
     for point in (p for p in points if p["drop_percent"] == 0):
         assert point["first_round"]["accounts"] == below.get(point["market"], 0)
     deeper = [

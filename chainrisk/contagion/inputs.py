@@ -10,7 +10,8 @@ an asset priced within 2% of 1 USD stays fixed (the numeraire), an asset with a 
 follows that pool as a Chainlink-style feed (50 bps deviation, 3600 s heartbeat), and so on outwards
 (wstETH follows its WETH pool once WETH follows USDC). Assets that no pool reaches stay fixed.
 
-The liquidation protocol fee is not among the indexed events, so every reserve's is taken as 0.
+Each reserve's liquidation protocol fee is the last ``LiquidationProtocolFeeChanged`` its configurator
+emitted up to the block (0 when none was indexed: index the pool's configurator to have them).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from graph.univ3_pool import Pool
 from graph.univ3_state import pool_state_at
 from indexer.lending.health import indexed_head
 from indexer.lending.positions import MarketState, market_state
+from indexer.lending.read import protocol_fees
 
 Conn = psycopg.Connection[tuple[object, ...]]
 OracleChoice = Literal["feed", "fixed"]
@@ -82,7 +84,10 @@ def load_inputs(
             f"--block {at}: no Aave v3 pool indexed on chain {chain} yet; expected {first} or later"
         )
     states = [market_state(conn, chain, pool, at) for pool, _ in live]
-    markets = tuple(market_from_state(s.pool, s, rules=rules, protocol_fees={}) for s in states)
+    markets = tuple(
+        market_from_state(s.pool, s, rules=rules, protocol_fees=protocol_fees(conn, chain, s.pool, at))
+        for s in states
+    )
     dex, addresses = _dex_pools(conn, chain, at)
     if not dex:
         raise OptionError(

@@ -37,6 +37,7 @@ def report(inputs: Inputs, shock: Mapping[str, Fraction], result: CascadeResult)
                     "debt_symbol": name(x.debt_asset),
                     "debt_repaid": str(x.debt_repaid),
                     "collateral_seized": str(x.collateral_seized),
+                    "protocol_fee": str(x.protocol_fee),
                     "debt_repaid_usd": usd(x.debt_repaid_usd),
                     "collateral_seized_usd": usd(x.collateral_seized_usd),
                 }

@@ -13,6 +13,7 @@ from decimal import Decimal
 import psycopg
 
 from indexer.lending.health import pools, snapshot
+from indexer.lending.positions import reserve_tokens
 
 Conn = psycopg.Connection[tuple[object, ...]]
 
@@ -160,3 +161,16 @@ def _int(value: object) -> int:
 
 def _usd(value: object) -> Decimal:
     return Decimal(str(value))
+
+
+def protocol_fees(conn: Conn, chain_id: int, pool: str, block: int) -> dict[str, int]:
+    """Each reserve's liquidation protocol fee (bps of the bonus) as of ``block``, from the pool's
+    configurators' ``LiquidationProtocolFeeChanged``; a reserve never set has none in the result (0)."""
+    _, configurators = reserve_tokens(conn, chain_id, pool, block)
+    rows = conn.execute(
+        "SELECT DISTINCT ON (asset) asset, new_fee FROM aave_v3_liquidation_protocol_fee_changed"
+        " WHERE chain_id = %s AND address = ANY(%s) AND block_number <= %s"
+        " ORDER BY asset, block_number DESC, log_index DESC",
+        (chain_id, list(configurators), block),
+    ).fetchall()
+    return {str(asset): _int(fee) for asset, fee in rows}
