@@ -65,7 +65,7 @@ def _alpha_rows() -> list[dict[str, str]]:
 
 
 def test_document_lists_every_checked_query() -> None:
-    assert set(_queries()) == set(CHECKS)
+    assert {q for q in _queries() if not q.startswith("contagion_")} == set(CHECKS)
 
 
 def test_proposal_margins(seeded: str) -> None:
