@@ -64,6 +64,26 @@ def bench_hf(
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
 
 
+@app.command("cascade")
+def bench_cascade(
+    positions: Annotated[int, typer.Option(min=10, help="Synthetic position lines.")] = 100_000,
+    scenarios: Annotated[int, typer.Option(min=1, help="Price scenarios, run end to end.")] = 10_000,
+    repeats: Annotated[int, typer.Option(min=1, help="Timed runs; the median is reported.")] = 1,
+    worst: Annotated[int, typer.Option(min=0, help="Worst scenarios replayed on the exact path.")] = 10,
+    baseline_scenarios: Annotated[
+        int, typer.Option(min=1, help="Scenarios the exact per-scenario baseline is measured on.")
+    ] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of the book and the scenarios.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line.")] = False,
+) -> None:
+    """The vectorised liquidation cascade over the devnet's markets and pools (LM-fitted impact curves,
+    the exact replay of the worst scenarios), with the exact per-scenario loop as the baseline."""
+    from chainrisk.bench.cascade import benchmark
+
+    result = benchmark(positions, scenarios, seed, repeats, worst, baseline_scenarios)
+    typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
+
+
 @app.command("devnet")
 def bench_devnet(
     ctx: typer.Context,
