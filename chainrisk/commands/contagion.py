@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -111,15 +112,21 @@ def _print(document: Mapping[str, Any]) -> None:
 
 _VAR_HELP = "\n\n".join(
     (
-        "Value at risk of bad debt over many one-day price scenarios, in process.",
-        "Loads the markets, pools and oracles at --block once (as simulate does), draws --scenarios joint"
-        " one-day price moves from a multivariate Student-t (--df; daily volatility per asset from --vol,"
-        " default 5%; correlation --corr between non-stable assets; stablecoins stay fixed), runs the"
-        " cascade on each and reports VaR95, VaR99, ES97.5 and ES99 of bad debt (USD) with bootstrap"
-        " intervals (1,000 resamples), liquidations at risk (p95 of value liquidated) and the cascade"
-        " depth histogram. The seed and inputs are in --json, so a run repeats exactly. Results are"
-        " printed only, not stored in the database.",
-        "Example: chainrisk contagion var --scenarios 1000 --seed 7 --vol ETH=0.06 --df 4",
+        "Value at risk of bad debt over many price scenarios drawn from the analytics, in process.",
+        "Loads the markets, pools and oracles at --block once (as simulate does) and draws --scenarios joint"
+        " price moves over --horizon of the non-stable assets (stablecoins stay fixed). Each asset follows"
+        " its recorded price series (ETH for WETH, wstETH, …; BTC for WBTC, …): its volatility is the"
+        " latest forecast of the service model in the database (forecasts_latest), else one computed from"
+        " the series (--vol overrides); the latest regime probabilities (regimes_latest, else fitted)"
+        " make it a mixture of the regimes' volatilities; the correlation is that of the series' daily"
+        " log returns over --history-days (--corr overrides); tails are a Student-t (--method t, --df or"
+        " fitted) or resampled standardised joint days (--method fhs). --stress-days adds the five named"
+        " historical stress days (--stress-day one of them or any recorded day) as separate scenarios,"
+        " outside the VaR sample. Runs the cascade on each scenario and reports VaR95, VaR99, ES97.5 and"
+        " ES99 of bad debt (USD) with bootstrap intervals (1,000 resamples), liquidations at risk (p95 of"
+        " value liquidated) and the cascade depth histogram. The seed and every input (vols and their"
+        " source, correlation, df, regimes, series and dates) are in --json, so a run repeats exactly.",
+        "Example: chainrisk contagion var --scenarios 1000 --seed 7 --method fhs --horizon 3d --stress-days",
     )
 )
 
@@ -132,11 +139,37 @@ def var_command(
         int | None, typer.Option(min=0, max=MAX_BLOCK, help="Block of the state (default: indexed head).")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (default: drawn, and printed).")] = None,
+    method: Annotated[
+        str, typer.Option(help="t (multivariate Student-t) or fhs (filtered historical simulation).")
+    ] = "t",
+    horizon: Annotated[str, typer.Option(help="Horizon of the price moves: 1d, 3d or 7d.")] = "1d",
     vol: Annotated[
-        list[str] | None, typer.Option(help="SYMBOL=VOL daily volatility, e.g. ETH=0.05; repeatable.")
+        list[str] | None,
+        typer.Option(help="SYMBOL=VOL daily volatility instead of the forecast, e.g. ETH=0.05; repeatable."),
     ] = None,
-    corr: Annotated[float, typer.Option(help="Correlation between non-stable assets.")] = 0.8,
-    df: Annotated[float, typer.Option(help="Student-t degrees of freedom (above 2).")] = 4.0,
+    corr: Annotated[
+        float | None,
+        typer.Option(help="One correlation for every pair (default: estimated from the price history)."),
+    ] = None,
+    df: Annotated[
+        float | None,
+        typer.Option(help="Student-t degrees of freedom, above 2 (default: fitted to the history)."),
+    ] = None,
+    history_days: Annotated[
+        int, typer.Option(help="Days of price history the dependence and residuals come from.")
+    ] = 3 * 365,
+    regimes: Annotated[
+        bool,
+        typer.Option("--regimes/--no-regimes", help="Mix the regimes' volatilities by their probabilities."),
+    ] = True,
+    stress_days: Annotated[
+        bool,
+        typer.Option("--stress-days", help="Add 2020-03-12, 2021-05-19, 2022-05-09, 2022-06-13, 2022-11-09."),
+    ] = False,
+    stress_day: Annotated[
+        list[str] | None,
+        typer.Option(help="A recorded day (YYYY-MM-DD) to add as a stress scenario; repeatable."),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON document instead of tables.")
     ] = False,
@@ -144,11 +177,17 @@ def var_command(
     import psycopg
 
     from chainrisk.contagion import inputs as loading
+    from chainrisk.contagion import scenarios as drawing
     from chainrisk.contagion import var
 
-    request = var.var_request(scenarios, seed, vol or [], corr, df)
+    days = [*(drawing.STRESS_DAYS if stress_days else ()), *(stress_day or [])]
+    request = var.var_request(
+        scenarios, seed, vol or [], corr, df, method=method, horizon=horizon, stress_days=days,
+        history_days=history_days, regimes=regimes,
+    )  # fmt: skip
     with psycopg.connect(app_context(ctx).conninfo()) as conn:
         inputs = loading.load_inputs(conn, None, block)
+        request = replace(request, model=drawing.scenario_model(inputs, request, conn))
     document = var.run_var(inputs, request, show_progress=not as_json)
     if as_json:
         typer.echo(json.dumps(document, indent=2))

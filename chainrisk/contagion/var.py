@@ -1,6 +1,6 @@
 """Monte Carlo value at risk of bad debt: many shocked scenarios through the cascade, summarised.
 
-request = var_request(scenarios=1000, seed=7, vols=["ETH=0.06"], corr=0.8, df=4)
+request = var_request(scenarios=1000, seed=7, vols=["ETH=0.06"], method="t", horizon="1d")
 document = run_var(inputs, request)
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from chainrisk.contagion.inputs import Inputs, pegged, symbol_token
+from chainrisk.contagion.inputs import Inputs
 from chainrisk.contagion.report import simulate, usd
 from chainrisk.inputs import OptionError
 from graph.cascade import CascadeLiquidation
@@ -22,40 +22,64 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
+    from chainrisk.contagion.scenarios import ScenarioModel
+
     FloatArray = NDArray[np.float64]
 else:
     FloatArray = Any
 
 MAX_SCENARIOS = 1_000_000
-DEFAULT_VOL = 0.05  # one-day volatility of log returns for a non-stable asset without --vol
 BOOTSTRAP_B = 1_000
 
 
 @dataclass(frozen=True, slots=True)
 class VarRequest:
-    """What a Monte Carlo run draws: everything needed, with the inputs' block, to repeat it exactly."""
+    """What a Monte Carlo run draws: everything needed, with the inputs' block, to repeat it exactly.
+    ``model`` is the scenarios' inputs once read (chainrisk.contagion.scenarios), None until then."""
 
     scenarios: int
     seed: int
     vols: tuple[tuple[str, float], ...]  # (symbol as given, daily volatility) from --vol
-    corr: float
-    df: float
+    corr: float | None  # one correlation for every pair; None: estimated from the price history
+    df: float | None  # Student-t degrees of freedom; None: estimated (method t)
+    method: str = "t"  # t or fhs
+    horizon_days: int = 1
+    stress_days: tuple[str, ...] = ()
+    history_days: int = 3 * 365
+    regimes: bool = True
+    model: ScenarioModel | None = None
 
 
-def var_request(scenarios: int, seed: int | None, vols: Sequence[str], corr: float, df: float) -> VarRequest:
+def var_request(
+    scenarios: int,
+    seed: int | None,
+    vols: Sequence[str],
+    corr: float | None = None,
+    df: float | None = None,
+    *,
+    method: str = "t",
+    horizon: str = "1d",
+    stress_days: Sequence[str] = (),
+    history_days: int = 3 * 365,
+    regimes: bool = True,
+) -> VarRequest:
     """The options checked before the database is opened; a missing seed is drawn and recorded."""
     import secrets
 
+    from chainrisk.contagion.scenarios import check_options
+
     if not 1 <= scenarios <= MAX_SCENARIOS:
         raise OptionError(f"--scenarios {scenarios}: expected 1 to {MAX_SCENARIOS:,}")
-    if not (math.isfinite(df) and df > 2):
+    if df is not None and not (math.isfinite(df) and df > 2):
         raise OptionError(f"--df {df}: expected degrees of freedom above 2 (finite variance), e.g. 4")
-    if not (math.isfinite(corr) and 0 <= corr < 1):
+    if corr is not None and not (math.isfinite(corr) and 0 <= corr < 1):
         raise OptionError(f"--corr {corr}: expected a correlation in [0, 1), e.g. 0.8")
     if seed is not None and not 0 <= seed < 2**63:
         raise OptionError(f"--seed {seed}: expected 0 to {2**63 - 1}")
     parsed = tuple(_split_vol(v) for v in vols)
-    return VarRequest(scenarios, secrets.randbits(63) if seed is None else seed, parsed, corr, df)
+    days, stress = check_options(method, horizon, df, history_days, stress_days)
+    drawn = secrets.randbits(63) if seed is None else seed
+    return VarRequest(scenarios, drawn, parsed, corr, df, method, days, stress, history_days, regimes)
 
 
 def _split_vol(given: str) -> tuple[str, float]:
@@ -72,20 +96,12 @@ def _split_vol(given: str) -> tuple[str, float]:
 
 
 def shocked_assets(inputs: Inputs, request: VarRequest) -> dict[str, float]:
-    """{asset: daily volatility} of every non-stable priced asset. Stablecoins are the dollar the feeds
-    are quoted in and stay fixed, so they are not drawn (a --vol for one is an error)."""
-    moving = [a for a, o in sorted(inputs.oracles.items()) if not pegged(o.price)]
-    vols = dict.fromkeys(moving, DEFAULT_VOL)
-    by_symbol = {symbol.lower(): token for token, symbol in inputs.symbols.items() if token in vols}
-    for name, vol in request.vols:
-        asset = symbol_token(by_symbol, name)
-        if asset is None:
-            known = ", ".join(sorted(inputs.symbols.get(a, a) for a in moving)) or "none"
-            raise OptionError(
-                f"--vol '{name}={vol}': unknown or stable asset {name!r}; expected one of {known}"
-            )
-        vols[asset] = vol
-    return vols
+    """{asset: one-day volatility} of every non-stable priced asset, as the scenarios draw it (the day's
+    forecast, or --vol). Stablecoins are the dollar the feeds are quoted in and stay fixed, so they are not
+    drawn (a --vol for one is an error)."""
+    from chainrisk.contagion.scenarios import model_for
+
+    return model_for(inputs, request).daily_vols()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,19 +133,12 @@ class Outcome:
 
 def draw_factors(inputs: Inputs, request: VarRequest) -> tuple[list[str], FloatArray]:
     """The scenarios: (assets, factors) with ``factors[i, j]`` the price factor of asset j in scenario i
-    (no assets and an (n, 0) array when nothing moves)."""
-    import numpy as np
+    (no assets and an (n, 0) array when nothing moves), drawn from the analytics' volatility, regimes and
+    price history (chainrisk.contagion.scenarios); the stress days are not among them."""
+    from chainrisk.contagion.scenarios import draw, model_for
 
-    from graph.tail import student_t_scenarios
-
-    vols = shocked_assets(inputs, request)
-    assets = list(vols)
-    if not assets:
-        return assets, np.ones((request.scenarios, 0))
-    corr = np.full((len(assets), len(assets)), request.corr) + np.eye(len(assets)) * (1 - request.corr)
-    rng = np.random.default_rng(request.seed)
-    sigma = [vols[a] for a in assets]
-    return assets, student_t_scenarios(corr, sigma, df=request.df, n=request.scenarios, rng=rng).factors
+    model = model_for(inputs, request)
+    return list(model.assets), draw(model, request.scenarios, request.seed)
 
 
 def scenario_outcomes(
@@ -203,6 +212,7 @@ def _var_report(
 ) -> dict[str, object]:
     import numpy as np
 
+    from chainrisk.contagion.scenarios import model_for
     from graph.tail import depth_histogram, liquidations_at_risk, tail_summary, value_at_risk
 
     losses = np.array([o.bad_debt for o in outcomes])
@@ -214,13 +224,10 @@ def _var_report(
         "inputs": {
             "scenarios": request.scenarios,
             "seed": request.seed,
-            "df": request.df,
-            "corr": request.corr,
-            "horizon_days": 1,
             "bootstrap_resamples": BOOTSTRAP_B,
             "rules": inputs.markets[0].rules,
             "oracle": "feed",
-            "vol": {a: {"symbol": inputs.symbols.get(a), "daily": v} for a, v in vols.items()},
+            **model_for(inputs, request).record,
         },
         "bad_debt_usd": {
             name: {"point": t.point, "low": t.low, "high": t.high, "confidence": t.confidence}
