@@ -137,6 +137,7 @@ class ShockOutcome:
     symbol): the debt of accounts left with no collateral."""
 
     timestamp: int
+    elapsed_s: int  # chain time from the block before the shock to the last block
     rounds: tuple[ChainRound, ...]
     pool_prices: dict[str, int]
     oracle_prices: dict[str, int]
@@ -154,11 +155,13 @@ class BotPolicy:
     one transaction per block, each sale before the next liquidation; ``gas_cost`` and ``min_profit`` in
     base currency (USD, 8 decimals). ``batched`` (the scenario's bots): every liquidation of a round in one
     block, by user then market, with no profit check, then every sale in the next block in the same order.
+    With ``block_seconds`` the blocks are that far apart, so interest accrues while the cascade runs.
     """
 
     mode: Literal["one_by_one", "batched"] = "one_by_one"
     gas_cost: int = 0
     min_profit: int = 0
+    block_seconds: int = 0  # 0: every block in the shock's second; else blocks this far apart
 
 
 @dataclass
@@ -193,7 +196,8 @@ def apply_shock(
     """Shock the feeds of ``shock`` (symbol → price factor), then let the bots act as the module says.
 
     Needs anvil (impersonation, snapshots, the block clock); automining is on while it runs and the block
-    timestamp interval is left at 0. Raises :class:`ShockError` for inputs that do not fit the deployment.
+    timestamp interval is left at ``policy.block_seconds``. Raises :class:`ShockError` for inputs that do
+    not fit the deployment.
     """
     _check(deployment, uniswap, shock, feeds)
     run = _Run(deployment, uniswap, feeds, policy or BotPolicy(), round_seconds)
@@ -201,8 +205,8 @@ def apply_shock(
     timestamp = int(latest["timestamp"], 16)
     run.rpc("evm_setAutomine", [True])
     run.rpc("anvil_autoImpersonateAccount", [True])
-    run.rpc("anvil_setBlockTimestampInterval", [0])
-    run.rpc("evm_setNextBlockTimestamp", [timestamp])
+    run.rpc("anvil_setBlockTimestampInterval", [run.policy.block_seconds])
+    run.rpc("evm_setNextBlockTimestamp", [timestamp + run.policy.block_seconds])
     _shock(run, shock)
     users = _borrowers(run)
     rounds = []
@@ -211,8 +215,10 @@ def apply_shock(
         if not done.liquidations:
             break
         rounds.append(done)
+    last = run.rpc("eth_getBlockByNumber", ["latest", False])
     return ShockOutcome(
         timestamp=timestamp,
+        elapsed_s=int(last["timestamp"], 16) - timestamp,
         rounds=tuple(rounds),
         pool_prices={name: _sqrt_price(run, pool) for name, pool in sorted(uniswap.pools.items())},
         oracle_prices=_answers(run),
