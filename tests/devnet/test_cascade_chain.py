@@ -25,11 +25,16 @@ Taking the protocol fee as 0, as ``load_inputs`` must, gives another cascade on 
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -92,6 +97,8 @@ class Devnet:
     mixed_predicted: CascadeResult  # the feed as the scenario's ``--feedback`` feeds publish
     mixed: ShockOutcome
     timed: ShockOutcome  # the simulator's policy, blocks 12 s apart: interest accrues during the cascade
+    cli: dict[str, Any]  # `chainrisk contagion simulate --json` once the protocol fees are set to 0
+    unpaid: ShockOutcome  # the simulator's policy once the protocol fees are set to 0
 
     def run(self, oracle: str) -> tuple[ShockOutcome, CascadeResult]:
         """The bots' outcome and the simulator's prediction with the feed that follows the pool (``feed``)
@@ -158,10 +165,40 @@ def _simulate(
     )
 
 
+def _without_protocol_fees(
+    db: str, node: Anvil, deployment: Deployment, uniswap: Uniswap, rule: FeedRule, tmp: Path
+) -> tuple[dict[str, Any], ShockOutcome]:
+    """Every reserve's protocol fee set to 0 (what ``load_inputs`` assumes), the chain indexed again, then
+    the command's prediction and the bots' outcome of the same shock."""
+    for market in deployment.markets:
+        for asset in deployment.assets.values():
+            configurator = deployment.configurator(market)
+            configurator.transact(deployment.deployer, "setLiquidationProtocolFee", asset.token, 0)
+    head = _index(db, node, deployment, uniswap)
+    (tmp / "chainrisk.toml").write_text("")
+    env = {
+        **os.environ,
+        "CHAINRISK_DATABASE_URL": db,
+        "CHAINRISK_HOME": str(tmp / "home"),
+        "CHAINRISK_CONFIG": str(tmp / "chainrisk.toml"),
+        "CHAINRISK_LOG_LEVEL": "WARNING",
+    }
+    shock = f"WETH={float(SHOCK - 1):.0%}"
+    command = [sys.executable, "-m", "chainrisk", "contagion", "simulate", "--shock", shock, "--json"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    document: dict[str, Any] = json.loads(done.stdout)
+    assert document["block"] == head
+    return document, apply_shock(deployment, uniswap, {"WETH": SHOCK}, feeds={"WETH": rule})
+
+
 @pytest.fixture(scope="module")
-def devnet(templates: dict[str, str], node_home: Path) -> Iterator[Devnet]:
+def devnet(
+    templates: dict[str, str], node_home: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Devnet]:
     from tests.conftest import _fresh_database
 
+    tmp = tmp_path_factory.mktemp("cascade-chain")
     for db in _fresh_database(templates["embedded"]):
         with Anvil(node_home) as node:
             deployment = deploy_markets(node, node_home)
@@ -193,6 +230,7 @@ def devnet(templates: dict[str, str], node_home: Path) -> Iterator[Devnet]:
             any_loss = _simulate(inputs, weth, min_profit_usd=ANY_LOSS)
             mixed = replace(feed, kind="mixed", feedback=FEEDBACK)
             mixed_predicted = _simulate(inputs, weth, oracles={weth: mixed})
+            cli, unpaid = _without_protocol_fees(db, node, deployment, uniswap, rule, tmp)
             yield Devnet(
                 deployment,
                 uniswap,
@@ -204,6 +242,8 @@ def devnet(templates: dict[str, str], node_home: Path) -> Iterator[Devnet]:
                 mixed_predicted,
                 outcomes[2],
                 outcomes[3],
+                cli,
+                unpaid,
             )
 
 
@@ -423,3 +463,28 @@ def test_blocks_twelve_seconds_apart_move_the_amounts_by_the_interest_only(devne
     bad_debt = {(markets[m], _token(devnet, s)): v for (m, s), v in timed.bad_debt.items()}
     assert bad_debt.keys() == predicted.bad_debt.keys()
     assert all(abs(v - predicted.bad_debt[k]) <= bound * book_debt for k, v in bad_debt.items())
+
+
+def test_the_contagion_command_predicts_the_chain_when_the_protocol_fee_is_zero(devnet: Devnet) -> None:
+    """`chainrisk contagion simulate --shock WETH=-35% --json` on the index, the fees set to 0 on chain
+    (the command takes them as 0): its liquidations, pool price and bad debt are the bots'."""
+    document, outcome = devnet.cli, devnet.unpaid
+    got = [
+        [(x.pool, x.user.lower(), x.debt_repaid, x.collateral_seized) for x in r.liquidations]
+        for r in outcome.rounds
+    ]
+    want = [
+        [
+            (x["market"], x["wallet"], int(x["debt_repaid"]), int(x["collateral_seized"]))
+            for x in r["liquidations"]
+        ]
+        for r in document["rounds"]
+    ]
+    assert got == want and document["depth"] == outcome.depth >= 3
+    assert all(x["protocol_fee"] == "0" for r in document["rounds"] for x in r["liquidations"])
+    pools = {(p["token0"], p["token1"]): int(p["sqrt_price_x96"]) for p in document["pool_prices"]}
+    for name, pool in devnet.uniswap.pools.items():
+        assert outcome.pool_prices[name] == pools[(pool.token0.lower(), pool.token1.lower())]
+    markets = {name: m.pool.lower() for name, m in devnet.deployment.markets.items()}
+    bad_debt = {(x["market"], x["symbol"]): int(x["amount"]) for x in document["bad_debt"]}
+    assert {(markets[m], s): v for (m, s), v in outcome.bad_debt.items()} == bad_debt
