@@ -5,6 +5,7 @@ refused before the database is opened."""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Iterator
@@ -134,6 +135,19 @@ def test_the_same_seed_draws_the_same_factors(t_model: sc.ScenarioModel) -> None
     assert not np.array_equal(first, sc.draw(t_model, 1_000, 43))
 
 
+def test_a_run_draws_again_from_its_recorded_inputs(t_model: sc.ScenarioModel) -> None:
+    fhs = sc.scenario_model(
+        _inputs(), var_request(10, 1, [], method="fhs", horizon="3d", stress_days=["2021-05-19"])
+    )
+    for model in (t_model, fhs):
+        record = json.loads(json.dumps(model.record))  # as a --json document carries it
+        again = sc.model_from_record(_inputs(), record)
+        np.testing.assert_array_equal(sc.draw(again, 2_000, 5), sc.draw(model, 2_000, 5))
+        assert again.stress == model.stress and again.record == record
+    with pytest.raises(OptionError, match="--replay: the recorded run moved WETH, WBTC, wstETH; the assets"):
+        sc.model_from_record(_inputs((LINK, "LINK", 15)), t_model.record)
+
+
 def test_the_database_forecast_and_regimes_come_first(db_url: str) -> None:
     with psycopg.connect(to_libpq_url(db_url)) as conn:
         run = conn.execute(
@@ -222,11 +236,66 @@ def _var(tmp_path: Path, *args: str) -> Result:
         (["--history-days", "10"], "--history-days 10: expected 60 to 7,300 days"),
         (["--stress-day", "2022-13-01"], "--stress-day '2022-13-01': not a date; expected YYYY-MM-DD"),
         (["--vol", "ETH=2"], "--vol 'ETH=2': expected SYMBOL=VOL"),
+        (["--replay", "run.json", "--seed", "3"], "--replay takes the seed, scenario count and every"),
+        (["--replay", "missing.json"], "missing.json': JSON document not found"),
+        (["--replay", "run.json"], "run.json': not the --json document of a contagion var run"),
     ],
 )
 def test_bad_flags_are_refused_before_the_database(tmp_path: Path, args: list[str], needle: str) -> None:
-    result = _var(tmp_path, *args)
+    (tmp_path / "run.json").write_text('{"inputs": {}}')
+    result = _var(tmp_path, *(str(tmp_path / a) if a.endswith(".json") else a for a in args))
     assert result.exit_code == 2, (result.output, result.exception)
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], result.stderr
     assert result.stdout == "" and not (tmp_path / "home").exists()
+
+
+# ------------------------------------------------------------------------------------------- devnet
+
+from tests.test_contagion_cli import _run, indexed  # noqa: E402, F401  (the indexed devnet, shared)
+
+
+@pytest.mark.slow
+def test_a_devnet_run_replays_exactly_and_its_stress_days_cascade(
+    indexed: tuple[str, int],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from chainrisk.contagion.inputs import load_inputs
+
+    db, head = indexed
+    args = (
+        "--scenarios",
+        "20",
+        "--seed",
+        "5",
+        "--method",
+        "fhs",
+        "--horizon",
+        "3d",
+        "--stress-days",
+        "--json",
+    )
+    first = _run(db, tmp_path, *args, command="var")
+    assert first.returncode == 0, first.stderr
+    document = json.loads(first.stdout)
+    given = document["inputs"]
+    assert document["block"] == head and given["method"] == "fhs" and given["horizon_days"] == 3
+    assert list(given["stress_days"]) == list(sc.STRESS_DAYS)
+    assert {v["symbol"]: v["series"] for v in given["vol"].values()} == {
+        "WETH": "ETH",
+        "WBTC": "BTC",
+        "wstETH": "ETH",
+    }
+    (tmp_path / "run.json").write_text(first.stdout)
+    again = _run(db, tmp_path, "--replay", str(tmp_path / "run.json"), "--json", command="var")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) == document
+
+    with psycopg.connect(to_libpq_url(db)) as conn:
+        inputs = load_inputs(conn, None, head)
+    request = var_request(10, 5, [], df=4.0, stress_days=["2020-03-12", "2022-11-09"], regimes=False)
+    results = sc.stress_results(inputs, request)
+    assert [r["day"] for r in results] == ["2020-03-12", "2022-11-09"]
+    crash: dict[str, Any] = results[0]
+    weth = next(f["factor"] for f in crash["factors"].values() if f["symbol"] == "WETH")
+    assert 0.5 < weth < 0.7 and crash["depth"] >= 1  # ETH's 2020-03-12 fall liquidates on the devnet

@@ -170,6 +170,13 @@ def var_command(
         list[str] | None,
         typer.Option(help="A recorded day (YYYY-MM-DD) to add as a stress scenario; repeatable."),
     ] = None,
+    replay: Annotated[
+        Path | None,
+        typer.Option(
+            help="The --json document of an earlier run: draw the same scenarios again (its seed, count,"
+            " block and recorded inputs; no other scenario option)."
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON document instead of tables.")
     ] = False,
@@ -181,13 +188,24 @@ def var_command(
     from chainrisk.contagion import var
 
     days = [*(drawing.STRESS_DAYS if stress_days else ()), *(stress_day or [])]
-    request = var.var_request(
+    flags = {
+        "--scenarios": scenarios != 1_000, "--seed": seed is not None, "--method": method != "t",
+        "--horizon": horizon != "1d", "--vol": bool(vol), "--corr": corr is not None, "--df": df is not None,
+        "--history-days": history_days != 3 * 365, "--no-regimes": not regimes, "--stress-day": bool(days),
+    }  # fmt: skip
+    again = None if replay is None else drawing.read_replay(replay, [f for f, on in flags.items() if on])
+    request = again.request if again else var.var_request(
         scenarios, seed, vol or [], corr, df, method=method, horizon=horizon, stress_days=days,
         history_days=history_days, regimes=regimes,
     )  # fmt: skip
     with psycopg.connect(app_context(ctx).conninfo()) as conn:
-        inputs = loading.load_inputs(conn, None, block)
-        request = replace(request, model=drawing.scenario_model(inputs, request, conn))
+        if again:
+            inputs = loading.load_inputs(conn, again.chain_id, again.block if block is None else block)
+            model = drawing.model_from_record(inputs, again.record)
+        else:
+            inputs = loading.load_inputs(conn, None, block)
+            model = drawing.scenario_model(inputs, request, conn)
+        request = replace(request, model=model)
     document = var.run_var(inputs, request, show_progress=not as_json)
     if as_json:
         typer.echo(json.dumps(document, indent=2))

@@ -613,3 +613,111 @@ def stress_results(inputs: Inputs, request: VarRequest) -> list[dict[str, object
             }
         )
     return out
+
+
+# ------------------------------------------------------------------------------------------- replay
+
+
+def model_from_record(inputs: Inputs, record: Mapping[str, Any]) -> ScenarioModel:
+    """The model a run's ``"inputs"`` block records, to draw its scenarios again exactly: volatilities,
+    correlation, df, regimes and stress moves as recorded; FHS residuals rebuilt from the recorded series
+    window and checked against their recorded digest."""
+    try:
+        return _from_record(inputs, record)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise OptionError(f"--replay: not the inputs of a contagion var run ({exc!r})") from None
+
+
+def _from_record(inputs: Inputs, record: Mapping[str, Any]) -> ScenarioModel:
+    import pandas as pd
+
+    vol: Mapping[str, Mapping[str, Any]] = record["vol"]
+    assets = tuple(vol)
+    moving = moving_assets(inputs)
+    if sorted(assets) != moving:
+        names = ", ".join(sorted(inputs.symbols.get(a, a) for a in moving)) or "none"
+        raise OptionError(
+            f"--replay: the recorded run moved {', '.join(v['symbol'] for v in vol.values()) or 'nothing'};"
+            f" the assets here are {names}"
+        )
+    columns = tuple(str(c) for c in record["corr"]["columns"])
+    column_of = tuple(columns.index(v["series"] or v["symbol"]) for v in vol.values())
+    residuals = None
+    if record["method"] == "fhs":
+        history = record["history"]
+        series = [load_series(c) for c in columns]
+        _, aligned = _window(series, MAX_HISTORY_DAYS * 2)  # all of it; the recorded dates cut it
+        window = aligned.loc[
+            pd.Timestamp(history["first"], tz="UTC") : pd.Timestamp(history["last"], tz="UTC")
+        ]
+        residuals = _unit_residuals(window)[list(columns)].to_numpy(dtype=np.float64)
+        if hashlib.sha256(residuals.tobytes()).hexdigest() != history.get("residuals_sha256"):
+            raise OptionError(
+                "--replay: the recorded price series no longer give the recorded residuals"
+                f" ({history['first']} to {history['last']}); the price files have changed"
+            )
+    regimes = record["regimes"]
+    p = s = None
+    if regimes is not None:
+        p = tuple(tuple(regimes[c]["probabilities"]) if regimes.get(c) else (1.0,) for c in columns)
+        s = tuple(tuple(regimes[c]["scale"]) if regimes.get(c) else (1.0,) for c in columns)
+    stress = {day: tuple(float(f[a]) for a in assets) for day, f in record["stress_days"].items()}
+    return ScenarioModel(
+        method=str(record["method"]),
+        horizon_days=int(record["horizon_days"]),
+        assets=assets,
+        column_of=column_of,
+        columns=columns,
+        vol=tuple(float(v["horizon"]) for v in vol.values()),
+        daily=tuple(float(v["daily"]) for v in vol.values()),
+        corr=np.asarray(record["corr"]["matrix"], dtype=np.float64),
+        df=None if record["df"] is None else float(record["df"]),
+        residuals=residuals,
+        regime_p=p,
+        regime_scale=s,
+        stress=stress,
+        record=dict(record),
+    )
+
+
+@dataclass(frozen=True)
+class Replay:
+    """An earlier run to draw again: its request (seed, scenario count, method, horizon), chain, block
+    and recorded inputs."""
+
+    request: VarRequest
+    chain_id: int
+    block: int
+    record: dict[str, Any]
+
+
+def read_replay(path: Path, given: Sequence[str]) -> Replay:
+    """The ``--json`` document of an earlier ``contagion var`` run, read before the database is opened;
+    ``given`` names the scenario options also given, which a replay refuses (the file decides them)."""
+    import json
+
+    from chainrisk.contagion.var import var_request
+    from chainrisk.inputs import input_file
+
+    if given:
+        raise OptionError(
+            f"--replay takes the seed, scenario count and every scenario input from {str(path)!r};"
+            f" drop {given[0]}"
+        )
+    input_file("--replay", path, "JSON document")
+    try:
+        document = json.loads(path.read_text())
+        record = dict(document["inputs"])
+        request = var_request(
+            int(record["scenarios"]),
+            int(record["seed"]),
+            [],
+            method=str(record["method"]),
+            horizon=f"{int(record['horizon_days'])}d",
+            regimes=record["regimes"] is not None,
+        )
+        return Replay(request, int(document["chain_id"]), int(document["block"]), record)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise OptionError(
+            f"--replay {str(path)!r}: not the --json document of a contagion var run ({exc!r})"
+        ) from None
