@@ -35,6 +35,10 @@ _LIQUIDATION_COLUMNS = (
     "run_id, scenario, seq, round, market, wallet, collateral_asset, debt_asset, debt_repaid_usd,"
     " collateral_seized_usd"
 )
+# The columns' types, as binary COPY needs them.
+_SCENARIO_TYPES = ("int8", "int4", "float8", "float8", "int2", "float8[]")
+_KEYED_TYPES = ("int8", "int4", "text", "text", "float8")
+_LIQUIDATION_TYPES = ("int8", "int4", "int4", "int2", "text", "text", "text", "text", "float8", "float8")
 
 
 class ContagionStoreError(ChainriskError, ValueError):
@@ -91,18 +95,29 @@ def save_run(
             ).fetchone()  # fmt: skip
             assert row is not None
             run_id = int(str(row[0]))
-            _copy(cur, "contagion_scenarios", _SCENARIO_COLUMNS, _scenario_rows(run_id, factors, outcomes))
+            _copy(
+                cur,
+                "contagion_scenarios",
+                _SCENARIO_COLUMNS,
+                _SCENARIO_TYPES,
+                _scenario_rows(run_id, factors, outcomes),
+            )
             _copy(
                 cur,
                 "contagion_bad_debt",
                 "run_id, scenario, market, asset, usd",
+                _KEYED_TYPES,
                 _by_key(run_id, outcomes, True),
             )
             _copy(
-                cur, "contagion_wallet_bad_debt", "run_id, scenario, market, wallet, usd",
+                cur,
+                "contagion_wallet_bad_debt",
+                "run_id, scenario, market, wallet, usd",
+                _KEYED_TYPES,
                 _by_key(run_id, outcomes, False),
-            )  # fmt: skip
-            _copy(cur, "contagion_liquidations", _LIQUIDATION_COLUMNS, _liquidation_rows(run_id, outcomes))
+            )
+            _copy(cur, "contagion_liquidations", _LIQUIDATION_COLUMNS, _LIQUIDATION_TYPES,
+                  _liquidation_rows(run_id, outcomes))  # fmt: skip
     except psycopg.errors.UndefinedTable:
         raise ContagionStoreError(
             "table contagion_runs does not exist in this database: run `chainrisk migrate` first"
@@ -142,8 +157,12 @@ def _json(name: str, value: Mapping[str, Any]) -> dict[str, Any]:
     return parsed
 
 
-def _copy(cur: psycopg.Cursor[Any], table: str, columns: str, rows: Iterable[Sequence[object]]) -> None:
-    with cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+def _copy(
+    cur: psycopg.Cursor[Any], table: str, columns: str, types: Sequence[str], rows: Iterable[Sequence[object]]
+) -> None:
+    # Binary COPY: no float or integer goes through text, about twice as fast as COPY's text form.
+    with cur.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(list(types))
         for row in rows:
             copy.write_row(row)
 
