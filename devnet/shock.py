@@ -22,9 +22,10 @@ What happens on chain, in order (the policy :func:`graph.cascade.run_cascade` mo
    ``feedback`` weight, publishes what the scenario's ``--feedback`` feeds would (see :class:`FeedRule`).
 4. Repeat until a round liquidates nobody, or ``max_rounds``.
 
-Every transaction is mined in its own block, and every block has the timestamp of the block before the
-shock: the cascade plays out within one second of chain time, so no interest accrues while it runs (the
-simulator holds indices and rates fixed). For the heartbeat each round counts ``round_seconds``.
+Every transaction is mined in its own block, and by default every block has the timestamp of the block
+before the shock: the cascade plays out within one second of chain time, so no interest accrues while it
+runs (the simulator holds indices and rates fixed); ``BotPolicy(block_seconds=12)`` spaces the blocks 12 s
+apart instead. For the heartbeat each round counts ``round_seconds``.
 
 ``BotPolicy(mode="batched")`` runs the scenario's bots instead (:mod:`devnet.scenario`): each round's
 liquidations all in one block, ordered by user then market, none checked for profit, and every sale in the
@@ -200,6 +201,8 @@ def apply_shock(
     not fit the deployment.
     """
     _check(deployment, uniswap, shock, feeds)
+    if max_rounds < 0 or round_seconds < 0 or (policy is not None and policy.block_seconds < 0):
+        raise ShockError("max_rounds, round_seconds and block_seconds must not be negative")
     run = _Run(deployment, uniswap, feeds, policy or BotPolicy(), round_seconds)
     latest = run.rpc("eth_getBlockByNumber", ["latest", False])
     timestamp = int(latest["timestamp"], 16)
@@ -255,6 +258,8 @@ def _check(
     for symbol, rule in feeds.items():
         if symbol not in deployment.assets or rule.quote not in deployment.assets:
             raise ShockError(f"feed {symbol}/{rule.quote}: not devnet assets")
+        if rule.feedback is not None and not 0 <= rule.feedback <= 1:
+            raise ShockError(f"feed {symbol}: feedback is a weight in [0, 1], got {rule.feedback}")
         if not any({p.symbol0, p.symbol1} == {symbol, rule.quote} for p in uniswap.pools.values()):
             raise ShockError(f"feed {symbol}: no {symbol}/{rule.quote} pool to follow")
 

@@ -402,6 +402,7 @@ def test_a_liquidator_that_checks_its_profit_is_another_cascade(devnet: Devnet) 
         ({"DOGE": SHOCK}, {}, "shock for DOGE: not a devnet asset"),
         ({"WETH": Fraction(0)}, {}, "shock for WETH: expected a positive factor, got 0"),
         ({"WETH": SHOCK}, {"WETH": FeedRule("DAI")}, "feed WETH: no WETH/DAI pool to follow"),
+        ({"WETH": SHOCK}, {"WETH": FeedRule("USDC", feedback=2.0)}, r"feedback is a weight in \[0, 1\]"),
     ],
 )
 def test_a_shock_that_does_not_fit_the_devnet_is_refused_before_anything_is_sent(
