@@ -183,6 +183,47 @@ def test_the_database_forecast_and_regimes_come_first(db_url: str) -> None:
     assert wbtc["source"] == "flag" and wbtc["horizon"] == pytest.approx(0.02 * math.sqrt(7))
 
 
+def _oracle_history(
+    conn: psycopg.Connection[Any], token: str, symbol: str, days: int, first_block: int
+) -> None:
+    """``days`` days of a tracked token's feed, six answers a day from 2023-01-01 (a 3 %/day random walk)."""
+    feed = f"0xfeed{token[2:]}"
+    conn.execute(
+        "INSERT INTO tracked_tokens (chain_id, token, symbol, decimals, whale_threshold_usd, price_feed,"
+        " price_decimals) VALUES (1, %s, %s, 18, 0, %s, 8)",
+        (token, symbol, feed),
+    )
+    steps = np.random.default_rng(days).normal(0, 0.03 / math.sqrt(6), days * 6)
+    prices = 2_000 * np.exp(np.cumsum(steps))
+    start = 1_672_531_200  # 2023-01-01T00:00:00Z
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO price_answer_updated (chain_id, block_number, log_index, block_hash, tx_hash,"
+            " address, current, round_id, updated_at) VALUES (1, %s, 0, '0x', '0x', %s, %s, %s, %s)",
+            [(first_block + i, feed, int(p * USD), i, start + i * 14_400) for i, p in enumerate(prices)],
+        )
+
+
+def test_a_long_database_price_history_replaces_the_file(db_url: str) -> None:
+    with psycopg.connect(to_libpq_url(db_url)) as conn:
+        _oracle_history(conn, WETH, "WETH", 800, 0)
+        _oracle_history(conn, WBTC, "WBTC", 100, 10_000)
+        conn.commit()
+        request = var_request(10, 1, [], method="fhs", history_days=365)
+        model = sc.scenario_model(_inputs(), request, conn)
+        record: dict[str, Any] = model.record
+        again = sc.model_from_record(_inputs(), json.loads(json.dumps(record)), conn)
+    vol = record["vol"]
+    assert (vol[WETH]["series"], vol[WETH]["database_price_days"]) == ("WETH@1", 800)
+    assert (vol[WBTC]["series"], vol[WBTC]["database_price_days"]) == ("BTC", 100)  # too short: the file
+    assert (vol[WSTETH]["series"], vol[WSTETH]["database_price_days"]) == ("ETH", 0)
+    assert record["corr"]["columns"] == ["BTC", "ETH", "WETH@1"]
+    database = record["history"]["series"]["WETH@1"]
+    assert database["token"] == WETH and database["first"] == "2023-01-02"
+    assert record["history"]["days"] == 365 and record["history"]["last"] == "2025-03-10"
+    np.testing.assert_array_equal(sc.draw(again, 500, 2), sc.draw(model, 500, 2))
+
+
 def test_an_asset_without_a_recorded_series_needs_its_vol_and_corr() -> None:
     inputs = _inputs((LINK, "LINK", 15))
     with pytest.raises(OptionError, match=r"no recorded price series for LINK: give .* --vol LINK=VOL"):

@@ -201,7 +201,7 @@ def var_command(
     with psycopg.connect(app_context(ctx).conninfo()) as conn:
         if again:
             inputs = loading.load_inputs(conn, again.chain_id, again.block if block is None else block)
-            model = drawing.model_from_record(inputs, again.record)
+            model = drawing.model_from_record(inputs, again.record, conn)
         else:
             inputs = loading.load_inputs(conn, None, block)
             model = drawing.scenario_model(inputs, request, conn)

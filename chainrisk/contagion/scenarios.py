@@ -86,6 +86,23 @@ FORECAST_SQL = (
     "SELECT horizon_days, volatility, as_of::text, model_version FROM forecasts_latest"
     " WHERE upper(asset) = %s AND model = %s AND horizon_days IN (1, %s) ORDER BY horizon_days DESC"
 )
+# A token's oracle answers in USD, as `chainrisk serve` exports them for its forecasts.
+ORACLE_TICKS = """
+SELECT to_timestamp(u.updated_at::double precision) AS time,
+       u.current / 10::numeric ^ k.price_decimals AS price
+FROM tracked_tokens k
+JOIN price_answer_updated u ON u.chain_id = k.chain_id
+WHERE k.chain_id = %s AND lower(k.token) = %s AND u.updated_at IS NOT NULL AND u.current > 0
+  AND u.address IN (
+      SELECT k.price_feed WHERE k.price_feed IS NOT NULL
+      UNION
+      SELECT s.source FROM aave_oracle_asset_source_updated s
+      WHERE k.price_feed IS NULL AND s.chain_id = k.chain_id AND s.asset = k.token)
+ORDER BY u.block_number, u.log_index
+"""
+# Database prices replace the bundled file only when they also cover two years: the service model
+# recalibrates on the last year before its forecast, and the regime filter needs calm and turbulent spells.
+DATABASE_MIN_DAYS = 2 * 365
 REGIME_SQL = (
     "SELECT day::text, regime, probability, daily_vol, model_version FROM regimes_latest"
     " WHERE upper(asset) = %s AND day = (SELECT max(day) FROM regimes_latest WHERE upper(asset) = %s)"
@@ -182,6 +199,8 @@ class Series:
     frame: pd.DataFrame
     close: pd.Series
     residual: pd.Series
+    chain_id: int | None = None  # a series of indexed oracle prices: its chain and token
+    token: str | None = None
 
 
 @functools.cache
@@ -193,6 +212,52 @@ def load_series(name: str) -> Series:
     frame, _ = model_frame(path, "parkinson", None)
     bars, _ = load_daily(path)
     return Series(name, _relative(path), frame, bars["close"], _ewma_residuals(frame["ret"]))
+
+
+@dataclass(frozen=True)
+class DatabaseHistory:
+    """What the database holds of an asset's price: days with an oracle update, and the series built
+    from them when they are long enough to replace the bundled file."""
+
+    name: str
+    days: int | None  # None: no database asked
+    series: Series | None
+
+
+def database_history(
+    conn: Conn | None, chain_id: int, token: str, symbol: str, history_days: int
+) -> DatabaseHistory:
+    """The asset's indexed oracle prices as a daily series when they cover the history window, the
+    service model's year of recalibration and the filter's warm-up; else only their day count."""
+    name = f"{symbol}@{chain_id}"
+    if conn is None:
+        return DatabaseHistory(name, None, None)
+    row = conn.execute(
+        f"SELECT count(DISTINCT (t.time AT TIME ZONE 'UTC')::date) FROM ({ORACLE_TICKS}) t", (chain_id, token)
+    ).fetchone()
+    days = int(str(row[0])) if row else 0
+    if days < max(history_days, DATABASE_MIN_DAYS) + EWMA_WARMUP:
+        return DatabaseHistory(name, days, None)
+    return DatabaseHistory(name, days, database_series(conn, chain_id, token, name))
+
+
+def database_series(conn: Conn, chain_id: int, token: str, name: str) -> Series:
+    """Daily bars of a token's oracle updates (highs and lows of the updates: a lower bound on the range),
+    as the model input the bundled files give."""
+    import pandas as pd
+
+    from analytics.backtest import daily_frame
+    from analytics.features import price_features
+    from analytics.loaders import ticks_to_daily
+    from analytics.rvmodels import range_columns
+
+    rows = conn.execute(ORACLE_TICKS, (chain_id, token)).fetchall()
+    ticks = pd.DataFrame({"time": [r[0] for r in rows], "price": [float(str(r[1])) for r in rows]})
+    bars = ticks_to_daily(ticks)
+    frame = daily_frame(bars, "parkinson").join(range_columns(bars))
+    frame = frame.join(price_features(frame))
+    source = f"database: oracle updates of {token} on chain {chain_id}"
+    return Series(name, source, frame, bars["close"], _ewma_residuals(frame["ret"]), chain_id, token)
 
 
 def _relative(path: Path) -> str:
@@ -319,10 +384,16 @@ def scenario_model(inputs: Inputs, request: VarRequest, conn: Conn | None = None
     assets = moving_assets(inputs)
     flags = flag_vols(inputs, request.vols)
     symbol = {a: inputs.symbols.get(a, a) for a in assets}
-    column = {a: series_of(symbol[a]) or symbol[a] for a in assets}
+    database = {
+        a: database_history(conn, inputs.chain_id, a, symbol[a], request.history_days) for a in assets
+    }
+    column = {
+        a: database[a].name if database[a].series else series_of(symbol[a]) or symbol[a] for a in assets
+    }
     columns = tuple(dict.fromkeys(column[a] for a in sorted(assets, key=lambda a: column[a])))
-    _check_unrecorded(request, assets, symbol, column, flags, columns)
     series = {c: load_series(c) for c in columns if c in SERIES_FILES}
+    series.update({column[a]: d.series for a, d in database.items() if d.series is not None})
+    _check_unrecorded(request, assets, symbol, column, flags, columns, series)
     h = request.horizon_days
     forecasts = {c: _db_forecast(conn, c, h) or dict(_computed_forecast(s, h)) for c, s in series.items()}
     regimes = {
@@ -362,7 +433,7 @@ def scenario_model(inputs: Inputs, request: VarRequest, conn: Conn | None = None
         stress=stress,
         record={},
     )
-    record = _record(model, request, series, forecasts, regimes, flags, returns, symbol)
+    record = _record(model, request, series, forecasts, regimes, flags, returns, symbol, database)
     return replace(model, record=record)
 
 
@@ -373,10 +444,11 @@ def _check_unrecorded(
     column: Mapping[str, str],
     flags: Mapping[str, float],
     columns: Sequence[str],
+    series: Mapping[str, Series],
 ) -> None:
     """An asset without a recorded series moves only by what the flags say, and cannot be resampled."""
     for asset in assets:
-        if column[asset] in SERIES_FILES:
+        if column[asset] in series:
             continue
         name = symbol[asset]
         if asset not in flags:
@@ -468,6 +540,7 @@ def _record(
     flags: Mapping[str, float],
     returns: pd.DataFrame | None,
     symbol: Mapping[str, str],
+    database: Mapping[str, DatabaseHistory],
 ) -> dict[str, object]:
     """The scenarios' inputs as JSON: with the seed, enough to draw the same factors again."""
     h = model.horizon_days
@@ -484,6 +557,7 @@ def _record(
             "model": given.get("model"),
             "as_of": given.get("as_of"),
             "horizon_stored": given.get("horizon_stored"),
+            "database_price_days": database[asset].days,
         }
     history: dict[str, object] | None = None
     if returns is not None:
@@ -497,6 +571,7 @@ def _record(
                     "source": s.source,
                     "first": str(s.frame.index[0].date()),
                     "last": str(s.frame.index[-1].date()),
+                    **({} if s.token is None else {"chain_id": s.chain_id, "token": s.token}),
                 }
                 for s in series.values()
             },
@@ -618,17 +693,18 @@ def stress_results(inputs: Inputs, request: VarRequest) -> list[dict[str, object
 # ------------------------------------------------------------------------------------------- replay
 
 
-def model_from_record(inputs: Inputs, record: Mapping[str, Any]) -> ScenarioModel:
+def model_from_record(inputs: Inputs, record: Mapping[str, Any], conn: Conn | None = None) -> ScenarioModel:
     """The model a run's ``"inputs"`` block records, to draw its scenarios again exactly: volatilities,
     correlation, df, regimes and stress moves as recorded; FHS residuals rebuilt from the recorded series
-    window and checked against their recorded digest."""
+    window (the database's oracle prices for a database series: ``conn``) and checked against their
+    recorded digest."""
     try:
-        return _from_record(inputs, record)
+        return _from_record(inputs, record, conn)
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise OptionError(f"--replay: not the inputs of a contagion var run ({exc!r})") from None
 
 
-def _from_record(inputs: Inputs, record: Mapping[str, Any]) -> ScenarioModel:
+def _from_record(inputs: Inputs, record: Mapping[str, Any], conn: Conn | None) -> ScenarioModel:
     import pandas as pd
 
     vol: Mapping[str, Mapping[str, Any]] = record["vol"]
@@ -645,7 +721,7 @@ def _from_record(inputs: Inputs, record: Mapping[str, Any]) -> ScenarioModel:
     residuals = None
     if record["method"] == "fhs":
         history = record["history"]
-        series = [load_series(c) for c in columns]
+        series = [_recorded_series(c, history["series"][c], conn) for c in columns]
         _, aligned = _window(series, MAX_HISTORY_DAYS * 2)  # all of it; the recorded dates cut it
         window = aligned.loc[
             pd.Timestamp(history["first"], tz="UTC") : pd.Timestamp(history["last"], tz="UTC")
@@ -678,6 +754,14 @@ def _from_record(inputs: Inputs, record: Mapping[str, Any]) -> ScenarioModel:
         stress=stress,
         record=dict(record),
     )
+
+
+def _recorded_series(name: str, entry: Mapping[str, Any], conn: Conn | None) -> Series:
+    if name in SERIES_FILES:
+        return load_series(name)
+    if conn is None or "token" not in entry:
+        raise OptionError(f"--replay: the series {name} ({entry.get('source')}) cannot be read again here")
+    return database_series(conn, int(entry["chain_id"]), str(entry["token"]), name)
 
 
 @dataclass(frozen=True)
