@@ -10,18 +10,20 @@ How a scenario is drawn (the graph gets arrays, it never reads the analytics):
 * Series. Each moving (non-stable) asset follows a recorded daily price series, chosen by its symbol:
   WETH, ETH, wstETH, stETH, cbETH, rETH, weETH follow ETH; WBTC, cbBTC, tBTC follow BTC (the Binance daily
   files under data/prices). Assets on one series move together (one column of draws): a liquid staking
-  token's ratio to ETH is not a daily risk factor here. An asset with no series needs ``--vol`` (and
-  ``--corr`` when other assets move).
+  token's ratio to ETH is not a daily risk factor here. An asset whose indexed oracle prices in the
+  database cover the history window and two years follows those instead (its own column); the day count
+  is recorded either way. An asset with no series needs ``--vol`` (and ``--corr`` when others move).
 * Volatility of the day. The service model's (``analytics.SERVICE_MODEL``) latest forecast for the series
   from ``forecasts_latest``: its own horizon when one is stored for the horizon asked, else the one-day
   forecast times sqrt(h). Without a stored forecast, the same model is fitted in process on the series and
   its h-day forecast (summed daily variances) used. ``--vol`` overrides an asset's (times sqrt(h) over h
   days). The source of each is recorded.
 * Regime. The regime probabilities of the latest day (``regimes_latest``, or the service's regime filter
-  fitted in process) make each scenario's volatility a mixture: one uniform per scenario picks the regime
-  of every series (so turbulent days are joint), and regime r scales the volatility by
-  ``v_r / sqrt(sum_j p_j v_j^2)`` (v: the regimes' daily vols), so the mixture's variance is the forecast's:
-  the regimes shape the tails, the forecast sets the level. The regime holds over the horizon.
+  fitted in process from statsmodels' default start) make each scenario's volatility a mixture: one
+  uniform per scenario picks the regime of every series (so turbulent days are joint), and regime r scales
+  the volatility by ``v_r / sqrt(sum_j p_j v_j^2)`` (v: the regimes' daily vols), so the mixture's variance
+  is the forecast's: the regimes shape the tails, the forecast sets the level. The regime holds over the
+  horizon.
 * Dependence. The correlation of the aligned daily log returns of the series over the last
   ``history_days`` common days (``--corr`` sets every pair instead).
 * Fat tails. ``t``: a multivariate Student-t with that correlation, degrees of freedom fitted by maximum
@@ -33,6 +35,9 @@ How a scenario is drawn (the graph gets arrays, it never reads the analytics):
 * Stress days. A named day's scenario is the series' recorded move: close of the last day of the horizon
   (the day itself for one day) over the close of the day before. Stress scenarios are separate rows, never
   part of the Monte Carlo sample (:func:`stress_results` reports each one's cascade).
+* Replay. :func:`model_from_record` rebuilds the model from a run's recorded inputs (FHS residuals from
+  the recorded series window, checked against their digest), so seed + record draw the same factors
+  even after the database's forecasts have moved on.
 """
 
 from __future__ import annotations
