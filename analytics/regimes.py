@@ -138,11 +138,13 @@ class MarkovSwitching:
         center, scale = float(raw.mean()), float(raw.std())
         values = (raw - center) / scale
         model = _model(values, self.k, self.signal, _tvtp(history, self.tvtp))
-        np.random.seed(self.seed)  # statsmodels draws its search_reps starts from the global generator
+        # Without its own generator statsmodels draws the search_reps starts from fresh entropy, so
+        # two processes fitting the same history would differ in the fifth digit.
+        rng = np.random.default_rng(self.seed)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                res = model.fit(disp=False, search_reps=self.search_reps)
+                res = model.fit(disp=False, search_reps=self.search_reps, rng=rng)
             except np.linalg.LinAlgError:
                 res = model.fit(disp=False)
         if caught:
