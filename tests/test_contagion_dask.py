@@ -96,3 +96,14 @@ def test_a_batch_size_below_one_is_an_option_error() -> None:
     assets, drawn = factors(2, 1)
     with pytest.raises(OptionError, match="batch size 0"):
         scenario_outcomes_on(book(), assets, drawn, address=None, batch_size=0)
+
+
+def test_the_config_names_a_scheduler_or_nothing() -> None:
+    from pydantic import ValidationError
+
+    from chainrisk.contagion.config import ContagionConfig
+
+    assert ContagionConfig().dask is None
+    assert ContagionConfig(dask="tcp://10.0.0.5:8786").dask == "tcp://10.0.0.5:8786"
+    with pytest.raises(ValidationError, match="expected a Dask scheduler address"):
+        ContagionConfig(dask="10.0.0.5:8786")

@@ -11,10 +11,10 @@ gives the same outcomes on any worker. The workers need chainrisk installed, at 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from chainrisk.contagion.config import ADDRESS_HINT, valid_address
 from chainrisk.contagion.inputs import Inputs
 from chainrisk.contagion.var import Outcome, scenario_outcomes
 from chainrisk.errors import ChainriskError
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 DEFAULT_BATCH = 100  # scenarios per task: ~0.3 s of cascades at the devnet's 3 ms a scenario
 CONNECT_TIMEOUT_S = 10.0
-_ADDRESS = re.compile(r"^(tcp|tls|ws|wss)://[^\s/]+:\d{1,5}$")
 
 
 class DaskClusterError(ChainriskError):
@@ -36,11 +35,8 @@ class DaskClusterError(ChainriskError):
 
 def check_address(address: str) -> str:
     """A scheduler address such as ``tcp://10.0.0.5:8786``; anything else is an :class:`OptionError`."""
-    if not _ADDRESS.match(address):
-        raise OptionError(
-            f"--dask {address!r}: expected a Dask scheduler address, e.g. tcp://127.0.0.1:8786"
-            " (scheme tcp, tls, ws or wss, host and port)"
-        )
+    if not valid_address(address):
+        raise OptionError(f"--dask {address!r}: expected {ADDRESS_HINT}")
     return address
 
 

@@ -1,0 +1,37 @@
+"""The `[contagion]` table of chainrisk.toml: where scenario batches run.
+
+Light on purpose (settings load for every command): pydantic and a regular expression, nothing more.
+
+    [contagion]
+    dask = "tcp://10.0.0.5:8786"   # a Dask scheduler; absent: scenarios run in process
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+_ADDRESS = re.compile(r"^(tcp|tls|ws|wss)://[^\s/]+:\d{1,5}$")
+ADDRESS_HINT = (
+    "a Dask scheduler address, e.g. tcp://127.0.0.1:8786 (scheme tcp, tls, ws or wss, host and port)"
+)
+
+
+def valid_address(address: str) -> bool:
+    return _ADDRESS.match(address) is not None
+
+
+class ContagionConfig(BaseModel):
+    """`[contagion]`: ``dask``, the scheduler that `contagion var` sends its scenario batches to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dask: str | None = None
+
+    @field_validator("dask")
+    @classmethod
+    def _dask(cls, value: str | None) -> str | None:
+        if value is not None and not valid_address(value):
+            raise ValueError(f"expected {ADDRESS_HINT}")
+        return value
