@@ -24,6 +24,7 @@ from pydantic_settings import (
 )
 from pydantic_settings import SettingsError as SourceError
 
+from chainrisk.contagion.config import ContagionConfig
 from chainrisk.errors import ChainriskError
 from chainrisk.serve.config import ServeConfig, check_assets
 from indexer.config import ChainConfig, ContractConfig, LabelConfig, TokenConfig, check_tables
@@ -63,6 +64,8 @@ class Settings(BaseSettings):
     serve_port: int = Field(default=9108, ge=0, le=65535)
     serve_addr: str = "127.0.0.1"
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    # [contagion]: where `contagion var` runs its scenario batches.
+    contagion: ContagionConfig = Field(default_factory=ContagionConfig)
 
     @field_validator("home", mode="before")
     @classmethod
