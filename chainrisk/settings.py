@@ -24,6 +24,8 @@ from pydantic_settings import (
 )
 from pydantic_settings import SettingsError as SourceError
 
+from chainrisk.alerts.channels_config import ChannelConfig
+from chainrisk.alerts.rules_config import AlertRuleConfig
 from chainrisk.contagion.config import ContagionConfig
 from chainrisk.errors import ChainriskError
 from chainrisk.serve.config import ServeConfig, check_assets
@@ -66,6 +68,9 @@ class Settings(BaseSettings):
     serve: ServeConfig = Field(default_factory=ServeConfig)
     # [contagion]: where `contagion var` runs its scenario batches.
     contagion: ContagionConfig = Field(default_factory=ContagionConfig)
+    # [[channels]] deliver alerts; [[alerts]] say what to watch and which channels to tell.
+    channels: list[ChannelConfig] = Field(default_factory=list)
+    alerts: list[AlertRuleConfig] = Field(default_factory=list)
 
     @field_validator("home", mode="before")
     @classmethod

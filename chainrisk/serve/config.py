@@ -92,6 +92,11 @@ class ServeJobs(BaseModel):
 
     heartbeat: JobSchedule = Field(default_factory=JobSchedule)
     forecast: JobSchedule = Field(default_factory=JobSchedule)
+    # Off unless their table is written: each needs configuration (markets indexed, rules, channels)
+    # that a fresh install does not have.
+    contagion: JobSchedule = Field(default_factory=lambda: JobSchedule(enabled=False))
+    alerts: JobSchedule = Field(default_factory=lambda: JobSchedule(enabled=False))
+    report: JobSchedule = Field(default_factory=lambda: JobSchedule(enabled=False))
 
 
 class ForecastAsset(BaseModel):

@@ -227,6 +227,31 @@ def _quiet_torch() -> None:
     torch.set_num_threads(1)
 
 
+# ------------------------------------------------------------------------------------- other packages
+# Each kind's work lives with its package; imported when the job runs, so `serve` starts light.
+
+
+def contagion(run: JobRun) -> dict[str, Any]:
+    """Monte Carlo VaR of bad debt on the indexed head, stored with its run (chainrisk.contagion.job)."""
+    from chainrisk.contagion.job import run_job
+
+    return run_job(run)
+
+
+def alerts(run: JobRun) -> dict[str, Any]:
+    """Evaluate every [[alerts]] rule and put what fires in the outbox (chainrisk.alerts.job)."""
+    from chainrisk.alerts.job import run_job
+
+    return run_job(run)
+
+
+def report(run: JobRun) -> dict[str, Any]:
+    """The period's contagion report, written once and announced (chainrisk.reports.job)."""
+    from chainrisk.reports.job import run_job
+
+    return run_job(run)
+
+
 # ------------------------------------------------------------------------------------------- registry
 
 JOBS: dict[str, JobKind] = {
@@ -241,6 +266,21 @@ JOBS: dict[str, JobKind] = {
         summary="volatility forecasts and regime probabilities per [[serve.assets]] entry",
         per_asset=True,
         committed=forecast_committed,
+    ),
+    "contagion": JobKind(
+        run=contagion,
+        default=Schedule(cron="30 0 * * *"),
+        summary="contagion VaR of bad debt on the indexed head, stored (after the forecasts)",
+    ),
+    "alerts": JobKind(
+        run=alerts,
+        default=Schedule(interval_s=30),
+        summary="every [[alerts]] rule evaluated; what fires goes to the outbox",
+    ),
+    "report": JobKind(
+        run=report,
+        default=Schedule(cron="0 1 * * *"),
+        summary="the contagion report of the period, written once and announced",
     ),
 }
 

@@ -1,0 +1,1 @@
+"""Contagion reports: one self-contained HTML file and a forum-ready Markdown post per period."""
