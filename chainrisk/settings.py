@@ -92,6 +92,31 @@ class Settings(BaseSettings):
         check_assets(self.serve.assets, chains, tokens)
         return self
 
+    @model_validator(mode="after")
+    def _alert_rules(self) -> Settings:
+        # A rule's channels and chain must exist; rule names are the outbox's dedup keys' first part.
+        channels = [c.name for c in self.channels]
+        chains = {c.name: c.chain_id for c in self.chains}
+        seen: set[str] = set()
+        for rule in self.alerts:
+            if rule.name in seen:
+                raise ValueError(f"[[alerts]] {rule.name!r}: two rules have this name; expected unique names")
+            seen.add(rule.name)
+            for name in rule.channels:
+                if name not in channels:
+                    known = ", ".join(channels) if channels else "none; add a [[channels]] entry"
+                    raise ValueError(
+                        f"[[alerts]] {rule.name!r}: unknown channel {name!r}; configured channels: {known}"
+                    )
+            if rule.chain is not None and not rule.chain.isdigit():
+                if rule.chain not in chains:
+                    known = ", ".join(chains) if chains else "none"
+                    raise ValueError(
+                        f"[[alerts]] {rule.name!r}: unknown chain {rule.chain!r}; chains: {known}"
+                    )
+                rule.resolve_chain(chains[rule.chain])
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
