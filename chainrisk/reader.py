@@ -76,10 +76,11 @@ def reader_views() -> dict[str, str]:
     """Every view the reader role may SELECT: the indexer's (lending, flows, governance, history), the
     forecasts' and the stored contagion runs'."""
     from analytics.views import VIEWS as FORECAST_VIEWS
+    from chainrisk.alerts.views import VIEWS as ALERT_VIEWS
     from chainrisk.contagion.views import VIEWS as CONTAGION_VIEWS
     from indexer.views import VIEWS as INDEXER_VIEWS
 
-    return {**INDEXER_VIEWS, **FORECAST_VIEWS, **CONTAGION_VIEWS}
+    return {**INDEXER_VIEWS, **FORECAST_VIEWS, **CONTAGION_VIEWS, **ALERT_VIEWS}
 
 
 def grant_reader(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import psycopg
 
 from analytics.views import VIEWS as FORECAST_VIEWS
+from chainrisk.alerts.views import VIEWS as ALERT_VIEWS
 from chainrisk.contagion.views import VIEWS as CONTAGION_VIEWS
 from chainrisk.db import to_libpq_url
 from indexer.views import FUNCTIONS, STATE_VIEWS, VIEWS
@@ -28,10 +29,11 @@ def _functions(conn: psycopg.Connection[tuple[object, ...]]) -> dict[str, str]:
 def test_views_module_equals_the_migrated_views(any_db_url: str) -> None:
     with psycopg.connect(to_libpq_url(any_db_url)) as conn:
         migrated, functions = _definitions(conn), _functions(conn)
-        assert set(migrated) == set(VIEWS) | set(STATE_VIEWS) | set(FORECAST_VIEWS) | set(CONTAGION_VIEWS)
+        modules = [VIEWS, STATE_VIEWS, FORECAST_VIEWS, CONTAGION_VIEWS, ALERT_VIEWS]
+        assert set(migrated) == set().union(*modules)
         assert set(functions) == set(FUNCTIONS)
         views = [*STATE_VIEWS.values(), *VIEWS.values(), *FORECAST_VIEWS.values()]
-        for sql in [*views, *CONTAGION_VIEWS.values(), *FUNCTIONS.values()]:
+        for sql in [*views, *CONTAGION_VIEWS.values(), *ALERT_VIEWS.values(), *FUNCTIONS.values()]:
             conn.execute(sql)
         assert _definitions(conn) == migrated
         assert _functions(conn) == functions
