@@ -195,7 +195,9 @@ def _var(db: str, tmp_path: Path, *args: str) -> dict[str, Any]:
 def test_var_reproduces_from_its_seed_and_orders_its_tails(indexed: tuple[str, int], tmp_path: Path) -> None:
     db, head = indexed
     first = _var(db, tmp_path, "--seed", "11", "--vol", "WETH=0.2")
-    assert first == _var(db, tmp_path, "--seed", "11", "--vol", "WETH=0.2")
+    again = _var(db, tmp_path, "--seed", "11", "--vol", "WETH=0.2")
+    assert again.pop("run_id") > first.pop("run_id")  # each run is stored, under its own id
+    assert first == again
     assert first["block"] == head and first["inputs"]["seed"] == 11 and first["inputs"]["scenarios"] == 40
     tails = first["bad_debt_usd"]
     assert first["scenarios_with_bad_debt"] > 0  # so the orderings below compare real tails
@@ -213,6 +215,45 @@ def test_var_reproduces_from_its_seed_and_orders_its_tails(indexed: tuple[str, i
     assert calm["max_bad_debt_usd"] == 0 and calm["scenarios_with_bad_debt"] == 0
     assert all(t["point"] == t["high"] == 0 for t in calm["bad_debt_usd"].values())
     assert calm["depth_histogram"] == [40]
+
+
+def test_var_stores_what_it_reports(indexed: tuple[str, int], tmp_path: Path) -> None:
+    """The stored run's tail measures are the document's; every scenario and liquidation is a row."""
+    db, _ = indexed
+    document = _var(db, tmp_path, "--seed", "5", "--vol", "WETH=0.2")
+    with psycopg.connect(to_libpq_url(db)) as conn:
+        row = conn.execute(
+            "SELECT scenarios, seed, var99_usd, es99_usd FROM contagion_run_results WHERE run_id = %s",
+            (document["run_id"],),
+        ).fetchone()
+        liquidations = conn.execute(
+            "SELECT count(*) FROM contagion_scenario_liquidations WHERE run_id = %s", (document["run_id"],)
+        ).fetchone()
+    assert row is not None and liquidations is not None
+    tails = document["bad_debt_usd"]
+    assert (row[0], row[1]) == (40, 5)
+    assert row[2] == pytest.approx(tails["VaR99"]["point"]) and row[3] == pytest.approx(
+        tails["ES99"]["point"]
+    )
+    assert liquidations[0] > 0
+    unstored = _var(db, tmp_path, "--seed", "5", "--vol", "WETH=0.2", "--no-store")
+    assert "run_id" not in unstored
+
+
+def test_var_fast_engine_replays_the_worst_exactly(indexed: tuple[str, int], tmp_path: Path) -> None:
+    """The fast engine's tail comes from exact cascades: with every scenario replayed it equals the exact
+    engine; with the default share its VaR99 and ES99 still do, and it states its error."""
+    db, _ = indexed
+    args = ("--seed", "9", "--vol", "WETH=0.2", "--no-store")
+    exact = _var(db, tmp_path, *args)
+    everything = _var(db, tmp_path, *args, "--engine", "fast", "--exact-worst", "40")
+    assert everything["bad_debt_usd"] == exact["bad_debt_usd"]
+    assert everything["fast_path"]["exact_scenarios"] == 40
+    default = _var(db, tmp_path, *args, "--engine", "fast")
+    assert default["fast_path"]["exact_scenarios"] == 20  # at least 20, else 6 % of the scenarios
+    for measure in ("VaR99", "ES99", "ES97.5"):
+        assert default["bad_debt_usd"][measure]["point"] == exact["bad_debt_usd"][measure]["point"]
+    assert default["fast_path"]["bad_debt_max_abs_error_usd"] >= 0
 
 
 def test_var_prints_a_table(indexed: tuple[str, int], tmp_path: Path) -> None:
@@ -233,6 +274,10 @@ def test_var_prints_a_table(indexed: tuple[str, int], tmp_path: Path) -> None:
         (["--vol", "WETH"], "--vol 'WETH': expected SYMBOL=VOL"),
         (["--df", "2"], "--df 2.0: expected degrees of freedom above 2"),
         (["--vol", "DOGE=0.05"], "--vol 'DOGE=0.05': unknown or stable asset 'DOGE'; expected one of"),
+        (["--engine", "quick"], "--engine 'quick': expected exact or fast"),
+        (["--exact-worst", "2"], "--exact-worst: only with --engine fast"),
+        (["--engine", "fast", "--exact-worst", "9"], "--exact-worst 9: expected 0 to --scenarios (3)"),
+        (["--dask", "10.0.0.5"], "--dask '10.0.0.5': expected a Dask scheduler address"),
     ],
 )
 def test_var_bad_input_is_one_error_line(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -112,7 +111,7 @@ def _print(document: Mapping[str, Any]) -> None:
 
 _VAR_HELP = "\n\n".join(
     (
-        "Value at risk of bad debt over many price scenarios drawn from the analytics, in process.",
+        "Value at risk of bad debt over many price scenarios drawn from the analytics; the run is stored.",
         "Loads the markets, pools and oracles at --block once (as simulate does) and draws --scenarios joint"
         " price moves over --horizon of the non-stable assets (stablecoins stay fixed). Each asset follows"
         " its recorded price series (ETH for WETH, wstETH, …; BTC for WBTC, …): its volatility is the"
@@ -126,87 +125,110 @@ _VAR_HELP = "\n\n".join(
         " ES99 of bad debt (USD) with bootstrap intervals (1,000 resamples), liquidations at risk (p95 of"
         " value liquidated) and the cascade depth histogram. The seed and every input (vols and their"
         " source, correlation, df, regimes, series and dates) are in --json, so a run repeats exactly.",
+        "--engine exact (default) runs the integer cascade on every scenario, in process or on the Dask"
+        " cluster --dask (or [contagion] dask) names; --engine fast runs the vectorised cascade on all of"
+        " them and the worst --exact-worst again exactly, and reports its error on those. The run, every"
+        " scenario, its bad debt per market, asset and wallet, and its liquidations go to the database"
+        " (views contagion_run_results, contagion_tail_contributors, …; --no-store to skip).",
         "Example: chainrisk contagion var --scenarios 1000 --seed 7 --method fhs --horizon 3d --stress-days",
     )
 )
 
 
+Scenarios = Annotated[int, typer.Option(help="Scenarios to draw (1 to 1,000,000).")]
+Block = Annotated[
+    int | None, typer.Option(min=0, max=MAX_BLOCK, help="Block of the state (default: indexed head).")
+]
+Seed = Annotated[int | None, typer.Option(help="Random seed (default: drawn, and printed).")]
+Method = Annotated[
+    str, typer.Option(help="t (multivariate Student-t) or fhs (filtered historical simulation).")
+]
+Horizon = Annotated[str, typer.Option(help="Horizon of the price moves: 1d, 3d or 7d.")]
+Vols = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--vol", help="SYMBOL=VOL daily volatility instead of the forecast, e.g. ETH=0.05; repeatable."
+    ),
+]
+Corr = Annotated[
+    float | None,
+    typer.Option(help="One correlation for every pair (default: estimated from the price history)."),
+]
+Df = Annotated[
+    float | None, typer.Option(help="Student-t degrees of freedom, above 2 (default: fitted to the history).")
+]
+HistoryDays = Annotated[
+    int, typer.Option(help="Days of price history the dependence and residuals come from.")
+]
+Regimes = Annotated[
+    bool, typer.Option("--regimes/--no-regimes", help="Mix the regimes' volatilities by their probabilities.")
+]
+StressDays = Annotated[
+    bool,
+    typer.Option("--stress-days", help="Add 2020-03-12, 2021-05-19, 2022-05-09, 2022-06-13, 2022-11-09."),
+]
+StressDay = Annotated[
+    list[str] | None,
+    typer.Option(help="A recorded day (YYYY-MM-DD) to add as a stress scenario; repeatable."),
+]
+Replay = Annotated[
+    Path | None,
+    typer.Option(
+        help="The --json document of an earlier run: draw the same scenarios again (its seed, count, block"
+        " and recorded inputs; no other scenario option)."
+    ),
+]
+Engine = Annotated[
+    str,
+    typer.Option(
+        help="exact (the integer cascade on every scenario) or fast (vectorised over all scenarios, then the"
+        " worst --exact-worst again exactly)."
+    ),
+]
+ExactWorst = Annotated[
+    int | None, typer.Option(help="With --engine fast: scenarios replayed exactly (default: the worst 6%).")
+]
+Dask = Annotated[
+    str | None,
+    typer.Option(
+        help="Dask scheduler for the scenario batches, e.g. tcp://10.0.0.5:8786 (default: [contagion] dask)."
+    ),
+]
+Store = Annotated[bool, typer.Option("--store/--no-store", help="Store the run in the database.")]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
+
+
 @app.command("var", help=_VAR_HELP)
 def var_command(
     ctx: typer.Context,
-    scenarios: Annotated[int, typer.Option(help="Scenarios to draw (1 to 1,000,000).")] = 1_000,
-    block: Annotated[
-        int | None, typer.Option(min=0, max=MAX_BLOCK, help="Block of the state (default: indexed head).")
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed (default: drawn, and printed).")] = None,
-    method: Annotated[
-        str, typer.Option(help="t (multivariate Student-t) or fhs (filtered historical simulation).")
-    ] = "t",
-    horizon: Annotated[str, typer.Option(help="Horizon of the price moves: 1d, 3d or 7d.")] = "1d",
-    vol: Annotated[
-        list[str] | None,
-        typer.Option(help="SYMBOL=VOL daily volatility instead of the forecast, e.g. ETH=0.05; repeatable."),
-    ] = None,
-    corr: Annotated[
-        float | None,
-        typer.Option(help="One correlation for every pair (default: estimated from the price history)."),
-    ] = None,
-    df: Annotated[
-        float | None,
-        typer.Option(help="Student-t degrees of freedom, above 2 (default: fitted to the history)."),
-    ] = None,
-    history_days: Annotated[
-        int, typer.Option(help="Days of price history the dependence and residuals come from.")
-    ] = 3 * 365,
-    regimes: Annotated[
-        bool,
-        typer.Option("--regimes/--no-regimes", help="Mix the regimes' volatilities by their probabilities."),
-    ] = True,
-    stress_days: Annotated[
-        bool,
-        typer.Option("--stress-days", help="Add 2020-03-12, 2021-05-19, 2022-05-09, 2022-06-13, 2022-11-09."),
-    ] = False,
-    stress_day: Annotated[
-        list[str] | None,
-        typer.Option(help="A recorded day (YYYY-MM-DD) to add as a stress scenario; repeatable."),
-    ] = None,
-    replay: Annotated[
-        Path | None,
-        typer.Option(
-            help="The --json document of an earlier run: draw the same scenarios again (its seed, count,"
-            " block and recorded inputs; no other scenario option)."
-        ),
-    ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON document instead of tables.")
-    ] = False,
+    scenarios: Scenarios = 1_000,
+    block: Block = None,
+    seed: Seed = None,
+    method: Method = "t",
+    horizon: Horizon = "1d",
+    vol: Vols = None,
+    corr: Corr = None,
+    df: Df = None,
+    history_days: HistoryDays = 3 * 365,
+    regimes: Regimes = True,
+    stress_days: StressDays = False,
+    stress_day: StressDay = None,
+    replay: Replay = None,
+    engine: Engine = "exact",
+    exact_worst: ExactWorst = None,
+    dask: Dask = None,
+    store: Store = True,
+    as_json: Json = False,
 ) -> None:
-    import psycopg
+    from chainrisk.contagion import runs
+    from chainrisk.contagion.scenarios import STRESS_DAYS
 
-    from chainrisk.contagion import inputs as loading
-    from chainrisk.contagion import scenarios as drawing
-    from chainrisk.contagion import var
-
-    days = [*(drawing.STRESS_DAYS if stress_days else ()), *(stress_day or [])]
-    flags = {
-        "--scenarios": scenarios != 1_000, "--seed": seed is not None, "--method": method != "t",
-        "--horizon": horizon != "1d", "--vol": bool(vol), "--corr": corr is not None, "--df": df is not None,
-        "--history-days": history_days != 3 * 365, "--no-regimes": not regimes, "--stress-day": bool(days),
-    }  # fmt: skip
-    again = None if replay is None else drawing.read_replay(replay, [f for f, on in flags.items() if on])
-    request = again.request if again else var.var_request(
-        scenarios, seed, vol or [], corr, df, method=method, horizon=horizon, stress_days=days,
-        history_days=history_days, regimes=regimes,
+    days = (*(STRESS_DAYS if stress_days else ()), *(stress_day or []))
+    options = runs.VarOptions(
+        scenarios, block, seed, method, horizon, tuple(vol or ()), corr, df, history_days, regimes, days,
+        replay, engine, exact_worst, dask or app_context(ctx).settings.contagion.dask,
     )  # fmt: skip
-    with psycopg.connect(app_context(ctx).conninfo()) as conn:
-        if again:
-            inputs = loading.load_inputs(conn, again.chain_id, again.block if block is None else block)
-            model = drawing.model_from_record(inputs, again.record, conn)
-        else:
-            inputs = loading.load_inputs(conn, None, block)
-            model = drawing.scenario_model(inputs, request, conn)
-        request = replace(request, model=model)
-    document = var.run_var(inputs, request, show_progress=not as_json)
+    document = runs.run_command(app_context(ctx).conninfo(), options, store=store, show_progress=not as_json)
     if as_json:
         typer.echo(json.dumps(document, indent=2))
     else:
@@ -218,7 +240,11 @@ def _print_var(document: Mapping[str, Any]) -> None:
 
     out = console()
     given = document["inputs"]
-    table = Table(title=f"bad debt, {given['scenarios']:,} one-day scenarios (seed {given['seed']})")
+    days = given.get("horizon_days", 1)
+    # The run's description on its own line: a table title wraps in a narrow terminal.
+    engine, seed = given["engine"], given["seed"]
+    out.print(f"{given['scenarios']:,} scenarios of {days} day(s), seed {seed}, {engine} engine")
+    table = Table(title="bad debt")
     for column in ("measure", "USD", "95% interval"):
         table.add_column(column, justify="left" if column == "measure" else "right")
     for name, t in document["bad_debt_usd"].items():
@@ -230,7 +256,19 @@ def _print_var(document: Mapping[str, Any]) -> None:
     out.print(f"liquidations at risk (p95): {document['liquidations_at_risk_usd']:,.2f} USD")
     depths = ", ".join(f"{d}: {n}" for d, n in enumerate(document["depth_histogram"]))
     out.print(f"depth histogram (rounds: scenarios): {depths}")
-    out.print(f"chain {document['chain_id']}, block {document['block']}")
+    for day in document.get("stress_days", []):
+        out.print(
+            f"stress day {day['day']}: bad debt {day['bad_debt_usd']:,.2f} USD, liquidated"
+            f" {day['liquidated_usd']:,.2f} USD, depth {day['depth']}"
+        )
+    if "fast_path" in document:
+        fast = document["fast_path"]
+        out.print(
+            f"fast engine: {fast['exact_scenarios']:,} worst scenarios replayed exactly; largest bad-debt"
+            f" error among them {fast['bad_debt_max_abs_error_usd']:,.2f} USD"
+        )
+    stored = f", stored as run {document['run_id']}" if "run_id" in document else ", not stored"
+    out.print(f"chain {document['chain_id']}, block {document['block']}{stored}")
 
 
 _CURVE_HELP = "\n\n".join(

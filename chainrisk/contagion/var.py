@@ -1,7 +1,11 @@
 """Monte Carlo value at risk of bad debt: many shocked scenarios through the cascade, summarised.
 
-request = var_request(scenarios=1000, seed=7, vols=["ETH=0.06"], method="t", horizon="1d")
-document = run_var(inputs, request)
+    request = var_request(scenarios=1000, seed=7, vols=["ETH=0.06"], method="t", horizon="1d")
+    assets, factors = draw_factors(inputs, request)
+    document = var_report(inputs, request, shocked_assets(inputs, request),
+                          scenario_outcomes(inputs, assets, factors))
+
+How a run is driven end to end (engines, Dask, storage) is :mod:`chainrisk.contagion.runs`.
 """
 
 from __future__ import annotations
@@ -159,23 +163,16 @@ def scenario_outcomes(
     return outcomes
 
 
-def run_var(inputs: Inputs, request: VarRequest, show_progress: bool = False) -> dict[str, object]:
-    """Draw the scenarios, run the cascade on each and summarise the tails as one JSON-able document."""
-    assets, factors = draw_factors(inputs, request)
-    with _progress(len(factors), show_progress) as advance:
-        outcomes = scenario_outcomes(inputs, assets, factors, advance)
-    return _var_report(inputs, request, shocked_assets(inputs, request), outcomes)
-
-
 @contextmanager
-def _progress(total: int, show: bool) -> Iterator[Callable[[int], None]]:
+def progress_bar(total: int, show: bool) -> Iterator[Callable[[int], None]]:
+    """``advance(n)`` for a bar of ``total`` scenarios on stderr (so stdout holds the results only), or a
+    no-op when not ``show``."""
     if not show:
         yield lambda _: None
         return
     from rich.console import Console
     from rich.progress import Progress
 
-    # On stderr, so that a table (or a pipe) on stdout holds the results only.
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("scenarios", total=total)
         yield lambda n: bar.advance(task, n)
@@ -207,9 +204,10 @@ def _liquidation(x: CascadeLiquidation) -> WalletLiquidation:
     return WalletLiquidation(x.round, x.market, x.user, x.collateral_asset, x.debt_asset, repaid, seized)
 
 
-def _var_report(
+def var_report(
     inputs: Inputs, request: VarRequest, vols: Mapping[str, float], outcomes: Sequence[Outcome]
-) -> dict[str, object]:
+) -> dict[str, Any]:
+    """The tails of the outcomes as one JSON-able document, with every input that drew them."""
     import numpy as np
 
     from chainrisk.contagion.scenarios import model_for

@@ -1,0 +1,262 @@
+"""A `contagion var` run from options to stored result: what the command and the service job share.
+
+    options = VarOptions(scenarios=10_000, seed=7)
+    request, again = options.check()                 # checked before any database is opened
+    with psycopg.connect(conninfo) as conn:
+        inputs, request = prepare(conn, options, request, again)
+    run = compute(inputs, request, engine="exact", dask=None, progress=advance)
+    with psycopg.connect(conninfo) as conn:
+        run_id = save(conn, inputs, request, run)
+
+Two engines. ``exact`` runs the integer cascade (:mod:`graph.cascade`) on every scenario, in process or
+on a Dask cluster (:mod:`chainrisk.contagion.distributed`). ``fast`` runs the vectorised cascade
+(:mod:`graph.fastcascade`: float64 over all scenarios at once, pools as fitted impact curves) on every
+scenario, then the exact cascade again on the ``exact_worst`` scenarios with the largest fast-path bad
+debt (by default the worst 6 %, which holds the 5 % tail every reported measure reads); their exact
+outcomes replace the fast ones, so VaR and ES come from exact cascades whenever the fast path ranks the
+tail scenarios into the replayed set, and the document states the fast path's error on them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from chainrisk.contagion.inputs import Conn, Inputs, load_inputs
+from chainrisk.contagion.var import (
+    Outcome,
+    VarRequest,
+    WalletLiquidation,
+    draw_factors,
+    shocked_assets,
+    var_report,
+    var_request,
+)
+from chainrisk.inputs import OptionError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from chainrisk.contagion.scenarios import Replay
+    from graph.fastcascade import FastOutcomes
+
+    FloatArray = NDArray[np.float64]
+else:
+    FloatArray = Any
+
+Engine = Literal["exact", "fast"]
+ENGINES: tuple[Engine, ...] = ("exact", "fast")
+# The fast engine replays this share of the scenarios exactly (the 5 % tail and a margin for the
+# fast path's ranking errors), and never fewer than MIN_EXACT_WORST.
+EXACT_SHARE = 0.06
+MIN_EXACT_WORST = 20
+
+
+@dataclass(frozen=True)
+class VarOptions:
+    """The options of one run as given (flags or the service's settings)."""
+
+    scenarios: int = 1_000
+    block: int | None = None
+    seed: int | None = None
+    method: str = "t"
+    horizon: str = "1d"
+    vols: tuple[str, ...] = ()
+    corr: float | None = None
+    df: float | None = None
+    history_days: int = 3 * 365
+    regimes: bool = True
+    stress_days: tuple[str, ...] = ()
+    replay: Path | None = None
+    engine: str = "exact"
+    exact_worst: int | None = None
+    dask: str | None = None
+
+    def check(self) -> tuple[VarRequest, Replay | None]:
+        """The scenario request and, with ``replay``, the earlier run it repeats; every option checked
+        before the database is opened (:class:`OptionError`, exit 2)."""
+        from chainrisk.contagion import scenarios
+        from chainrisk.contagion.distributed import check_address
+
+        if self.engine not in ENGINES:
+            raise OptionError(f"--engine {self.engine!r}: expected exact or fast")
+        if self.exact_worst is not None and not 0 <= self.exact_worst <= self.scenarios:
+            raise OptionError(
+                f"--exact-worst {self.exact_worst}: expected 0 to --scenarios ({self.scenarios})"
+            )
+        if self.exact_worst is not None and self.engine != "fast":
+            raise OptionError("--exact-worst: only with --engine fast (the exact engine replays everything)")
+        if self.dask is not None:
+            check_address(self.dask)
+        if self.replay is not None:
+            again = scenarios.read_replay(self.replay, self._scenario_flags())
+            return again.request, again
+        request = var_request(
+            self.scenarios, self.seed, self.vols, self.corr, self.df, method=self.method,
+            horizon=self.horizon, stress_days=self.stress_days, history_days=self.history_days,
+            regimes=self.regimes,
+        )  # fmt: skip
+        return request, None
+
+    def _scenario_flags(self) -> list[str]:
+        default = VarOptions()
+        given = {
+            "--scenarios": self.scenarios != default.scenarios, "--seed": self.seed is not None,
+            "--method": self.method != default.method, "--horizon": self.horizon != default.horizon,
+            "--vol": bool(self.vols), "--corr": self.corr is not None, "--df": self.df is not None,
+            "--history-days": self.history_days != default.history_days, "--no-regimes": not self.regimes,
+            "--stress-day": bool(self.stress_days),
+        }  # fmt: skip
+        return [flag for flag, on in given.items() if on]
+
+
+def prepare(
+    conn: Conn, options: VarOptions, request: VarRequest, again: Replay | None = None
+) -> tuple[Inputs, VarRequest]:
+    """The inputs at the block and the request with its scenario model read (forecasts, regimes, price
+    history): everything the run needs from the database."""
+    from chainrisk.contagion import scenarios
+
+    if again is not None:
+        inputs = load_inputs(conn, again.chain_id, again.block if options.block is None else options.block)
+        return inputs, replace(request, model=scenarios.model_from_record(inputs, again.record, conn))
+    inputs = load_inputs(conn, None, options.block)
+    return inputs, replace(request, model=scenarios.scenario_model(inputs, request, conn))
+
+
+@dataclass(frozen=True)
+class VarRun:
+    """A computed run: the document, the scenarios and each one's outcome (exact where ``exact[i]``)."""
+
+    document: dict[str, Any]
+    assets: list[str]
+    factors: FloatArray
+    outcomes: list[Outcome]
+    engine: Engine
+
+
+def compute(
+    inputs: Inputs,
+    request: VarRequest,
+    *,
+    engine: str = "exact",
+    exact_worst: int | None = None,
+    dask: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> VarRun:
+    """Draw the scenarios, run them on the engine, summarise; the stress days run exactly, apart."""
+    from chainrisk.contagion.distributed import scenario_outcomes_on
+    from chainrisk.contagion.scenarios import stress_results
+
+    assets, factors = draw_factors(inputs, request)
+    fast_path: dict[str, Any] | None = None
+    if engine == "fast":
+        outcomes, fast_path = _fast(inputs, assets, factors, exact_worst, dask, progress)
+    else:
+        outcomes = scenario_outcomes_on(inputs, assets, factors, address=dask, progress=progress)
+    document = var_report(inputs, request, shocked_assets(inputs, request), outcomes)
+    document["inputs"]["engine"] = engine
+    document["stress_days"] = stress_results(inputs, request)
+    if fast_path is not None:
+        document["fast_path"] = fast_path
+    return VarRun(document, list(assets), factors, outcomes, "fast" if engine == "fast" else "exact")
+
+
+def save(conn: Conn, inputs: Inputs, request: VarRequest, run: VarRun) -> int:
+    """Save the run (chainrisk.contagion.store) in ``conn``'s transaction; its id."""
+    from chainrisk.contagion.store import save_run
+
+    return save_run(
+        conn, inputs=inputs, kind="var", seed=request.seed, method=request.method,
+        inputs_record=run.document["inputs"], summary=run.document, assets=run.assets,
+        factors=run.factors, outcomes=run.outcomes,
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------- fast
+
+
+def default_exact_worst(scenarios: int) -> int:
+    """How many of the fast engine's worst scenarios run again exactly when not told."""
+    return min(scenarios, max(MIN_EXACT_WORST, math.ceil(EXACT_SHARE * scenarios)))
+
+
+def _fast(
+    inputs: Inputs,
+    assets: Sequence[str],
+    factors: FloatArray,
+    exact_worst: int | None,
+    dask: str | None,
+    progress: Callable[[int], None] | None,
+) -> tuple[list[Outcome], dict[str, Any]]:
+    from chainrisk.contagion.distributed import scenario_outcomes_on
+    from graph.fastcascade import FastCascade, replay_worst
+
+    fast = FastCascade.build(inputs.markets, inputs.pools, inputs.oracles).run(assets, factors)
+    if progress is not None:
+        progress(len(factors) // 2)  # the fast pass is about half the work of the default replay
+    worst = replay_worst(fast, default_exact_worst(len(factors)) if exact_worst is None else exact_worst)
+    exact = scenario_outcomes_on(inputs, assets, factors[worst], address=dask)
+    if progress is not None:
+        progress(len(factors) - len(factors) // 2)
+    outcomes = [_from_fast(fast, i) for i in range(len(factors))]
+    for i, outcome in zip(worst.tolist(), exact, strict=True):
+        outcomes[i] = outcome
+    return outcomes, _fast_error(fast, worst.tolist(), exact)
+
+
+def _from_fast(fast: FastOutcomes, i: int) -> Outcome:
+    """A fast-path outcome: totals per market and asset; its liquidations are not kept per wallet
+    (stored runs hold wallet-level rows for the exactly replayed scenarios only)."""
+    by_asset = {
+        (market, asset): float(fast.bad_debt_by_market_asset[i, m, a])
+        for m, market in enumerate(fast.markets)
+        for a, asset in enumerate(fast.assets)
+        if fast.bad_debt_by_market_asset[i, m, a] > 0
+    }
+    by_market = {market: float(fast.bad_debt_by_market[i, m]) for m, market in enumerate(fast.markets)}
+    none: tuple[WalletLiquidation, ...] = ()
+    return Outcome(
+        float(fast.bad_debt_usd[i]), by_market, by_asset, {}, float(fast.liquidated_usd[i]),
+        int(fast.depth[i]), none,
+    )  # fmt: skip
+
+
+def _fast_error(fast: FastOutcomes, worst: list[int], exact: Sequence[Outcome]) -> dict[str, Any]:
+    """The fast path against the exact one on the replayed scenarios."""
+    bad = [abs(float(fast.bad_debt_usd[i]) - o.bad_debt) for i, o in zip(worst, exact, strict=True)]
+    liq = [abs(float(fast.liquidated_usd[i]) - o.liquidated) for i, o in zip(worst, exact, strict=True)]
+    scale = max((o.bad_debt for o in exact), default=0.0)
+    depth = sum(int(fast.depth[i]) != o.depth for i, o in zip(worst, exact, strict=True))
+    return {
+        "exact_scenarios": len(worst),
+        "bad_debt_max_abs_error_usd": max(bad, default=0.0),
+        "bad_debt_max_error_of_worst": max(bad, default=0.0) / scale if scale else 0.0,
+        "liquidated_max_abs_error_usd": max(liq, default=0.0),
+        "depth_differs": depth,
+    }
+
+
+def run_command(conninfo: str, options: VarOptions, *, store: bool, show_progress: bool) -> dict[str, Any]:
+    """`contagion var`: check, read, compute (no connection held meanwhile), store; the document, with
+    ``run_id`` when stored."""
+    import psycopg
+
+    from chainrisk.contagion.var import progress_bar
+
+    request, again = options.check()
+    with psycopg.connect(conninfo) as conn:
+        inputs, request = prepare(conn, options, request, again)
+    with progress_bar(request.scenarios, show_progress) as advance:
+        run = compute(
+            inputs, request, engine=options.engine, exact_worst=options.exact_worst, dask=options.dask,
+            progress=advance,
+        )  # fmt: skip
+    if store:
+        with psycopg.connect(conninfo) as conn:
+            run.document["run_id"] = save(conn, inputs, request, run)
+    return run.document
