@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from chainrisk.commands import alerts as alerts_cmd
 from chainrisk.commands import bench as bench_cmd
 from chainrisk.commands import contagion as contagion_cmd
 from chainrisk.commands import db as db_cmd
@@ -25,6 +26,7 @@ from chainrisk.commands import index as index_cmd
 from chainrisk.commands import labels as labels_cmd
 from chainrisk.commands import onchain as onchain_cmd
 from chainrisk.commands import reconcile as reconcile_cmd
+from chainrisk.commands import report as report_cmd
 from chainrisk.commands import rpc as rpc_cmd
 from chainrisk.commands import serve as serve_cmd
 from chainrisk.context import AppContext, fail
@@ -45,6 +47,8 @@ app.add_typer(bench_cmd.app, name="bench", help="Benchmarks with a baseline meas
 app.add_typer(labels_cmd.app, name="labels")
 app.add_typer(graph_cmd.app, name="graph")
 app.add_typer(contagion_cmd.app, name="contagion")
+app.add_typer(alerts_cmd.app, name="alerts")
+app.add_typer(report_cmd.app, name="report")
 
 
 def configure_logging(level: str) -> None:
