@@ -210,6 +210,8 @@ def _named(value: object, reason: str) -> bool:
         return len(value) >= 6 and value in reason
     if isinstance(value, list) and value:
         return all(_named(v, reason) for v in value)
+    if isinstance(value, dict) and isinstance(value.get("name"), str):
+        return repr(value["name"]) in reason  # an entry's validator that names the entry
     return False
 
 

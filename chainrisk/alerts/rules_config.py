@@ -113,6 +113,10 @@ class AlertRuleConfig(BaseModel):
             self._typed = model.model_validate(self.params)
         except ValidationError as exc:
             raise ValueError(_params_error(self.name, self.kind, model, exc)) from None
+        # A kind may need part of the common scope (e.g. the assets a shock applies to).
+        check = getattr(model, "check_rule", None)
+        if check is not None:
+            check(self)
         return self
 
     @property

@@ -86,3 +86,58 @@ def usd(value: float | Decimal) -> str:
 def short(address: str) -> str:
     """`0x1234…abcd`: enough of an address to recognise it in a chat message."""
     return f"{address[:6]}…{address[-4:]}" if len(address) > 12 else address
+
+
+def alert(
+    rule: AlertRuleConfig,
+    now: datetime,
+    *,
+    subject: str,
+    title: str,
+    body: str,
+    facts: dict[str, Any],
+    chain_id: int | None = None,
+    period: str | None = None,
+) -> Alert:
+    """An alert of `rule`; its period is the rule's cooldown window unless the kind names one (e.g. the
+    hour of a net flow, the block of a transfer)."""
+    from chainrisk.alerts.model import Alert
+
+    return Alert(
+        rule=rule.name,
+        kind=rule.kind,
+        severity=rule.severity,
+        subject=subject,
+        period=period if period is not None else period_of(rule, now),
+        title=title,
+        body=body,
+        facts=facts,
+        chain_id=chain_id,
+        observed_at=now,
+    )
+
+
+def token_filter(conn: Conn, chain_id: int, assets: list[str]) -> list[str] | None:
+    """Token addresses of the rule's `assets` (symbols or addresses, any case) on a chain; None: all."""
+    if not assets:
+        return None
+    wanted = [a.lower() for a in assets]
+    rows = conn.execute(
+        "SELECT token FROM tracked_tokens"
+        " WHERE chain_id = %s AND (lower(symbol) = ANY(%s) OR token = ANY(%s))",
+        (chain_id, wanted, wanted),
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def window_s(text: str) -> int:
+    """Seconds of a window written like a cooldown (`15m`, `1h`, `1d`)."""
+    from chainrisk.serve.config import interval_seconds
+
+    return interval_seconds(text)
+
+
+def check_window(value: str) -> str:
+    """Validator of window parameters: the same form as `cooldown`."""
+    window_s(value)
+    return value
