@@ -3,6 +3,7 @@ is wider than the page, and a screenshot is not blank."""
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
 import subprocess
@@ -54,9 +55,8 @@ def _probe(page: Path, width: int) -> dict[str, Any]:
     assert result.returncode == 0, result.stderr[-2000:]
     start = result.stdout.index('<pre id="probe">') + len('<pre id="probe">')
     text = result.stdout[start : result.stdout.index("</pre>", start)]
-    return json.loads(
-        text.replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-    )
+    found: dict[str, Any] = json.loads(html.unescape(text))
+    return found
 
 
 @needs_chromium
