@@ -345,3 +345,15 @@ def test_curve_bad_input_is_one_error_line(
     result = _run(indexed[0], tmp_path, *args, command="curve")
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_var_on_a_dask_cluster_equals_the_local_run(indexed: tuple[str, int], tmp_path: Path) -> None:
+    """A real LocalCluster of two worker processes: the same seeded run gives the same document."""
+    from distributed import LocalCluster
+
+    db, _ = indexed
+    args = ("--seed", "11", "--vol", "WETH=0.2", "--no-store")
+    local = _var(db, tmp_path, *args)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        remote = _var(db, tmp_path, *args, "--dask", cluster.scheduler_address)
+    assert remote == local and local["scenarios_with_bad_debt"] > 0
