@@ -349,11 +349,14 @@ def test_curve_bad_input_is_one_error_line(
 
 def test_var_on_a_dask_cluster_equals_the_local_run(indexed: tuple[str, int], tmp_path: Path) -> None:
     """A real LocalCluster of two worker processes: the same seeded run gives the same document."""
-    from distributed import LocalCluster
+    import distributed
 
+    dask: Any = distributed  # untyped
     db, _ = indexed
     args = ("--seed", "11", "--vol", "WETH=0.2", "--no-store")
     local = _var(db, tmp_path, *args)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with dask.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
         remote = _var(db, tmp_path, *args, "--dask", cluster.scheduler_address)
     assert remote == local and local["scenarios_with_bad_debt"] > 0
