@@ -58,7 +58,7 @@ _KIND_FIELDS: dict[str, frozenset[str]] = {
     ),
 }
 _COMMON = frozenset(
-    {"name", "kind", "timeout_s", "max_attempts", "backoff_s", "backoff_max_s", "resend_unknown"}
+    {"name", "kind", "timeout_s", "max_attempts", "backoff_s", "backoff_max_s", "resend_unknown", "lease_s"}
 )
 # Chat channels and email have no idempotency key: a resend after a timeout may show the message twice.
 _RESENDS_UNKNOWN = {"discord": False, "slack": False, "telegram": False, "webhook": True, "email": False}
@@ -103,6 +103,7 @@ class ChannelConfig(BaseModel):
     backoff_s: float = Field(default=5.0, gt=0, le=3600)
     backoff_max_s: float = Field(default=900.0, gt=0, le=86400)
     resend_unknown: bool | None = None
+    lease_s: float | None = Field(default=None, gt=0, le=3600)
 
     @model_validator(mode="after")
     def _fits_kind(self) -> ChannelConfig:
@@ -121,6 +122,11 @@ class ChannelConfig(BaseModel):
                 f" (it takes {takes})"
             )
         _check_env_names(self)
+        if self.lease_s is not None and self.lease_s <= self.timeout_s:
+            raise ValueError(
+                f"channel {self.name!r}: lease_s {self.lease_s:g} must exceed timeout_s {self.timeout_s:g}"
+                " (a send still waiting for its answer must keep its lease)"
+            )
         _REQUIRED[self.kind](self)
         return self
 
@@ -130,6 +136,12 @@ class ChannelConfig(BaseModel):
         if self.resend_unknown is not None:
             return self.resend_unknown
         return _RESENDS_UNKNOWN[self.kind]
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a dispatcher holds a delivery it is sending: longer than any send can take (connect,
+        write and read each have timeout_s), so only a dispatcher that died loses its lease."""
+        return self.lease_s if self.lease_s is not None else 4 * self.timeout_s + 30
 
     def secret(self, which: SecretName) -> str | None:
         """The secret's value, read now from its variable or file; None when the channel has none."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -270,17 +271,71 @@ def hold_channel(conn: Conn, channel: str, seconds: float) -> int:
         ).rowcount
 
 
-def retry(conn: Conn, delivery_id: int | None) -> int:
-    """Put failed, unknown and dead deliveries back to pending, due now: one (by id) or all (None).
-
-    A delivery in any other state is left alone. Returns how many were put back; commits with `conn`.
-    """
+def retry(conn: Conn, alert_id: int | None, channel: str | None = None) -> int:
+    """Put failed, unknown and dead deliveries back to pending, due now: those of one alert (and one
+    channel, if given), or every one (`alert_id` None). Other states are left alone. Returns how many
+    were put back; commits with `conn`."""
     query = (
         "UPDATE alert_deliveries SET state = 'pending', next_attempt_at = now(), updated_at = now()"
         " WHERE state = ANY(%s)"
     )
     params: tuple[Any, ...] = (list(RETRYABLE_STATES),)
-    if delivery_id is not None:
-        query += " AND id = %s"
-        params += (delivery_id,)
+    if alert_id is not None:
+        query += " AND alert_id = %s"
+        params += (alert_id,)
+    if channel is not None:
+        query += " AND channel = %s"
+        params += (channel,)
     return conn.execute(query, params).rowcount
+
+
+def alert_exists(conn: Conn, alert_id: int) -> bool:
+    return conn.execute("SELECT 1 FROM alerts WHERE id = %s", (alert_id,)).fetchone() is not None
+
+
+_LIST = """
+SELECT a.id, a.created_at, a.severity, a.rule, a.subject, a.title, d.id, d.channel, d.state, d.attempts,
+       d.next_attempt_at, d.provider_id, d.last_error
+FROM alerts a LEFT JOIN alert_deliveries d ON d.alert_id = a.id
+WHERE %(state)s::text IS NULL OR d.state = %(state)s
+ORDER BY a.id DESC, d.channel
+LIMIT %(limit)s
+"""
+LIST_COLUMNS = (
+    "alert_id",
+    "created_at",
+    "severity",
+    "rule",
+    "subject",
+    "title",
+    "delivery_id",
+    "channel",
+    "state",
+    "attempts",
+    "next_attempt_at",
+    "provider_id",
+    "last_error",
+)
+
+
+def list_deliveries(conn: Conn, state: str | None, limit: int) -> list[dict[str, Any]]:
+    """The latest alerts, one row per (alert, channel), newest first; only deliveries in `state` if given."""
+    rows = conn.execute(_LIST, {"state": state, "limit": limit}).fetchall()
+    return [dict(zip(LIST_COLUMNS, row, strict=True)) for row in rows]
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_SILENCE_S = 366 * 86400
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in `text`: 90s, 30m, 2h, 1d, or a sum such as 1h30m. ValueError if malformed."""
+    compact = text.strip().lower().replace(" ", "")
+    parts = _DURATION.findall(compact)
+    if not parts or "".join(n + u for n, u in parts) != compact:
+        raise ValueError(f"{text!r}: expected a duration such as 30m, 2h, 1d or 1h30m")
+    seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    if not 0 < seconds <= MAX_SILENCE_S:
+        raise ValueError(f"{text!r}: expected more than 0 and at most 366 days")
+    return seconds

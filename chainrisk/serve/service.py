@@ -158,6 +158,7 @@ class Service:
             outcomes: list[RunOutcome] = []
             for job in self.jobs:
                 outcomes += runner.fire(job)
+            self._dispatch_once()
         finally:
             self._set_role("stopped")
             self.lock.release()
@@ -193,6 +194,7 @@ class Service:
         )
         self._sync_catalog()
         thread = self._start_indexer()
+        dispatcher = self._start_dispatcher()
         try:
             self.scheduler = self._start_scheduler(JobRunner(self.context, self.term, self.metrics))
             while not self.stopping.wait(CHECK_S):
@@ -205,6 +207,8 @@ class Service:
                 self.scheduler.shutdown(wait=True)  # the jobs in hand finish and record their runs
             if thread is not None:
                 thread.join()
+            if dispatcher is not None:
+                dispatcher.join()  # a send in hand finishes (within its timeout) and is recorded
         if self.index_error is not None:
             raise self.index_error
 
@@ -244,6 +248,30 @@ class Service:
                 self.index_error = exc
 
         thread = threading.Thread(target=follow, name="indexer", daemon=True)
+        thread.start()
+        return thread
+
+    def _dispatch_once(self) -> None:
+        """--once: deliver what the jobs (and earlier runs) left in the alert outbox."""
+        if not self.settings.channels:
+            return
+        from chainrisk.alerts.dispatch import dispatch_once
+
+        counts = dispatch_once(self.conninfo, self.settings)
+        self.echo("alerts: " + ", ".join(f"{name} {count}" for name, count in counts.items()))
+
+    def _start_dispatcher(self) -> threading.Thread | None:
+        """Deliver the alert outbox while leading, when [[channels]] are configured (docs/ALERTS.md)."""
+        if not self.settings.channels:
+            return None
+        from chainrisk.alerts.dispatch import run_dispatcher
+
+        thread = threading.Thread(
+            target=run_dispatcher,
+            args=(self.conninfo, self.settings, self.stopping),
+            name="alerts-dispatcher",
+            daemon=True,
+        )
         thread.start()
         return thread
 

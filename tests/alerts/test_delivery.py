@@ -1,0 +1,349 @@
+"""Alert delivery against local receivers that behave as each channel's API does: success, 429 with the
+API's own Retry-After, 5xx, timeouts, size limits; secrets never stored, logged or shown; the CLI."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import itertools
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from chainrisk.alerts import outbox
+from chainrisk.alerts.channels.base import utf16_len
+from chainrisk.alerts.channels_config import ChannelConfig
+from chainrisk.alerts.dispatch import dispatch_once
+from chainrisk.alerts.model import Alert
+from chainrisk.db import to_libpq_url
+from chainrisk.settings import Settings
+from tests.alerts.receivers import (
+    DiscordReceiver,
+    Planned,
+    SlackReceiver,
+    SmtpReceiver,
+    TelegramReceiver,
+    WebhookReceiver,
+    visible_text,
+)
+
+WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+SMTP_PASSWORD = "smtp-pass-s3cret"
+FAST = {"backoff_s": 0.2, "backoff_max_s": 1.0, "timeout_s": 0.5, "lease_s": 5.0}
+
+
+@pytest.fixture
+def conninfo(db_url: str) -> str:
+    return to_libpq_url(db_url)
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[dict[str, Any]]:
+    with (
+        DiscordReceiver() as discord,
+        SlackReceiver() as slack,
+        TelegramReceiver() as telegram,
+        WebhookReceiver(WHSEC) as webhook,
+        SmtpReceiver(password=SMTP_PASSWORD) as smtp,
+    ):
+        yield {"discord": discord, "slack": slack, "telegram": telegram, "webhook": webhook, "email": smtp}
+
+
+@pytest.fixture
+def receivers(servers: dict[str, Any]) -> dict[str, Any]:
+    for receiver in servers.values():
+        receiver.reset()
+    return servers
+
+
+@pytest.fixture
+def settings(receivers: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Settings:
+    """One channel of each kind, every secret in an environment variable."""
+    monkeypatch.setenv("CHAINRISK_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.setenv("T_DISCORD_URL", receivers["discord"].url)
+    monkeypatch.setenv("T_SLACK_URL", receivers["slack"].url)
+    monkeypatch.setenv("T_TELEGRAM_TOKEN", receivers["telegram"].token)
+    monkeypatch.setenv("T_WEBHOOK_SECRET", WHSEC)
+    monkeypatch.setenv("T_SMTP_PASSWORD", SMTP_PASSWORD)
+    return Settings(channels=[ChannelConfig(**entry) for entry in channel_entries(receivers)])
+
+
+def channel_entries(receivers: dict[str, Any]) -> list[dict[str, Any]]:
+    telegram, smtp = receivers["telegram"], receivers["email"]
+    return [
+        {"name": "discord", "kind": "discord", "url_env": "T_DISCORD_URL", **FAST},
+        {"name": "slack", "kind": "slack", "url_env": "T_SLACK_URL", **FAST},
+        {
+            "name": "telegram",
+            "kind": "telegram",
+            "token_env": "T_TELEGRAM_TOKEN",
+            "chat_id": telegram.chat_id,
+            "api_url": telegram.base,
+            **FAST,
+        },
+        {
+            "name": "webhook",
+            "kind": "webhook",
+            "url": receivers["webhook"].url,
+            "secret_env": "T_WEBHOOK_SECRET",
+            **FAST,
+        },
+        {
+            "name": "email",
+            "kind": "email",
+            "host": "127.0.0.1",
+            "port": smtp.port,
+            "security": "none",
+            "username": smtp.username,
+            "password_env": "T_SMTP_PASSWORD",
+            "from_addr": "alerts@example.org",
+            "to": ["risk@example.org"],
+            **FAST,
+        },
+    ]
+
+
+def make_alert(n: int = 1, body: str = "Health factor 0.97 after the ETH drop.", **facts: Any) -> Alert:
+    return Alert(
+        rule="whale-hf",
+        kind="health_factor",
+        severity="high",
+        subject=f"0x{n:040x}",
+        period="2026-11-30T14",
+        title=f"Wallet {n} close to liquidation",
+        body=body,
+        facts=facts or {"health_factor": 0.97, "debt_usd": 1_234_567.8},
+        chain_id=1,
+        observed_at=datetime(2026, 11, 30, 14, 5, tzinfo=UTC),
+    )
+
+
+def enqueue(conninfo: str, alert: Alert, channels: list[str]) -> None:
+    with psycopg.connect(conninfo) as conn:
+        assert outbox.enqueue(conn, alert, channels)
+
+
+def deliveries(conninfo: str) -> dict[tuple[int, str], dict[str, Any]]:
+    with psycopg.connect(conninfo) as conn:
+        rows = conn.execute(
+            "SELECT alert_id, channel, state, attempts, provider_id, last_error FROM alert_deliveries"
+        ).fetchall()
+    keys = ("state", "attempts", "provider_id", "last_error")
+    return {(r[0], r[1]): dict(zip(keys, r[2:], strict=True)) for r in rows}
+
+
+def attempts(conninfo: str, channel: str) -> list[dict[str, Any]]:
+    with psycopg.connect(conninfo) as conn:
+        rows = conn.execute(
+            "SELECT d.alert_id, t.attempt, t.started_at, t.finished_at, t.outcome, t.http_status,"
+            " t.retry_after_s, t.error FROM alert_attempts t JOIN alert_deliveries d ON d.id = t.delivery_id"
+            " WHERE d.channel = %s ORDER BY t.id",
+            (channel,),
+        ).fetchall()
+    keys = ("alert_id", "attempt", "started_at", "finished_at", "outcome", "status", "retry_after_s", "error")
+    return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def dispatch_until_done(conninfo: str, settings: Settings, rounds: int = 60) -> None:
+    """Dispatch until nothing is pending or failed (waiting out retries), within `rounds` rounds."""
+    for _ in range(rounds):
+        dispatch_once(conninfo, settings)
+        with psycopg.connect(conninfo) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM alert_deliveries WHERE state IN ('pending', 'failed', 'in_flight')"
+            ).fetchone()
+        if row == (0,):
+            return
+        time.sleep(0.2)
+    raise AssertionError("deliveries still pending")
+
+
+# ------------------------------------------------------------------------------------------ success
+
+
+def test_every_channel_receives_the_alert(
+    conninfo: str, settings: Settings, receivers: dict[str, Any]
+) -> None:
+    enqueue(conninfo, make_alert(), ["discord", "slack", "telegram", "webhook", "email"])
+    counts = dispatch_once(conninfo, settings)
+    assert counts == {"sent": 5, "retry": 0, "dead": 0, "unknown": 0, "unconfigured": 0}
+    states = deliveries(conninfo)
+    assert {key[1]: value["state"] for key, value in states.items()} == dict.fromkeys(
+        ("discord", "slack", "telegram", "webhook", "email"), "sent"
+    )
+    alert_id = next(iter(states))[0]
+    # Discord's and Telegram's message ids, the mail's Message-ID from the dedup key.
+    assert states[(alert_id, "discord")]["provider_id"] == "1100000000000000001"
+    assert states[(alert_id, "telegram")]["provider_id"] == "501"
+    discord = receivers["discord"].accepted[0]
+    assert "Wallet 1 close to liquidation" in discord["content"]
+    assert discord["allowed_mentions"] == {"parse": []}
+    assert discord["embeds"][0]["description"] == "Health factor 0.97 after the ETH drop."
+    assert {f["name"] for f in discord["embeds"][0]["fields"]} == {"debt_usd", "health_factor"}
+    slack = receivers["slack"].accepted[0]
+    assert slack["blocks"][0]["type"] == "header" and "[HIGH]" in slack["text"]
+    telegram = visible_text(receivers["telegram"].accepted[0]["text"], "HTML")
+    assert "Health factor 0.97" in telegram and "debt_usd: 1.23457e+06" in telegram
+    hook = receivers["webhook"].accepted[0]
+    assert hook["data"]["dedup_key"] == make_alert().dedup_key and hook["data"]["alert_id"] == alert_id
+    assert hook["data"]["facts"] == {"health_factor": 0.97, "debt_usd": 1_234_567.8}
+    (mail,) = receivers["email"].messages
+    message_id = states[(alert_id, "email")]["provider_id"]
+    assert f"Message-ID: {message_id}" in mail.content.decode()
+    assert mail.rcpt_tos == ["risk@example.org"]
+    with psycopg.connect(conninfo) as conn:
+        fired = conn.execute("SELECT rule, channels_sent, channels FROM alerts_fired").fetchall()
+        tried = conn.execute("SELECT count(*) FROM alert_delivery_attempts WHERE outcome = 'sent'").fetchone()
+    assert fired == [("whale-hf", 5, 5)] and tried == (5,)
+
+
+def test_the_outbox_stores_an_alert_once_and_not_while_silenced(conninfo: str) -> None:
+    with psycopg.connect(conninfo) as conn:
+        assert outbox.enqueue(conn, make_alert(1), ["slack", "slack"])
+        assert not outbox.enqueue(conn, make_alert(1), ["slack"])  # same rule, subject and period
+        outbox.silence(conn, "whale-hf", 3600, "maintenance")
+        assert not outbox.enqueue(conn, make_alert(2), ["slack"])
+        assert outbox.clear_silence(conn, "whale-hf")
+        assert outbox.enqueue(conn, make_alert(3), ["slack"])
+        counts = conn.execute("SELECT count(*), count(DISTINCT alert_id) FROM alert_deliveries").fetchone()
+    assert counts == (2, 2)
+
+
+# -------------------------------------------------------------------------------------- rate limits
+
+
+@pytest.mark.parametrize("channel", ["discord", "slack", "telegram"])
+def test_a_429_holds_the_channel_for_its_retry_after(
+    channel: str, conninfo: str, settings: Settings, receivers: dict[str, Any]
+) -> None:
+    """Discord's wait comes in JSON retry_after, Slack's in Retry-After, Telegram's in
+    parameters.retry_after; the retried message and the one behind it wait at least that long."""
+    receivers[channel].plan(Planned(status=429, retry_after=1.0))
+    enqueue(conninfo, make_alert(1), [channel])
+    enqueue(conninfo, make_alert(2), [channel])
+    assert dispatch_once(conninfo, settings)["retry"] == 1
+    dispatch_until_done(conninfo, settings)
+    first, second, third = attempts(conninfo, channel)
+    assert (first["outcome"], first["status"], first["retry_after_s"]) == ("retry", 429, 1.0)
+    assert [second["alert_id"], third["alert_id"]] == [first["alert_id"], first["alert_id"] + 1]
+    for later in (second, third):
+        assert (later["started_at"] - first["finished_at"]).total_seconds() >= 1.0
+        assert later["outcome"] == "sent"
+    assert len(receivers[channel].accepted) == 2
+
+
+# -------------------------------------------------------------------------------------- 5xx, 4xx
+
+
+def test_5xx_is_retried_with_backoff_until_sent_or_given_up(
+    conninfo: str, settings: Settings, receivers: dict[str, Any]
+) -> None:
+    receivers["slack"].plan(Planned(status=503), Planned(status=502))
+    enqueue(conninfo, make_alert(1), ["slack"])
+    dispatch_until_done(conninfo, settings)
+    tries = attempts(conninfo, "slack")
+    assert [(t["outcome"], t["status"]) for t in tries] == [("retry", 503), ("retry", 502), ("sent", 200)]
+    for n, (before, after) in enumerate(itertools.pairwise(tries), start=1):
+        # backoff_s * 2**(n-1), drawn in its upper half
+        assert (after["started_at"] - before["finished_at"]).total_seconds() >= 0.2 * 2 ** (n - 1) / 2
+    # With max_attempts 2, two 500s are the end: dead, and the error says why.
+    tight = settings.model_copy(
+        update={"channels": [settings.channels[1].model_copy(update={"max_attempts": 2})]}
+    )
+    receivers["slack"].plan(Planned(status=500), Planned(status=500))
+    enqueue(conninfo, make_alert(2), ["slack"])
+    dispatch_until_done(conninfo, tight)
+    state = deliveries(conninfo)[(tries[0]["alert_id"] + 1, "slack")]
+    assert state["state"] == "dead" and "gave up after 2 attempts" in state["last_error"]
+
+
+def test_other_4xx_is_dead_at_once(conninfo: str, settings: Settings, receivers: dict[str, Any]) -> None:
+    wrong_chat = settings.channels[2].model_copy(update={"chat_id": "-1"})
+    enqueue(conninfo, make_alert(1), ["telegram"])
+    dispatch_once(conninfo, settings.model_copy(update={"channels": [wrong_chat]}))
+    (only,) = attempts(conninfo, "telegram")
+    assert (only["outcome"], only["status"]) == ("dead", 400)
+    assert only["error"] == "HTTP 400: Bad Request: chat not found"
+    assert receivers["telegram"].accepted == []
+
+
+def test_smtp_4xx_retries_and_5xx_is_dead(
+    conninfo: str, settings: Settings, receivers: dict[str, Any]
+) -> None:
+    receivers["email"].plan_reply("451 4.3.0 try again later")
+    enqueue(conninfo, make_alert(1), ["email"])
+    dispatch_until_done(conninfo, settings)
+    receivers["email"].plan_reply("550 5.1.1 mailbox unavailable")
+    enqueue(conninfo, make_alert(2), ["email"])
+    dispatch_until_done(conninfo, settings)
+    outcomes = [(t["alert_id"], t["outcome"], t["status"]) for t in attempts(conninfo, "email")]
+    first = outcomes[0][0]
+    assert outcomes == [(first, "retry", 451), (first, "sent", 250), (first + 1, "dead", 550)]
+    assert len(receivers["email"].messages) == 1
+
+
+# ----------------------------------------------------------------------------------------- timeouts
+
+
+def test_a_timeout_is_unknown_and_chat_does_not_resend(
+    conninfo: str, settings: Settings, receivers: dict[str, Any]
+) -> None:
+    receivers["slack"].plan(Planned(delay_s=1.5))  # accepted, answered after the 0.5 s timeout
+    enqueue(conninfo, make_alert(1), ["slack"])
+    dispatch_once(conninfo, settings)
+    dispatch_once(conninfo, settings)
+    (only,) = attempts(conninfo, "slack")
+    assert only["outcome"] == "unknown" and "ReadTimeout" in only["error"]
+    assert deliveries(conninfo)[(only["alert_id"], "slack")]["state"] == "unknown"
+    assert len(receivers["slack"].requests) == 1
+    # An operator who checked the channel may send it again.
+    with psycopg.connect(conninfo) as conn:
+        assert outbox.retry(conn, only["alert_id"]) == 1
+    dispatch_once(conninfo, settings)
+    assert [t["outcome"] for t in attempts(conninfo, "slack")] == ["unknown", "sent"]
+
+
+def test_a_webhook_timeout_is_resent_with_the_same_id(
+    conninfo: str, settings: Settings, receivers: dict[str, Any]
+) -> None:
+    hook: WebhookReceiver = receivers["webhook"]
+    hook.plan(Planned(delay_s=1.5))
+    enqueue(conninfo, make_alert(1), ["webhook"])
+    dispatch_until_done(conninfo, settings)
+    assert [t["outcome"] for t in attempts(conninfo, "webhook")] == ["unknown", "sent"]
+    assert len(hook.ids) == 2 and len(set(hook.ids)) == 1  # the same webhook-id both times
+    assert hook.duplicates == 1 and len(hook.accepted) == 1 and hook.rejected == 0
+
+
+# -------------------------------------------------------------------------------------- size limits
+
+
+def test_long_messages_fit_every_channel(
+    conninfo: str, settings: Settings, receivers: dict[str, Any]
+) -> None:
+    medium = "\n".join(f"line {i}: wallet 0x{i:040x} health factor 0.9{i % 10} 🟠" for i in range(70))
+    huge = "word " * 60_000  # 300,000 characters
+    facts = {f"fact_{i:02d}": "x" * 1500 for i in range(30)}
+    enqueue(conninfo, make_alert(1, medium), ["discord", "slack", "telegram", "webhook", "email"])
+    enqueue(conninfo, make_alert(2, huge, **facts), ["discord", "slack", "telegram", "webhook", "email"])
+    counts = dispatch_once(conninfo, settings)
+    assert counts["sent"] == 10, deliveries(conninfo)
+    discord = receivers["discord"].accepted
+    # The medium body is split over embeds, whole; the huge one is cut with a note.
+    assert "\n".join(e["description"] for e in discord[0]["embeds"]) == medium
+    assert len(discord[0]["embeds"]) >= 2
+    assert "cut to fit Discord" in discord[1]["embeds"][-1]["description"]
+    slack = receivers["slack"].accepted
+    sections = [b["text"]["text"] for b in slack[0]["blocks"] if b["type"] == "section" and "text" in b]
+    assert "\n".join(sections) == medium
+    assert len(slack[1]["blocks"]) == 50 and "cut to fit Slack" in str(slack[1]["blocks"])
+    texts = [visible_text(m["text"], "HTML") for m in receivers["telegram"].accepted]
+    assert all(utf16_len(t) <= 4096 for t in texts) and "cut to fit Telegram" in texts[1]
+    assert receivers["webhook"].accepted[1]["data"]["body"] == huge  # the webhook carries it whole
+    mail = email.message_from_bytes(receivers["email"].messages[1].content, policy=email.policy.default)
+    assert huge.strip() in mail.get_body().get_content()  # type: ignore[union-attr]
