@@ -49,7 +49,7 @@ LEFT JOIN blocks b ON b.chain_id = d.chain_id AND b.number = d.block_number
 WHERE d.chain_id = %s AND (cardinality(%s::text[]) = 0 OR d.pool = ANY(%s))
   AND ((d.kind = 'realised' AND to_timestamp(coalesce(b.timestamp, (
             SELECT l.block_timestamp FROM logs l
-            WHERE l.chain_id = d.chain_id AND l.block_number = d.block_number LIMIT 1))) > %s)
+            WHERE l.chain_id = d.chain_id AND l.block_number = d.block_number LIMIT 1))) BETWEEN %s AND %s)
        OR (d.kind = 'unrealised' AND %s))
 GROUP BY d.pool, d.kind
 ORDER BY d.pool, d.kind
@@ -61,7 +61,7 @@ def evaluate(conn: Conn, rule: AlertRuleConfig, params: BadDebtParams, now: date
     since = now - timedelta(seconds=window_s(params.window))
     alerts = []
     for chain_id in chain_ids(conn, rule):
-        args = (chain_id, rule.markets, rule.markets, since, params.unrealised)
+        args = (chain_id, rule.markets, rule.markets, since, now, params.unrealised)
         for pool, kind, accounts, total, block, ordered in conn.execute(PER_MARKET, args).fetchall():
             top = list(dict.fromkeys(ordered))[:3]
             if float(total) < params.min_usd or float(total) <= 0:

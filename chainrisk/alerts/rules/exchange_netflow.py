@@ -42,7 +42,8 @@ class ExchangeNetflowParams(BaseModel):
 HOURS = """
 SELECT token, symbol, hour, transfers, inflow, outflow, netflow, inflow_usd, outflow_usd, netflow_usd
 FROM exchange_netflows
-WHERE chain_id = %s AND hour > %s AND netflow_usd > %s AND (%s::text[] IS NULL OR token = ANY(%s))
+WHERE chain_id = %s AND hour > %s AND hour <= %s AND netflow_usd > %s
+  AND (%s::text[] IS NULL OR token = ANY(%s))
 ORDER BY hour, token
 """
 
@@ -53,7 +54,7 @@ def evaluate(conn: Conn, rule: AlertRuleConfig, params: ExchangeNetflowParams, n
     alerts = []
     for chain_id in chain_ids(conn, rule):
         tokens = token_filter(conn, chain_id, rule.assets)
-        rows = conn.execute(HOURS, (chain_id, since, params.above_usd, tokens, tokens)).fetchall()
+        rows = conn.execute(HOURS, (chain_id, since, now, params.above_usd, tokens, tokens)).fetchall()
         for token, symbol, hour, transfers, inflow, outflow, net, in_usd, out_usd, net_usd in rows:
             facts = {
                 "token": token,

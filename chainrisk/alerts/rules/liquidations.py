@@ -42,7 +42,8 @@ SELECT pool, count(*), coalesce(sum(debt_repaid_usd), 0), coalesce(sum(collatera
        count(DISTINCT borrower), min(block_number), max(block_number),
        array_agg(borrower ORDER BY debt_repaid_usd DESC NULLS LAST)
 FROM liquidations
-WHERE chain_id = %s AND block_time > %s AND (cardinality(%s::text[]) = 0 OR pool = ANY(%s))
+WHERE chain_id = %s AND block_time > %s AND block_time <= %s
+  AND (cardinality(%s::text[]) = 0 OR pool = ANY(%s))
 GROUP BY pool
 ORDER BY pool
 """
@@ -53,7 +54,7 @@ def evaluate(conn: Conn, rule: AlertRuleConfig, params: LiquidationsParams, now:
     since = now - timedelta(seconds=window_s(params.window))
     alerts = []
     for chain_id in chain_ids(conn, rule):
-        rows = conn.execute(PER_MARKET, (chain_id, since, rule.markets, rule.markets)).fetchall()
+        rows = conn.execute(PER_MARKET, (chain_id, since, now, rule.markets, rule.markets)).fetchall()
         for pool, count, repaid, seized, borrowers, first, last, ordered in rows:
             top = list(dict.fromkeys(ordered))[:3]  # the borrowers of the largest liquidations
             if int(count) < params.min_count or float(repaid) < params.min_usd:

@@ -56,7 +56,7 @@ FLOWS = """
 SELECT block_number, log_index, tx_hash, block_time, token, symbol, from_address, from_label, to_address,
        to_label, amount, usd, whale_threshold_usd, direction
 FROM whale_flows
-WHERE chain_id = %s AND block_time > %s AND direction <> 'other'
+WHERE chain_id = %s AND block_time > %s AND block_time <= %s AND direction <> 'other'
   AND (%s = 'any' OR direction = %s)
   AND (%s::text[] IS NULL OR token = ANY(%s))
   AND usd >= %s
@@ -71,7 +71,7 @@ def evaluate(conn: Conn, rule: AlertRuleConfig, params: WhaleTransferParams, now
     alerts = []
     for chain_id in chain_ids(conn, rule):
         tokens = token_filter(conn, chain_id, rule.assets)
-        args = (chain_id, since, params.direction, params.direction, tokens, tokens, params.min_usd or 0)
+        args = (chain_id, since, now, params.direction, params.direction, tokens, tokens, params.min_usd or 0)
         for row in conn.execute(FLOWS, args).fetchall():
             (
                 block,
