@@ -360,3 +360,39 @@ def test_var_on_a_dask_cluster_equals_the_local_run(indexed: tuple[str, int], tm
     ) as cluster:
         remote = _var(db, tmp_path, *args, "--dask", cluster.scheduler_address)
     assert remote == local and local["scenarios_with_bad_debt"] > 0
+
+
+def test_the_service_runs_var_once_per_period_and_stores_it(indexed: tuple[str, int], tmp_path: Path) -> None:
+    """`serve --once` with the contagion job: one stored run per period, seeded by the period; a second
+    start in the same period runs nothing."""
+    db, head = indexed
+    config = (
+        '[serve.jobs.contagion]\ninterval = "1d"\n\n[serve.jobs.heartbeat]\nenabled = false\n\n'
+        "[contagion]\nscenarios = 30\nstress_days = false\n"
+    )
+    (tmp_path / "chainrisk.toml").write_text(config)
+    env = {
+        **os.environ,
+        "CHAINRISK_DATABASE_URL": db,
+        "CHAINRISK_HOME": str(tmp_path / "home"),
+        "CHAINRISK_CONFIG": str(tmp_path / "chainrisk.toml"),
+        "CHAINRISK_LOG_LEVEL": "WARNING",
+    }
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-m", "chainrisk", "serve", "--once"], env=env, capture_output=True, text=True,
+            timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    with psycopg.connect(to_libpq_url(db)) as conn:
+        runs = conn.execute(
+            "SELECT s.result, extract(epoch FROM s.period)::bigint FROM service_runs s"
+            " WHERE s.job = 'contagion' AND s.status = 'succeeded'"
+        ).fetchall()
+        assert len(runs) == 1
+        result, period = runs[0]
+        stored = conn.execute(
+            "SELECT seed, scenarios, block, var99_usd FROM contagion_run_results WHERE run_id = %s",
+            (result["run_id"],),
+        ).fetchone()
+    assert stored == (period, 30, head, pytest.approx(result["var99_usd"]))

@@ -4,13 +4,20 @@ Light on purpose (settings load for every command): pydantic and a regular expre
 
     [contagion]
     dask = "tcp://10.0.0.5:8786"   # a Dask scheduler; absent: scenarios run in process
+    # what the `contagion` job of `chainrisk serve` runs (`[serve.jobs.contagion]` switches it on):
+    scenarios = 10000
+    method = "t"                   # or "fhs"
+    horizon = "1d"                 # "3d", "7d"
+    engine = "exact"               # or "fast"
+    stress_days = true             # add the five named stress days
 """
 
 from __future__ import annotations
 
 import re
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 _ADDRESS = re.compile(r"^(tcp|tls|ws|wss)://[^\s/]+:\d{1,5}$")
 ADDRESS_HINT = (
@@ -28,6 +35,11 @@ class ContagionConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dask: str | None = None
+    scenarios: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    method: Literal["t", "fhs"] = "t"
+    horizon: Literal["1d", "3d", "7d"] = "1d"
+    engine: Literal["exact", "fast"] = "exact"
+    stress_days: bool = True
 
     @field_validator("dask")
     @classmethod
