@@ -28,6 +28,7 @@ from chainrisk.alerts.channels_config import ChannelConfig
 from chainrisk.alerts.rules_config import AlertRuleConfig
 from chainrisk.contagion.config import ContagionConfig
 from chainrisk.errors import ChainriskError
+from chainrisk.reports.config import ReportConfig, check_channels
 from chainrisk.serve.config import ServeConfig, check_assets
 from indexer.config import ChainConfig, ContractConfig, LabelConfig, TokenConfig, check_tables
 
@@ -71,6 +72,13 @@ class Settings(BaseSettings):
     # [[channels]] deliver alerts; [[alerts]] say what to watch and which channels to tell.
     channels: list[ChannelConfig] = Field(default_factory=list)
     alerts: list[AlertRuleConfig] = Field(default_factory=list)
+    # [report]: the `report` job's period, folder, link and the channels that announce it.
+    report: ReportConfig = Field(default_factory=ReportConfig)
+
+    @model_validator(mode="after")
+    def _report_channels(self) -> Settings:
+        check_channels(self.report, self.channels)
+        return self
 
     @field_validator("home", mode="before")
     @classmethod

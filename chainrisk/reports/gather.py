@@ -17,8 +17,12 @@ from chainrisk.reports import sections
 from chainrisk.reports.model import Period, Report
 
 
-def gather(conn: Conn, period: Period, block: int | None, now: datetime) -> Report:
-    """The report of ``period`` (the one ``now`` falls in) at ``block`` (default: the indexed head)."""
+def gather(
+    conn: Conn, period: Period, block: int | None, now: datetime, period_at: datetime | None = None
+) -> Report:
+    """The report of ``period`` (the one ``period_at``, default ``now``, falls in) at ``block`` (default:
+    the indexed head), generated at ``now``."""
+    start = period_start(period, period_at or now)
     inputs = load_inputs(conn, None, block)
     scope = sections.Scope(
         chain_id=inputs.chain_id,
@@ -29,11 +33,11 @@ def gather(conn: Conn, period: Period, block: int | None, now: datetime) -> Repo
     )
     built = [build(conn, inputs, scope) for build in sections.BUILDERS]
     return Report(
-        title=f"Contagion risk report, chain {inputs.chain_id}, {period} {period_start(period, now)}",
+        title=f"Contagion risk report, chain {inputs.chain_id}, {period} {start}",
         chain_id=inputs.chain_id,
         block=inputs.block,
         period=period,
-        period_start=period_start(period, now).isoformat(),
+        period_start=start.isoformat(),
         generated_at=now.astimezone(UTC).isoformat(timespec="seconds"),
         sections=[sections.summary(built, scope), *built],
     )
