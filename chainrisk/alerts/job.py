@@ -139,3 +139,39 @@ def check_lines(outcomes: list[RuleOutcome], enqueued: bool) -> list[str]:
             lines.append(f"  [{a.severity}] {a.title}  ({a.dedup_key})")
             lines += [f"    {line}" for line in a.body.splitlines()]
     return lines or ["no rules configured: add [[alerts]] entries to chainrisk.toml (see docs/ALERTS.md)"]
+
+
+def parse_at(text: str | None) -> datetime:
+    """`--at`: an ISO time (UTC when no offset is given); None: now."""
+    from datetime import UTC
+
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        at = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"--at {text!r}: expected an ISO time such as 2026-11-30T14:00:00Z") from None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def check(
+    conninfo: str, rules: list[AlertRuleConfig], at: datetime, *, enqueue: bool, only: str | None
+) -> list[RuleOutcome]:
+    """`chainrisk alerts check`: evaluate once; with `enqueue` commit what fires to the outbox, else
+    write nothing."""
+    import psycopg
+
+    with psycopg.connect(conninfo) as conn:
+        outcomes = evaluate_rules(conn, rules, at, enqueue=enqueue, only=only)
+        if enqueue:
+            conn.commit()
+        else:
+            conn.rollback()
+    return outcomes
+
+
+def check_rule_name(rules: list[AlertRuleConfig], only: str | None) -> None:
+    """`--rule`: a configured rule's name."""
+    if only is not None and only not in {r.name for r in rules}:
+        known = ", ".join(r.name for r in rules) or "none"
+        raise ValueError(f"--rule {only!r}: no such rule; configured rules: {known}")

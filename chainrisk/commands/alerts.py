@@ -167,3 +167,44 @@ def dispatch(ctx: typer.Context, once: OnceOpt = False) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: stopping.set())
     run_dispatcher(conninfo, app.settings, stopping)
+
+
+CheckJsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+EnqueueOpt = Annotated[
+    bool, typer.Option("--enqueue", help="Put what fires in the outbox (else: only print).")
+]
+CheckRuleOpt = Annotated[str | None, typer.Option("--rule", help="Only this rule (even when disabled).")]
+AtOpt = Annotated[str | None, typer.Option("--at", help="Evaluate as of this ISO time (default: now).")]
+
+
+@app.command("check")
+def check(
+    ctx: typer.Context,
+    as_json: CheckJsonOpt = False,
+    enqueue: EnqueueOpt = False,
+    rule: CheckRuleOpt = None,
+    at: AtOpt = None,
+) -> None:
+    """Evaluate the [[alerts]] rules once and print what fires, with each alert's message.
+
+    Nothing is written unless --enqueue; then the alerts go to the outbox exactly as the serve job puts
+    them (an alert already there within its cooldown is not added again). Exit 1 when a rule failed.
+    """
+    from chainrisk.alerts.job import check as evaluate
+    from chainrisk.alerts.job import check_document, check_lines, check_rule_name, parse_at
+    from chainrisk.inputs import OptionError
+
+    app = app_context(ctx)
+    try:
+        when = parse_at(at)
+        check_rule_name(app.settings.alerts, rule)
+    except ValueError as exc:
+        raise OptionError(str(exc)) from None
+    outcomes = evaluate(app.conninfo(migrate=True), app.settings.alerts, when, enqueue=enqueue, only=rule)
+    if as_json:
+        typer.echo(json.dumps(check_document(outcomes, when, enqueue), default=str))
+    else:
+        typer.echo("\n".join(check_lines(outcomes, enqueue)))
+    failed = [o.rule for o in outcomes if o.error is not None]
+    if failed:
+        raise fail(f"rules failed: {', '.join(failed)}", code=1)

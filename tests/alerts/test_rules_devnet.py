@@ -8,6 +8,7 @@ others with it; the same alert is not enqueued twice within its cooldown."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import tomllib
@@ -43,6 +44,15 @@ class Devnet:
     now: datetime  # one second after the last indexed block
     beats: list[datetime]  # the recorded heartbeats, oldest first
     lag: int  # how far the node ran ahead of the index
+
+
+@pytest.fixture(autouse=True)
+def _keep_logging() -> Iterator[None]:
+    # The CLI configures logging for the process; keep that from leaking into later tests.
+    levels = {name: logging.getLogger(name).level for name in ("", "alembic", "httpx", "httpcore")}
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def _rows(devnet: Devnet, query: str, *params: object) -> list[tuple[Any, ...]]:
@@ -465,11 +475,13 @@ def _explode(conn: Conn, rule: AlertRuleConfig, params: ExplodeParams, now: date
 register("explode", ExplodeParams, _explode)
 
 
-def _job(devnet: Devnet, rules: list[AlertRuleConfig], period: datetime, conn: Conn) -> dict[str, Any]:
+def _job(
+    devnet: Devnet, rules: list[AlertRuleConfig], period: datetime, conn: Conn, settings: Any = None
+) -> dict[str, Any]:
     from chainrisk.serve.jobs import JobRun, ServiceContext
     from chainrisk.settings import Settings
 
-    settings = Settings.model_construct(alerts=rules, chains=[])
+    settings = settings or Settings.model_construct(alerts=rules, chains=[])
     service = ServiceContext(settings, devnet.db, devnet.conninfo, {}, threading.Event())
     return run_job(JobRun("alerts", period, conn, service, None, period))
 
@@ -520,3 +532,86 @@ def test_a_persisting_condition_fires_once_per_cooldown(devnet: Devnet) -> None:
     assert first.enqueued == len(first.alerts) > 0
     assert len(same.alerts) == len(first.alerts) and same.enqueued == 0
     assert later.enqueued == len(first.alerts)
+
+
+def test_what_fires_on_the_devnet_reaches_the_channels(
+    devnet: Devnet, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A rule fires on the indexed data, the job enqueues it in its run's transaction, the dispatcher
+    delivers it: the signed-webhook receiver verified every alert once, Discord got the whale alerts."""
+    from chainrisk.alerts.dispatch import dispatch_once
+    from chainrisk.settings import Settings
+    from tests.alerts.receivers import DiscordReceiver, WebhookReceiver
+
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    fast = {"backoff_s": 0.2, "backoff_max_s": 1.0, "timeout_s": 2.0, "lease_s": 5.0}
+    with WebhookReceiver(secret) as hook, DiscordReceiver() as discord:
+        monkeypatch.setenv("CHAINRISK_CONFIG", str(tmp_path / "absent.toml"))
+        monkeypatch.setenv("T_HOOK_SECRET", secret)
+        monkeypatch.setenv("T_DISCORD_URL", discord.url)
+        settings = Settings.model_validate(
+            {
+                "channels": [
+                    {
+                        "name": "hook",
+                        "kind": "webhook",
+                        "url": hook.url,
+                        "secret_env": "T_HOOK_SECRET",
+                        **fast,
+                    },
+                    {"name": "discord", "kind": "discord", "url_env": "T_DISCORD_URL", **fast},
+                ],
+                "alerts": [
+                    {
+                        "name": "e2e-whales",
+                        "kind": "whale_transfer",
+                        "direction": "to_exchange",
+                        "window": "7d",
+                        "channels": ["hook", "discord"],
+                        "severity": "high",
+                    },
+                    {"name": "e2e-hf", "kind": "health_factor", "below": 1.1, "channels": ["hook"]},
+                ],
+            }
+        )
+        with psycopg.connect(devnet.conninfo) as conn:
+            result = _job(devnet, settings.alerts, devnet.now, conn, settings)
+            conn.commit()
+        counts = dispatch_once(devnet.conninfo, settings)
+        keys = _rows(devnet, "SELECT rule, dedup_key FROM alerts WHERE rule LIKE 'e2e-%%'")
+    whales, hf = result["rules"]["e2e-whales"]["enqueued"], result["rules"]["e2e-hf"]["enqueued"]
+    assert whales > 0 and hf > 0 and counts["sent"] == 2 * whales + hf
+    assert sorted(d["data"]["dedup_key"] for d in hook.accepted) == sorted(k for _, k in keys)
+    assert hook.duplicates == 0 and hook.rejected == 0
+    assert len(discord.accepted) == whales
+    titles = {d["data"]["title"] for d in hook.accepted if d["data"]["rule"] == "e2e-whales"}
+    assert all(any(t in str(m) for t in titles) for m in discord.accepted)
+
+
+def test_alerts_check_prints_what_would_fire_and_enqueues_on_request(devnet: Devnet, tmp_path: Path) -> None:
+    from chainrisk.cli import app
+
+    config = tmp_path / "chainrisk.toml"
+    config.write_text(
+        '[[channels]]\nname = "risk"\nkind = "discord"\nurl_env = "T_UNUSED_URL"\n\n'
+        '[[alerts]]\nname = "check-liq"\nkind = "liquidations"\nwindow = "7d"\nchannels = ["risk"]\n'
+    )
+    env = {
+        "CHAINRISK_DATABASE_URL": devnet.db,
+        "CHAINRISK_CONFIG": str(config),
+        "CHAINRISK_LOG_LEVEL": "WARNING",
+    }
+    at = devnet.now.isoformat()
+    printed = CliRunner().invoke(app, ["alerts", "check", "--at", at], env=env)
+    assert printed.exit_code == 0, printed.output
+    assert "check-liq (liquidations): 2 alert(s)" in printed.stdout and "liquidations of" in printed.stdout
+    document = CliRunner().invoke(app, ["alerts", "check", "--json", "--enqueue", "--at", at], env=env)
+    assert document.exit_code == 0, document.output
+    [rule] = json.loads(document.stdout)["rules"]
+    assert rule["fired"] == rule["enqueued"] == len(rule["alerts"]) == 2
+    stored = _rows(devnet, "SELECT dedup_key FROM alerts WHERE rule = 'check-liq'")
+    assert sorted(k for (k,) in stored) == sorted(a["dedup_key"] for a in rule["alerts"])
+    again = CliRunner().invoke(app, ["alerts", "check", "--json", "--enqueue", "--at", at], env=env)
+    assert json.loads(again.stdout)["rules"][0]["enqueued"] == 0
+    refused = CliRunner().invoke(app, ["alerts", "check", "--rule", "nope"], env=env)
+    assert refused.exit_code == 2 and "configured rules: check-liq" in refused.stderr
