@@ -7,7 +7,6 @@ the documented reader views only (docs/SQL.md), with literal values, so a reader
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,8 +21,6 @@ from chainrisk.reports.sql import query
 CASCADE_DROP = 30  # percent every moving asset falls in the cascade section
 CURVE_MAX_DROP, CURVE_STEP = 50, 10  # percent
 TOP = 10
-# The module that computes a queued governance change's impact on positions, when this build has it.
-IMPACT_MODULE = "chainrisk.alerts.governance_impact"
 
 HF = {"health_factor": ".3f"}
 VOL = {"volatility": ".4f", "probability": ".3f", "daily_vol": ".4f"}
@@ -396,12 +393,32 @@ ORDER BY r.executed_block DESC NULLS FIRST, r.proposal_id DESC, asset, r.paramet
 LIMIT 20""",
         )
     )
-    if importlib.util.find_spec(IMPACT_MODULE) is None:
+    section.tables.append(
+        query(
+            conn,
+            "Governance alerts (latest first)",
+            f"""
+SELECT alert_id, created_at, kind, severity, subject, title
+FROM alerts_fired
+WHERE kind LIKE 'governance%' AND (chain_id = {scope.chain_id} OR chain_id IS NULL)
+ORDER BY alert_id DESC
+LIMIT 20""",
+        )
+    )
+    if not _impact_available():
         section.missing.append(
             "The impact of a queued change on today's positions (wallets becoming liquidatable, collateral"
-            " and debt at risk before and after) is not available in this build yet."
+            " and debt at risk before and after) is not available in this build yet; once it is, its"
+            " alerts appear in the table above."
         )
     return section
+
+
+def _impact_available() -> bool:
+    """Whether this build has an alert kind for a governance change's impact on positions."""
+    from chainrisk.alerts.rules import kinds
+
+    return any("impact" in name for name in kinds())
 
 
 def whale_flows(conn: Conn, inputs: Inputs, scope: Scope) -> Section:

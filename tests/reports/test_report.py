@@ -160,3 +160,22 @@ def test_bad_input_is_one_error_line(written: Written, tmp_path: Path, args: lis
     assert result.returncode == 2, result.stderr
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("error: ") and needle in line
+
+
+def test_a_past_block_reads_the_history(written: Written, tmp_path: Path) -> None:
+    block = written.head - 40
+    out = tmp_path / "past"
+    result = cli(written.db, tmp_path, "report", "contagion", "--block", str(block), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    document = json.loads((out / "report.json").read_text())
+    assert document["block"] == block
+    for _, table in _tables(document):
+        if table["how"] == "sql":
+            assert [json_row(r) for r in _sql(written.db, table["reproduce"])] == table["rows"], table[
+                "title"
+            ]
+    [(borrowers,)] = _sql(written.db, f"SELECT count(*) FROM health_at({block}) WHERE debt_usd > 0")
+    buckets = _table(document, "Borrowers per health-factor bucket")
+    assert f"health_at({block})" in buckets["reproduce"]
+    assert sum(r[buckets["columns"].index("users")] for r in buckets["rows"]) == borrowers > 0
+    assert _table(document, "Each asset alone falling")["reproduce"].endswith(f"--json --block {block}")
