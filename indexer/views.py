@@ -11,19 +11,40 @@ VOTES = """
 CREATE OR REPLACE VIEW votes AS
 SELECT chain_id, address AS governor, proposal_id, voter,
        CASE support WHEN 0 THEN 'against' WHEN 1 THEN 'for' WHEN 2 THEN 'abstain' END AS support,
-       weight, reason, block_number, tx_hash, log_index
+       weight, reason, block_number, tx_hash, log_index, chain_id AS voting_chain_id,
+       address AS voting_contract
 FROM gov_vote_cast
 UNION ALL
 SELECT chain_id, address, proposal_id, voter,
        CASE support WHEN 0 THEN 'against' WHEN 1 THEN 'for' WHEN 2 THEN 'abstain' END,
-       weight, reason, block_number, tx_hash, log_index
+       weight, reason, block_number, tx_hash, log_index, chain_id, address
 FROM gov_vote_cast_with_params
 UNION ALL
 SELECT chain_id, address, proposal_id, voter, CASE WHEN support THEN 'for' ELSE 'against' END,
-       votes, NULL, block_number, tx_hash, log_index
+       votes, NULL, block_number, tx_hash, log_index, chain_id, address
 FROM gov_alpha_vote_cast
+UNION ALL
+SELECT chain_id, address, id, voter, CASE WHEN support THEN 'for' ELSE 'against' END,
+       voting_power, NULL, block_number, tx_hash, log_index, chain_id, address
+FROM aave_gov_v2_vote_emitted
+UNION ALL
+-- An Aave v3 VotingMachine (often on another chain) counts votes for the Governance core's proposal of
+-- the same id: the vote is the core's (same chain preferred), the machine is kept in voting_*.
+SELECT coalesce(g.chain_id, v.chain_id), coalesce(g.address, v.address), v.proposal_id, v.voter,
+       CASE WHEN v.support THEN 'for' ELSE 'against' END, v.voting_power, NULL, v.block_number, v.tx_hash,
+       v.log_index, v.chain_id, v.address
+FROM aave_gov_v3_vote_emitted v
+LEFT JOIN LATERAL (
+    SELECT c.chain_id, c.address FROM aave_gov_v3_proposal_created c
+    WHERE c.proposal_id = v.proposal_id
+    ORDER BY c.chain_id = v.chain_id DESC, c.chain_id, c.block_number
+    LIMIT 1
+) g ON true
 """
 
+# Every decoded governor: OpenZeppelin / Bravo / Alpha (`governor`), Aave Governance v2 (`aave_v2`: no
+# description on chain, only its IPFS hash) and v3 (`aave_v3`: payloads live on the PayloadsControllers, so
+# no calls; ProposalQueued carries the tallies, used when the VotingMachine's votes are not indexed).
 PROPOSALS = """
 CREATE OR REPLACE VIEW proposals AS
 WITH tallies AS (
@@ -32,6 +53,38 @@ WITH tallies AS (
            coalesce(sum(weight) FILTER (WHERE support = 'against'), 0) AS votes_against,
            coalesce(sum(weight) FILTER (WHERE support = 'abstain'), 0) AS votes_abstain
     FROM votes GROUP BY 1, 2, 3
+), created AS (
+    SELECT 'governor' AS kind, chain_id, address, proposal_id, proposer, description, targets, signatures,
+           calldatas, vote_start, vote_end, block_number, tx_hash, NULL::text AS executor,
+           NULL::jsonb AS with_delegatecalls, NULL::text AS ipfs_hash
+    FROM gov_proposal_created
+    UNION ALL
+    SELECT 'aave_v2', chain_id, address, id, creator, NULL, targets, signatures, calldatas, start_block,
+           end_block, block_number, tx_hash, executor, with_delegatecalls, ipfs_hash
+    FROM aave_gov_v2_proposal_created
+    UNION ALL
+    SELECT 'aave_v3', chain_id, address, proposal_id, creator, NULL, NULL, NULL, NULL,
+           NULL::numeric(78, 0), NULL::numeric(78, 0), block_number, tx_hash, NULL, NULL, ipfs_hash
+    FROM aave_gov_v3_proposal_created
+), queued AS (
+    SELECT chain_id, address, proposal_id, eta, block_number,
+           NULL::numeric AS votes_for, NULL::numeric AS votes_against
+    FROM gov_proposal_queued
+    UNION ALL
+    SELECT chain_id, address, id, execution_time, block_number, NULL, NULL FROM aave_gov_v2_proposal_queued
+    UNION ALL
+    SELECT chain_id, address, proposal_id, NULL::numeric(78, 0), block_number, votes_for, votes_against
+    FROM aave_gov_v3_proposal_queued
+), executed AS (
+    SELECT chain_id, address, proposal_id, block_number FROM gov_proposal_executed
+    UNION ALL
+    SELECT chain_id, address, id, block_number FROM aave_gov_v2_proposal_executed
+    UNION ALL
+    SELECT chain_id, address, proposal_id, block_number FROM aave_gov_v3_proposal_executed
+), canceled AS (
+    SELECT chain_id, address, proposal_id, block_number FROM gov_proposal_canceled
+    UNION ALL
+    SELECT chain_id, address, proposal_id, block_number FROM aave_gov_v3_proposal_canceled
 )
 SELECT c.chain_id, c.address AS governor, c.proposal_id, c.proposer,
        split_part(ltrim(c.description, '# '), E'\\n', 1) AS title,
@@ -42,13 +95,16 @@ SELECT c.chain_id, c.address AS governor, c.proposal_id, c.proposer,
             WHEN q.proposal_id IS NOT NULL THEN 'queued'
             ELSE 'created' END AS state,
        q.eta, q.block_number AS queued_block, x.block_number AS executed_block,
-       coalesce(t.voters, 0) AS voters, coalesce(t.votes_for, 0) AS votes_for,
-       coalesce(t.votes_against, 0) AS votes_against, coalesce(t.votes_abstain, 0) AS votes_abstain,
-       c.description
-FROM gov_proposal_created c
-LEFT JOIN gov_proposal_queued q USING (chain_id, address, proposal_id)
-LEFT JOIN gov_proposal_executed x USING (chain_id, address, proposal_id)
-LEFT JOIN gov_proposal_canceled k USING (chain_id, address, proposal_id)
+       coalesce(t.voters, 0) AS voters,
+       coalesce(t.votes_for, q.votes_for, 0) AS votes_for,
+       coalesce(t.votes_against, q.votes_against, 0) AS votes_against,
+       coalesce(t.votes_abstain, 0) AS votes_abstain,
+       c.description, c.kind, k.block_number AS canceled_block, c.executor, c.with_delegatecalls,
+       c.ipfs_hash
+FROM created c
+LEFT JOIN queued q USING (chain_id, address, proposal_id)
+LEFT JOIN executed x USING (chain_id, address, proposal_id)
+LEFT JOIN canceled k USING (chain_id, address, proposal_id)
 LEFT JOIN tallies t ON t.chain_id = c.chain_id AND t.governor = c.address AND t.proposal_id = c.proposal_id
 """
 
