@@ -1,0 +1,217 @@
+"""Governance change → position impact on the devnet: a queued proposal that cuts WETH's liquidation
+threshold is indexed, the `governance_impact` rule predicts who becomes liquidatable, and the chain agrees
+after the proposal executes (every wallet, none extra); the fork path (the timelock's call run on an anvil
+fork, reserve configuration diffed) predicts the same.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from chainrisk.alerts.job import evaluate_rules
+from chainrisk.alerts.model import Alert
+from chainrisk.alerts.rules import kinds
+from chainrisk.alerts.rules_config import AlertRuleConfig
+from chainrisk.db import to_libpq_url
+from chainrisk.governance_impact import (
+    HF_ONE,
+    MarketImpact,
+    decoded_changes,
+    fork_changes,
+    market_impact,
+    proposal_impact,
+    timelock_calls,
+)
+from devnet.aave import Deployment, deploy_markets
+from devnet.anvil import Anvil
+from devnet.governance import FOR, Governance, Proposal, deploy_governance, manifest_with_governance
+from devnet.scenario import simulate
+from devnet.serve import indexer_toml
+from indexer.catalog import sync_config
+from indexer.config import IndexConfig
+from indexer.lending.health import indexed_head
+from indexer.lending.keeper import PositionKeeper
+from indexer.lending.positions import market_state
+from indexer.runner import config_plan, run_plan
+
+WAD = 10**18
+CHAIN = 31337
+
+
+@dataclass
+class World:
+    db: str
+    node: Anvil
+    deployment: Deployment
+    governance: Governance
+    config: IndexConfig
+    home: Path
+
+    def index(self) -> None:
+        plan = config_plan(self.config.chains[0], self.config.contracts, None, False)
+        with PositionKeeper(to_libpq_url(self.db), CHAIN) as keeper:
+            run_plan(plan, to_libpq_url(self.db), listener=keeper)
+
+    def conn(self) -> psycopg.Connection[tuple[Any, ...]]:
+        return psycopg.connect(to_libpq_url(self.db))
+
+    @property
+    def pool(self) -> str:
+        return self.deployment.markets["aave"].pool.lower()
+
+
+@pytest.fixture(scope="module")
+def world(templates: dict[str, str], node_home: Path) -> Iterator[World]:
+    from tests.conftest import _fresh_database
+
+    for db in _fresh_database(templates["embedded"]):
+        with Anvil(node_home) as node:
+            deployment = deploy_markets(node, node_home)
+            a, b, c, d = node.accounts()[1:5]
+            holders = {a: 500_000 * WAD, b: 300_000 * WAD, c: 150_000 * WAD, d: 50_000 * WAD}
+            governance = deploy_governance(deployment, node_home, holders)
+            simulate(deployment, 1, 30, 7)
+            manifest = manifest_with_governance(deployment.to_manifest(), governance)
+            config = IndexConfig(**tomllib.loads(indexer_toml({**manifest, "rpc_url": node.url})))
+            with psycopg.connect(to_libpq_url(db)) as conn:
+                sync_config(conn, config.chains, config.tokens, config.labels)
+            found = World(db, node, deployment, governance, config, node_home)
+            found.index()
+            yield found
+
+
+def _threshold_cut(world: World) -> int:
+    """A WETH liquidation threshold that puts some, not all, WETH-backed borrowers under HF 1."""
+    from chainrisk.governance_impact import ParamChange
+
+    weth = world.deployment.assets["WETH"].token.lower()
+    with world.conn() as conn:
+        head = indexed_head(conn, CHAIN)
+        assert head is not None
+        state = market_state(conn, CHAIN, world.pool, head)
+    for lt in range(8_000, 5_000, -100):
+        impact = market_impact(state, [ParamChange("liquidation_threshold", lt, asset=weth)], shocks=())
+        if len(impact.newly_liquidatable) >= 2 and impact.liquidatable[1] < impact.borrowers:
+            return lt
+    raise AssertionError("no threshold cut makes a few wallets liquidatable")
+
+
+def _rule(name: str, kind: str, **params: Any) -> AlertRuleConfig:
+    kinds()
+    return AlertRuleConfig(name=name, kind=kind, **params)
+
+
+def _evaluate(world: World, rule: AlertRuleConfig, now: datetime) -> list[Alert]:
+    with world.conn() as conn:
+        return kinds()[rule.kind].evaluate(conn, rule, rule.typed_params, now)
+
+
+def _hf_on_chain(world: World, users: list[str]) -> dict[str, int]:
+    pool = world.deployment.pool("aave")
+    return {u: int(pool.call("getUserAccountData", u)[5]) for u in users}
+
+
+@pytest.fixture(scope="module")
+def queued(world: World) -> tuple[Proposal, int, int]:
+    """The proposal, queued and indexed; returns it with its ETA and the new threshold."""
+    gov, (a, *_) = world.governance, world.node.accounts()[1:5]
+    lt = _threshold_cut(world)
+    proposal = gov.propose_risk_change(a, "WETH", lt - 500, lt, 10_500, "Cut WETH liquidation threshold")
+    gov.advance_to_voting(proposal)
+    gov.vote(proposal, a, FOR)
+    gov.advance_past_voting(proposal)
+    gov.queue(proposal)
+    world.index()
+    eta = int(gov.governor_contract().call("proposalEta", proposal.proposal_id))
+    return proposal, eta, lt
+
+
+def _now(world: World) -> datetime:
+    latest = world.node.rpc("eth_getBlockByNumber", ["latest", False])
+    return datetime.fromtimestamp(int(latest["timestamp"], 16) + 1, UTC)
+
+
+def test_governance_alerts_created_and_queued(world: World, queued: tuple[Proposal, int, int]) -> None:
+    proposal, eta, _ = queued
+    rule = _rule("dao", "governance", events=["created", "queued"], window="1d")
+    alerts = _evaluate(world, rule, _now(world))
+    governor = world.governance.governor.lower()
+    assert [a.subject for a in alerts] == [
+        f"{CHAIN}:{governor}:{proposal.proposal_id}:created",
+        f"{CHAIN}:{governor}:{proposal.proposal_id}:queued",
+    ]
+    queued_alert = alerts[1]
+    assert queued_alert.facts["eta"] == eta and queued_alert.facts["voters"] == 1
+    assert "liquidation_threshold of WETH" in queued_alert.body
+    assert _evaluate(world, _rule("dao-exec", "governance", events=["executed"]), _now(world)) == []
+
+
+def test_impact_prediction_equals_the_chain_after_execution(
+    world: World, queued: tuple[Proposal, int, int]
+) -> None:
+    proposal, eta, _ = queued
+    rule = _rule("impact", "governance_impact", min_newly_liquidatable=1)
+    with world.conn() as conn:  # as the alerts job runs it: evaluated and enqueued in one transaction
+        (outcome,) = evaluate_rules(conn, [rule], _now(world), enqueue=True)
+    assert outcome.error is None and outcome.enqueued == 1
+    (alert,) = outcome.alerts
+    (market,) = alert.facts["markets"]
+    predicted = {w["user"] for w in market["newly_liquidatable"]}
+    assert market["pool"] == world.pool and predicted
+    with world.conn() as conn:
+        changes = decoded_changes(conn, CHAIN, world.governance.governor, proposal.proposal_id)
+        (impact,) = proposal_impact(conn, CHAIN, changes, at_timestamp=eta)
+        head = indexed_head(conn, CHAIN)
+        assert head is not None
+        users = market_state(conn, CHAIN, world.pool, head).users
+    node = world.node
+    snapshot = node.snapshot()
+    node.rpc("evm_setNextBlockTimestamp", [eta])
+    node.mine()
+    before = _hf_on_chain(world, users)
+    node.revert(snapshot)
+    snapshot = node.snapshot()
+    try:
+        world.governance.execute(proposal)
+        after = _hf_on_chain(world, users)
+    finally:
+        node.revert(snapshot)
+    on_chain = {u for u in users if before[u] >= HF_ONE > after[u]}
+    assert on_chain == predicted == {w.user for w in impact.newly_liquidatable}
+    assert {w.user: w.hf_after for w in impact.newly_liquidatable} == {u: after[u] for u in on_chain}
+    full_close = {u for u in users if before[u] > 95 * 10**16 >= after[u]}
+    assert {w["user"] for w in market["entering_full_close"]} == full_close
+    assert market["liquidatable"]["after"] == sum(1 for u in users if after[u] < HF_ONE)
+    assert f"{len(predicted)} of {market['borrowers']} borrowers become liquidatable" in alert.body
+    # Fired once: the next run finds it in the outbox and does not compute it again.
+    assert _evaluate(world, rule, _now(world)) == []
+
+
+def _comparable(impact: MarketImpact) -> dict[str, Any]:
+    return {k: v for k, v in impact.to_dict().items() if k != "changes"}
+
+
+def test_fork_path_predicts_the_same(world: World, queued: tuple[Proposal, int, int]) -> None:
+    proposal, eta, lt = queued
+    gov = world.governance
+    calls = timelock_calls(gov.timelock, list(proposal.targets), list(proposal.calldatas))
+    forked = fork_changes(world.node.url, CHAIN, world.pool, calls, world.home, at_timestamp=eta)
+    weth = world.deployment.assets["WETH"].token.lower()
+    assert {(c.asset, c.parameter, c.new_value) for c in forked} == {
+        (weth, "liquidation_threshold", lt),
+        (weth, "ltv", lt - 500),
+    }
+    with world.conn() as conn:
+        by_fork = proposal_impact(conn, CHAIN, forked, at_timestamp=eta, pool=world.pool)
+        decoded = decoded_changes(conn, CHAIN, gov.governor, proposal.proposal_id)
+        by_calldata = proposal_impact(conn, CHAIN, decoded, at_timestamp=eta)
+    assert [_comparable(i) for i in by_fork] == [_comparable(i) for i in by_calldata]
+    assert by_fork[0].newly_liquidatable
