@@ -43,6 +43,7 @@ FULL_CLOSE_HF = 95 * 10**16  # at or below it a liquidator may repay all the deb
 BASE_UNIT = 10**8  # the oracles' base currency: USD with 8 decimals
 SHOCKS = (10, 20, 30)
 RECEIPT_TIMEOUT_S = 30.0
+ANY_SENDER = "0x000000000000000000000000000000000000dead"  # for calls anyone may make
 # Buckets of the hf_distribution view, by lower bound.
 BUCKETS: tuple[tuple[str, int], ...] = (
     ("< 1.00", 0),
@@ -338,9 +339,23 @@ class ForkCall:
     value: int = 0
 
 
-def timelock_calls(timelock: str, targets: Sequence[str], calldatas: Sequence[bytes]) -> list[ForkCall]:
-    """What a TimelockController (OpenZeppelin Governor) or a Bravo timelock runs: each call from it."""
-    return [ForkCall(timelock, t, bytes(d)) for t, d in zip(targets, calldatas, strict=True)]
+def timelock_calls(
+    timelock: str, targets: Sequence[str], calldatas: Sequence[bytes], signatures: Sequence[str] = ()
+) -> list[ForkCall]:
+    """What a TimelockController (OpenZeppelin Governor) or a Bravo/Alpha timelock runs: each call from
+    it. A call with a signature (Bravo, Alpha) carries only the arguments: the selector goes first."""
+    named = list(signatures) or [""] * len(targets)
+    return [
+        ForkCall(timelock, t, (_selector(s) if s else b"") + bytes(d))
+        for t, d, s in zip(targets, calldatas, named, strict=True)
+    ]
+
+
+def aave_v2_execute(governance: str, proposal_id: int) -> ForkCall:
+    """``AaveGovernanceV2.execute(id)``: anyone may call it once the execution time has come (move the
+    fork's time to the ETA); the executor then runs each action, delegatecalls included."""
+    data = _selector("execute(uint256)") + encode(["uint256"], [proposal_id])
+    return ForkCall(ANY_SENDER, governance, data)
 
 
 def aave_payload_call(executor: str, owner: str, payload: str) -> ForkCall:

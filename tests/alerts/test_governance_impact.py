@@ -203,6 +203,10 @@ def test_fork_path_predicts_the_same(world: World, queued: tuple[Proposal, int, 
     proposal, eta, lt = queued
     gov = world.governance
     calls = timelock_calls(gov.timelock, list(proposal.targets), list(proposal.calldatas))
+    # A Bravo/Alpha action names its signature and carries only the arguments: the same call.
+    signature = "configureReserveAsCollateral(address,uint256,uint256,uint256)"
+    (args,) = [d[4:] for d in proposal.calldatas]
+    assert timelock_calls(gov.timelock, list(proposal.targets), [args], [signature]) == calls
     forked = fork_changes(world.node.url, CHAIN, world.pool, calls, world.home, at_timestamp=eta)
     weth = world.deployment.assets["WETH"].token.lower()
     assert {(c.asset, c.parameter, c.new_value) for c in forked} == {

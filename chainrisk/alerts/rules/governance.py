@@ -39,8 +39,10 @@ from chainrisk.governance_impact import (
     ForkCall,
     MarketImpact,
     ParamChange,
+    aave_v2_execute,
     decoded_changes,
     fork_changes,
+    governor_timelock,
     proposal_impact,
     timelock_calls,
 )
@@ -262,7 +264,7 @@ def _event_alert(
 
 QUEUED_SQL = """
 SELECT p.chain_id, p.governor, p.proposal_id, p.kind, p.title, p.queued_block, p.eta, p.targets, p.calldatas,
-       p.description
+       p.signatures
 FROM proposals p
 LEFT JOIN LATERAL (
     SELECT coalesce(
@@ -305,12 +307,15 @@ def _fork_calls(
 ) -> tuple[str, list[ForkCall]]:
     """The node to fork and what to run there, for calls the calldata does not explain."""
     url = os.environ.get(params.fork_rpc_env or "", "")
-    if not url or kind != "governor" or not row[7]:
+    if not url:
         return "", []
-    from chainrisk.governance_impact import governor_timelock
-
+    if kind == "aave_v2":
+        return url, [aave_v2_execute(str(row[1]), int(row[2]))]
+    if kind != "governor" or not row[7]:
+        return "", []  # Aave v3 payloads are not indexed: nothing to run
     timelock = governor_timelock(url, str(row[1]))
-    return url, timelock_calls(timelock, list(row[7]), [bytes.fromhex(d[2:]) for d in row[8]])
+    calldatas = [bytes.fromhex(d[2:]) for d in row[8]]
+    return url, timelock_calls(timelock, list(row[7]), calldatas, list(row[9] or ()))
 
 
 def _changes_by_fork(
