@@ -56,7 +56,8 @@ def evaluate(conn: Conn, rule: AlertRuleConfig, params: CollateralAtRiskParams, 
         if result.collateral_at_risk_usd < params.min_usd or result.liquidatable_accounts == 0:
             continue
         names = "+".join(rule.assets)
-        title = f"{usd(result.collateral_at_risk_usd)} collateral at risk if {names} move {params.move:+.0%}"
+        amount = usd(result.collateral_at_risk_usd)
+        title = f"{amount} collateral at risk after a {-params.move:.0%} fall of {names}"
         facts = {
             "assets": rule.assets,
             "tokens": tokens,
@@ -67,8 +68,8 @@ def evaluate(conn: Conn, rule: AlertRuleConfig, params: CollateralAtRiskParams, 
             "min_usd": params.min_usd,
         }
         body = (
-            f"If {names} fall {-params.move:.0%}, {result.liquidatable_accounts} account(s) on chain"
-            f" {chain_id} become liquidatable: {usd(result.collateral_at_risk_usd)} of collateral and"
+            f"After a {-params.move:.0%} fall of {names}, {result.liquidatable_accounts} account(s) on chain"
+            f" {chain_id} would be liquidatable: {usd(result.collateral_at_risk_usd)} of collateral and"
             f" {usd(result.debt_at_risk_usd)} of debt at risk (limit {usd(params.min_usd)}).\n"
             f"See `chainrisk contagion curve` or the cookbook query liquidatable_if_eth_falls_20"
             " (docs/SQL.md); `positions_at_risk` lists the closest accounts."

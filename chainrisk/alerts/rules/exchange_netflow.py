@@ -72,8 +72,8 @@ def evaluate(conn: Conn, rule: AlertRuleConfig, params: ExchangeNetflowParams, n
             body = (
                 f"Net {float(net):,.2f} {symbol} ({usd(net_usd)}) flowed into exchanges on chain {chain_id}"
                 f" in the hour from {hour:%Y-%m-%d %H:00} UTC: {usd(in_usd)} in, {usd(out_usd)} out over"
-                f" {transfers} transfers (limit {usd(params.above_usd)}).\nSelling pressure may follow: check"
-                f" `whale_flows` for the transfers and `positions_by_asset` for {symbol} collateral."
+                f" {transfers} transfer(s) (limit {usd(params.above_usd)}).\nSelling pressure may follow:"
+                f" check `whale_flows` for the transfers and `positions_by_asset` for {symbol} collateral."
             )
             alerts.append(
                 alert(
