@@ -71,7 +71,7 @@ def test_every_kind_is_registered_with_its_parameter_model() -> None:
         {"name": "hf", "kind": "health_factor", "below": 1.2, "cooldown": "2h"}
     )
     assert rule.params == {"below": 1.2} and rule.cooldown_s == 7_200
-    assert rule.typed_params.model_dump() == {"below": 1.2, "min_debt_usd": 0.0}
+    assert rule.typed_params.model_dump() == {"below": 1.2, "min_debt_usd": 0.0, "max_accounts": 50}
 
 
 @pytest.mark.parametrize(

@@ -188,6 +188,10 @@ def test_health_factor_fires_for_every_account_under_the_threshold(devnet: Devne
     assert [a.subject for a in _fire(devnet, watched)] == [alerts[0].subject]
     assert _fire(devnet, {**watched, "min_debt_usd": first["debt_usd"] + 1}) == []
     assert "Liquidatable if its collateral assets fall" in alerts[0].body
+    # At most `max_accounts`, the lowest health factors first.
+    two = _fire(devnet, {"name": "hf", "kind": "health_factor", "below": 1.1, "max_accounts": 2})
+    lowest_two = sorted(alerts, key=lambda a: a.facts["health_factor"])[:2]
+    assert [a.subject for a in two] == [a.subject for a in lowest_two]
 
 
 def test_the_distance_to_liquidation_is_where_the_engine_puts_the_health_factor_at_one(

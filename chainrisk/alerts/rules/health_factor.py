@@ -6,6 +6,7 @@
     wallets = ["0x…"]          # empty: every account with at least `min_debt_usd` of debt
     below = 1.1
     min_debt_usd = 1_000_000
+    max_accounts = 50          # per chain and evaluation, the lowest health factors first
 
 The message gives the distance to liquidation in price terms, computed exactly from the account's
 positions (`positions_by_asset`, each reserve with its own liquidation threshold, eMode applied): the
@@ -36,6 +37,8 @@ class HealthFactorParams(BaseModel):
 
     below: float = Field(gt=0)
     min_debt_usd: float = Field(default=0, ge=0)
+    # A market-wide fall can put thousands of accounts under the threshold at once: the lowest first.
+    max_accounts: int = Field(default=50, ge=1)
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ WHERE p.chain_id = %s AND p.debt_usd > 0 AND p.health_factor < %s AND p.debt_usd
   AND (cardinality(%s::text[]) = 0 OR p.user_address = ANY(%s))
   AND (cardinality(%s::text[]) = 0 OR p.pool = ANY(%s))
 ORDER BY p.health_factor, p.pool, p.user_address
+LIMIT %s
 """
 
 RESERVES = """
@@ -135,6 +139,7 @@ def evaluate(conn: Conn, rule: AlertRuleConfig, params: HealthFactorParams, now:
                 rule.wallets,
                 rule.markets,
                 rule.markets,
+                params.max_accounts,
             ),
         ).fetchall()
         for _, pool, user, hf, collateral, debt, block in rows:
