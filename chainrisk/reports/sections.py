@@ -405,7 +405,9 @@ ORDER BY alert_id DESC
 LIMIT 20""",
         )
     )
-    if not _impact_available():
+    if _impact_available():
+        section.tables.append(_pending_impact(conn, scope))
+    else:
         section.missing.append(
             "The impact of a queued change on today's positions (wallets becoming liquidatable, collateral"
             " and debt at risk before and after) is not available in this build yet; once it is, its"
@@ -418,7 +420,36 @@ def _impact_available() -> bool:
     """Whether this build has an alert kind for a governance change's impact on positions."""
     from chainrisk.alerts.rules import kinds
 
-    return any("impact" in name for name in kinds())
+    return "governance_impact" in kinds()
+
+
+def _pending_impact(conn: Conn, scope: Scope) -> Table:
+    """What each proposal not yet executed (nor cancelled) would do to today's positions, with the risk
+    parameters its calldata sets (chainrisk.governance_impact, as the governance_impact alert computes
+    it; payloads whose values are not in the calldata need the alert's anvil fork and are not here)."""
+    from chainrisk.governance_impact import decoded_changes, proposal_impact
+
+    pending = conn.execute(
+        "SELECT DISTINCT governor, proposal_id FROM risk_param_changes"
+        " WHERE chain_id = %s AND state NOT IN ('executed', 'canceled') ORDER BY 1, 2",
+        (scope.chain_id,),
+    ).fetchall()
+    lines: list[list[Value]] = []
+    for governor, proposal in pending:
+        changes = decoded_changes(conn, scope.chain_id, str(governor), int(str(proposal)))
+        for m in proposal_impact(conn, scope.chain_id, changes):
+            lines.append([str(proposal), m.pool, m.borrowers, m.liquidatable[0], m.liquidatable[1],
+                          len(m.newly_liquidatable), len(m.entering_full_close), m.debt_at_risk_usd[0],
+                          m.debt_at_risk_usd[1]])  # fmt: skip
+    return Table(
+        "Pending risk changes applied to today's positions",
+        ["proposal_id", "market", "borrowers", "liquidatable_before", "liquidatable_after",
+         "newly_liquidatable", "entering_full_close", "debt_at_risk_before_usd", "debt_at_risk_after_usd"],
+        lines,
+        "chainrisk alerts check  (an [[alerts]] rule of kind governance_impact: the same figures per queued"
+        " proposal, chainrisk.governance_impact.proposal_impact)",
+        "command",
+    )  # fmt: skip
 
 
 def whale_flows(conn: Conn, inputs: Inputs, scope: Scope) -> Section:
