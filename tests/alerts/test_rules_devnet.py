@@ -476,7 +476,15 @@ def _explode(conn: Conn, rule: AlertRuleConfig, params: ExplodeParams, now: date
     return []
 
 
-register("explode", ExplodeParams, _explode)
+@pytest.fixture
+def explode() -> Iterator[None]:
+    """The `explode` kind, registered for one test."""
+    from chainrisk.alerts.rules import KINDS, kinds
+
+    kinds()
+    register("explode", ExplodeParams, _explode)
+    yield
+    KINDS.pop("explode")
 
 
 def _job(
@@ -490,6 +498,7 @@ def _job(
     return run_job(JobRun("alerts", period, conn, service, None, period))
 
 
+@pytest.mark.usefixtures("explode")
 def test_the_job_enqueues_what_fires_and_reports_a_failing_rule(devnet: Devnet) -> None:
     rules = [
         AlertRuleConfig.model_validate(r)
@@ -619,3 +628,34 @@ def test_alerts_check_prints_what_would_fire_and_enqueues_on_request(devnet: Dev
     assert json.loads(again.stdout)["rules"][0]["enqueued"] == 0
     refused = CliRunner().invoke(app, ["alerts", "check", "--rule", "nope"], env=env)
     assert refused.exit_code == 2 and "configured rules: check-liq" in refused.stderr
+
+
+def test_serve_runs_the_alerts_job_and_records_what_fired(devnet: Devnet, tmp_path: Path) -> None:
+    """`chainrisk serve --once` with [serve.jobs.alerts]: the run's result counts each rule's alerts,
+    which are in the outbox; the same period again adds nothing."""
+    from chainrisk.cli import app
+
+    config = tmp_path / "chainrisk.toml"
+    config.write_text(
+        '[serve.jobs.alerts]\ninterval = "1d"\n\n[serve.jobs.heartbeat]\nenabled = false\n\n'
+        '[[alerts]]\nname = "serve-hf"\nkind = "health_factor"\nbelow = 1.1\n'
+    )
+    env = {
+        "CHAINRISK_HOME": str(tmp_path / "home"),
+        "CHAINRISK_CONFIG": str(config),
+        "CHAINRISK_DATABASE_URL": devnet.db,
+        "CHAINRISK_LOG_LEVEL": "WARNING",
+    }
+    first = CliRunner().invoke(app, ["serve", "--once"], env=env)
+    assert first.exit_code == 0, first.output
+    expected = _rows(devnet, "SELECT count(*) FROM positions_at_risk")[0][0]
+    [(status, result)] = _rows(devnet, "SELECT status, result FROM service_runs WHERE job = 'alerts'")
+    assert status == "succeeded" and result["rules"]["serve-hf"] == {
+        "kind": "health_factor",
+        "fired": expected,
+        "enqueued": expected,
+    }
+    assert result["failed_rules"] == []
+    assert _rows(devnet, "SELECT count(*) FROM alerts WHERE rule = 'serve-hf'")[0][0] == expected
+    again = CliRunner().invoke(app, ["serve", "--once"], env=env)
+    assert again.exit_code == 0 and ": claimed-before" in again.stdout
