@@ -68,6 +68,14 @@ def channels_by_name(settings: Settings) -> dict[str, ChannelConfig]:
     return found
 
 
+def require_outbox(conninfo: str) -> None:
+    """Refuse a database whose schema has no outbox yet (the dispatcher does not migrate)."""
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute("SELECT to_regclass('alert_deliveries') IS NOT NULL").fetchone()
+    if not (row and row[0]):
+        raise DispatchError("the database has no alert outbox yet: run `chainrisk migrate` first")
+
+
 def decide(channel: ChannelConfig, attempt: int, result: Result) -> outbox.Outcome:
     """The delivery's next state after attempt number `attempt` ended with `result`."""
     common: dict[str, Any] = {

@@ -153,12 +153,13 @@ def dispatch(ctx: typer.Context, once: OnceOpt = False) -> None:
     import signal
     import threading
 
-    from chainrisk.alerts.dispatch import dispatch_once, run_dispatcher
+    from chainrisk.alerts.dispatch import dispatch_once, require_outbox, run_dispatcher
 
     app = app_context(ctx)
     if not app.settings.channels:
         raise fail("no [[channels]] in the configuration: nothing to deliver to")
-    conninfo = app.conninfo(migrate=True)
+    conninfo = app.conninfo()  # a worker beside `chainrisk serve`: it does not migrate, it checks
+    require_outbox(conninfo)
     if once:
         counts = dispatch_once(conninfo, app.settings)
         typer.echo(", ".join(f"{name} {count}" for name, count in counts.items()))

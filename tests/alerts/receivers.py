@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import json
+import random
 import re
 import socket
 import threading
@@ -23,7 +24,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 from indexer.replay import BackgroundHTTPServer
@@ -59,9 +60,11 @@ class Receiver:
         self.requests: list[Request] = []
         self.accepted: list[Any] = []
         self._plan: deque[Planned] = deque()
+        self.pace: tuple[float, float] | None = None  # answer each request this many seconds late
+        self._rng = random.Random(0)
         self._http = BackgroundHTTPServer(_Handler, self, "127.0.0.1", 0)
 
-    def __enter__(self) -> Receiver:
+    def __enter__(self) -> Self:
         self._http.start()
         return self
 
@@ -79,6 +82,11 @@ class Receiver:
             self.accepted.clear()
             self._plan.clear()
 
+    def slow_down(self, low: float, high: float, seed: int) -> None:
+        """Answer every request between `low` and `high` seconds after accepting it (seeded)."""
+        with self.lock:
+            self.pace, self._rng = (low, high), random.Random(seed)
+
     def plan(self, *answers: Planned) -> None:
         with self.lock:
             self._plan.extend(answers)
@@ -94,6 +102,10 @@ class Receiver:
             status, out_headers, out = self.answer(path, headers, body)
             if planned is not None and planned.delay_s:
                 time.sleep(planned.delay_s)  # it was accepted; the answer comes too late
+            elif self.pace is not None:
+                with self.lock:
+                    wait = self._rng.uniform(*self.pace)
+                time.sleep(wait)
         request.status = status
         return status, out_headers, out
 

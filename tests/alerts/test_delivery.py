@@ -6,6 +6,8 @@ from __future__ import annotations
 import email
 import email.policy
 import itertools
+import json
+import logging
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,6 +16,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from typer.testing import CliRunner
 
 from chainrisk.alerts import outbox
 from chainrisk.alerts.channels.base import utf16_len
@@ -34,7 +37,7 @@ from tests.alerts.receivers import (
 
 WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 SMTP_PASSWORD = "smtp-pass-s3cret"
-FAST = {"backoff_s": 0.2, "backoff_max_s": 1.0, "timeout_s": 0.5, "lease_s": 5.0}
+FAST: dict[str, Any] = {"backoff_s": 0.2, "backoff_max_s": 1.0, "timeout_s": 0.5, "lease_s": 5.0}
 
 
 @pytest.fixture
@@ -347,3 +350,137 @@ def test_long_messages_fit_every_channel(
     assert receivers["webhook"].accepted[1]["data"]["body"] == huge  # the webhook carries it whole
     mail = email.message_from_bytes(receivers["email"].messages[1].content, policy=email.policy.default)
     assert huge.strip() in mail.get_body().get_content()  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------------------------------------ secrets
+
+
+ALERT_TABLES = ("alerts", "alert_deliveries", "alert_attempts", "alert_silences", "alerts_fired")
+
+
+def test_secrets_stay_out_of_the_database_logs_and_errors(
+    conninfo: str,
+    settings: Settings,
+    receivers: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    token = receivers["discord"].token
+    secrets = [
+        token,
+        receivers["slack"].token,
+        receivers["telegram"].token,
+        WHSEC,
+        WHSEC.removeprefix("whsec_"),
+        SMTP_PASSWORD,
+    ]
+    # Failures whose errors could carry a URL, a token or a password.
+    receivers["discord"].plan(Planned(status=500))
+    receivers["slack"].plan(Planned(status=404))
+    receivers["telegram"].plan(Planned(delay_s=1.0))
+    receivers["webhook"].plan(Planned(status=401))
+    monkeypatch.setenv("T_BROKEN_URL", f"http://127.0.0.1:{free_port()}/api/webhooks/1/{token}")
+    monkeypatch.setenv("T_SMTP_PASSWORD", SMTP_PASSWORD + "-wrong")
+    secrets.append(SMTP_PASSWORD + "-wrong")
+    extra = [
+        ChannelConfig(name="broken", kind="discord", url_env="T_BROKEN_URL", **FAST),
+        ChannelConfig(name="unset", kind="slack", url_env="T_NOT_SET_ANYWHERE", **FAST),
+    ]
+    everything = settings.model_copy(update={"channels": [*settings.channels, *extra]})
+    names = [c.name for c in everything.channels]
+    enqueue(conninfo, make_alert(1, body="no secret here"), names)
+    counts = dispatch_once(conninfo, everything)
+    assert counts["sent"] == 0 and sum(counts.values()) == len(names)
+    errors = {key[1]: value["last_error"] for key, value in deliveries(conninfo).items()}
+    assert errors["unset"] == (
+        "channel 'unset': environment variable T_NOT_SET_ANYWHERE is not set (it holds the url)"
+    )
+    assert errors["broken"].startswith("not sent: ConnectError")
+    assert errors["email"].startswith("SMTP 535 at login")
+    with psycopg.connect(conninfo) as conn:
+        dumps = [
+            str(row[0]) for table in ALERT_TABLES for row in conn.execute(f"SELECT t::text FROM {table} t")
+        ]
+    text = "\n".join(dumps) + caplog.text
+    assert "T_NOT_SET_ANYWHERE" in text and "HTTP 401" in text  # what was searched is there
+    assert [secret for secret in secrets if secret in text] == []
+
+
+def free_port() -> int:
+    from tests.alerts.receivers import free_port as port
+
+    return port()
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+@pytest.fixture
+def cli_env(db_url: str, settings: Settings, receivers: dict[str, Any], tmp_path: Path) -> dict[str, str]:
+    """chainrisk.toml with the same channels and one rule; secrets stay in the environment."""
+    rule = {"name": "whale-hf", "kind": "health_factor", "channels": ["slack"], "below": 1.1}
+    tables = [("channels", entry) for entry in channel_entries(receivers)] + [("alerts", rule)]
+    config = tmp_path / "chainrisk.toml"
+    config.write_text("".join(toml_table(name, entry) for name, entry in tables))
+    return {
+        "CHAINRISK_CONFIG": str(config),
+        "CHAINRISK_DATABASE_URL": db_url,
+        "CHAINRISK_LOG_LEVEL": "WARNING",
+    }
+
+
+def toml_table(name: str, entry: dict[str, Any]) -> str:
+    """An array-of-tables entry; JSON's strings, numbers and lists are TOML's too."""
+    return f"[[{name}]]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in entry.items())
+
+
+def cli(env: dict[str, str], *args: str) -> Any:
+    from chainrisk.cli import app
+
+    return CliRunner().invoke(app, ["alerts", *args], env=env)
+
+
+def test_cli_alerts_test_sends_or_names_what_is_missing(
+    cli_env: dict[str, str], receivers: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = cli(cli_env, "test", "discord")
+    assert sent.exit_code == 0 and sent.output.startswith("sent to discord (HTTP 200, message id 11")
+    assert "test message" in receivers["discord"].accepted[0]["content"]
+    assert cli(cli_env, "test", "email").exit_code == 0 and len(receivers["email"].messages) == 1
+    unknown = cli(cli_env, "test", "nowhere")
+    assert unknown.exit_code == 2 and "unknown channel 'nowhere'" in unknown.output
+    monkeypatch.delenv("T_TELEGRAM_TOKEN")
+    missing = cli(cli_env, "test", "telegram")
+    assert missing.exit_code == 1
+    assert "environment variable T_TELEGRAM_TOKEN is not set" in missing.output
+    receivers["slack"].plan(Planned(status=403))
+    refused = cli(cli_env, "test", "slack")
+    assert refused.exit_code == 1 and "HTTP 403" in refused.output
+    assert receivers["slack"].token not in refused.output
+
+
+def test_cli_list_retry_silence_dispatch(
+    cli_env: dict[str, str], receivers: dict[str, Any], conninfo: str
+) -> None:
+    receivers["slack"].plan(Planned(status=404))
+    enqueue(conninfo, make_alert(1), ["slack"])
+    assert cli(cli_env, "dispatch", "--once").output.startswith("sent 0, retry 0, dead 1")
+    listed = cli(cli_env, "list", "--state", "dead", "--json")
+    (row,) = json.loads(listed.output)
+    assert (row["channel"], row["state"]) == ("slack", "dead")
+    assert row["last_error"] == "HTTP 404: upstream trouble"
+    assert cli(cli_env, "list", "--state", "lost").exit_code == 2
+    assert cli(cli_env, "retry").exit_code == 2
+    assert cli(cli_env, "retry", "999").exit_code == 2
+    again = cli(cli_env, "retry", str(row["alert_id"]))
+    assert again.output == f"1 deliveries of alert {row['alert_id']} back to pending\n"
+    assert cli(cli_env, "dispatch", "--once").output.startswith("sent 1,")
+    assert len(receivers["slack"].accepted) == 1
+    silenced = cli(cli_env, "silence", "whale-hf", "--for", "2h", "--reason", "maintenance")
+    assert silenced.exit_code == 0 and "silenced until" in silenced.output
+    with psycopg.connect(conninfo) as conn:
+        assert not outbox.enqueue(conn, make_alert(2), ["slack"])
+    assert cli(cli_env, "silence", "whale-hf", "--for", "2 weeks").exit_code == 2
+    assert cli(cli_env, "silence", "no-such-rule", "--for", "1h").exit_code == 2
+    assert cli(cli_env, "silence", "whale-hf", "--clear").output == "rule whale-hf: silence ended\n"
