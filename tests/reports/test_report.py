@@ -182,3 +182,28 @@ def test_a_past_block_reads_the_history(written: Written, tmp_path: Path) -> Non
     assert f"health_at({block})" in buckets["reproduce"]
     assert sum(r[buckets["columns"].index("users")] for r in buckets["rows"]) == borrowers > 0
     assert _table(document, "Each asset alone falling")["reproduce"].endswith(f"--json --block {block}")
+
+
+def test_a_long_post_is_split_into_numbered_parts_between_blocks() -> None:
+    from chainrisk.reports.model import Report, Section, Table
+    from chainrisk.reports.render import markdown_posts
+
+    def table(i: int) -> Table:
+        rows: list[list[Any]] = [[f"0x{j:040x}", j * 1.5] for j in range(40)]
+        return Table(f"table {i}", ["wallet", "debt_usd"], rows, f"SELECT {i}")
+
+    sections = [Section(f"s{i}", f"Section {i}", text=[f"text {i}"], tables=[table(i)]) for i in range(6)]
+    report = Report("A long report", 1, 2, "daily", "2026-11-30", "2026-11-30T00:00:00+00:00", sections)
+    whole = markdown_posts(report, limit=10**6)
+    parts = markdown_posts(report, limit=6_000)
+    assert len(whole) == 1 and len(parts) > 2
+    assert all(len(p) <= 6_000 for p in parts)
+    assert [p.splitlines()[0] for p in parts] == [
+        f"**Part {i} of {len(parts)}**" for i in range(1, len(parts) + 1)
+    ]
+    # Every block is whole in exactly one part, in order: the parts joined are the single post's blocks.
+    assert [b for p in parts for b in _blocks(p)] == _blocks(whole[0])
+
+
+def _blocks(post: str) -> list[str]:
+    return [b for b in post.strip().split("\n\n") if not b.startswith("**Part ")]
