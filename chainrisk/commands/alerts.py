@@ -45,7 +45,8 @@ def test_(ctx: typer.Context, channel: ChannelArg) -> None:
     result = send_test(app_context(ctx).settings, channel)
     status = f"HTTP {result.status}" if result.status else "no answer"
     if result.kind != "sent":
-        raise fail(f"channel {channel!r}: {result.kind}: {result.error or status}", code=1)
+        reason = (result.error or status).removeprefix(f"channel {channel!r}: ")
+        raise fail(f"channel {channel!r}: not delivered ({result.kind}): {reason}", code=1)
     where = f", message id {result.provider_id}" if result.provider_id else ""
     typer.echo(f"sent to {channel} ({status}{where})")
 

@@ -191,7 +191,7 @@ def test_every_channel_receives_the_alert(
     slack = receivers["slack"].accepted[0]
     assert slack["blocks"][0]["type"] == "header" and "[HIGH]" in slack["text"]
     telegram = visible_text(receivers["telegram"].accepted[0]["text"], "HTML")
-    assert "Health factor 0.97" in telegram and "debt_usd: 1.23457e+06" in telegram
+    assert "Health factor 0.97" in telegram and "debt_usd: 1,234,567.8" in telegram
     hook = receivers["webhook"].accepted[0]
     assert hook["data"]["dedup_key"] == make_alert().dedup_key and hook["data"]["alert_id"] == alert_id
     assert hook["data"]["facts"] == {"health_factor": 0.97, "debt_usd": 1_234_567.8}
@@ -203,6 +203,27 @@ def test_every_channel_receives_the_alert(
         fired = conn.execute("SELECT rule, channels_sent, channels FROM alerts_fired").fetchall()
         tried = conn.execute("SELECT count(*) FROM alert_delivery_attempts WHERE outcome = 'sent'").fetchone()
     assert fired == [("whale-hf", 5, 5)] and tried == (5,)
+    assert read_as_reader(conninfo, "SELECT title, channels_sent FROM alerts_fired") == [
+        ("Wallet 1 close to liquidation", 5)
+    ]
+
+
+def read_as_reader(conninfo: str, query: str) -> list[tuple[Any, ...]]:
+    """`query` run by a role from `chainrisk db grant-reader`, which may read the documented views only."""
+    import uuid
+
+    from chainrisk.reader import grant_reader, reader_views
+
+    name = f"reader_{uuid.uuid4().hex[:8]}"
+    url = conninfo.replace("postgresql://postgres@", f"postgresql://{name}:pw-{name}@")
+    grant_reader(conninfo, name, f"pw-{name}", sorted(reader_views()))
+    try:
+        with psycopg.connect(url) as conn:
+            return conn.execute(query).fetchall()
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP OWNED BY "{name}"')
+            conn.execute(f'DROP ROLE "{name}"')
 
 
 def test_the_outbox_stores_an_alert_once_and_not_while_silenced(conninfo: str) -> None:

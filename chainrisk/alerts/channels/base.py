@@ -121,7 +121,10 @@ def _fact_value(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
-        return f"{value:,.6g}" if abs(value) < 1e15 else repr(value)
+        # Amounts read best with separators and cents; ratios and prices with their significant digits.
+        if 1e3 <= abs(value) < 1e15:
+            return f"{value:,.2f}".rstrip("0").rstrip(".")
+        return f"{value:.6g}"
     return json.dumps(value, default=str, sort_keys=True)
 
 
