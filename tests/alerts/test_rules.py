@@ -161,3 +161,20 @@ def test_the_distance_to_liquidation_brings_the_health_factor_to_one() -> None:
         Reserve("usdc", "USDC", 0, 900, False, 0, 1),
     ]
     assert drop_to_liquidation(under, {"weth"}) == 0.0
+
+
+def test_the_configuration_example_in_the_docs_is_valid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chainrisk.settings import Settings
+
+    text = (Path(__file__).parents[2] / "docs" / "ALERTS.md").read_text()
+    rules_part = text[text.index("\n## Rules") :]
+    example = rules_part[rules_part.index("```toml\n") + len("```toml\n") :]
+    example = example[: example.index("```")]
+    path = tmp_path / "chainrisk.toml"
+    path.write_text(example)
+    monkeypatch.setenv("CHAINRISK_CONFIG", str(path))
+    settings = Settings()
+    assert {r.kind for r in settings.alerts} >= BUILT_IN
+    assert settings.serve.jobs.alerts.interval == "30s"
