@@ -417,9 +417,10 @@ def _render(
 
 def _market_lines(impact: MarketImpact) -> list[str]:
     (n0, n1), (c0, c1), (d0, d1) = impact.liquidatable, impact.collateral_at_risk_usd, impact.debt_at_risk_usd
+    full = len(impact.entering_full_close)
     lines = [
         f"Market {impact.pool}: {len(impact.newly_liquidatable)} of {impact.borrowers} borrowers become"
-        f" liquidatable (HF < 1; {n0} → {n1} in all), {len(impact.entering_full_close)} enter the 100 %"
+        f" liquidatable (HF < 1; {n0} → {n1} in all), {full} {'enters' if full == 1 else 'enter'} the 100 %"
         " close-factor zone (HF ≤ 0.95).",
         f"  Collateral at risk {usd(c0)} → {usd(c1)}; debt at risk {usd(d0)} → {usd(d1)}.",
     ]
