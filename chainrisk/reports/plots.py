@@ -68,7 +68,8 @@ def cascade_rounds(rounds: Sequence[Mapping[str, Any]], bad_debt_usd: float, tit
     with _figure(8, 3.5) as (axis, out):
         x = [int(r["round"]) for r in rounds]
         repaid = [float(r["debt_repaid_usd"]) for r in rounds]
-        bars = axis.bar(x, repaid, color="tab:red")
+        bars = axis.bar(x, repaid, width=0.6, color="tab:red")
+        axis.set_xlim(min(x, default=1) - 1, max(x, default=1) + 1)
         axis.bar_label(bars, labels=[f"{r['liquidations']} liq." for r in rounds], fontsize="small")
         axis.set_xticks(x)
         axis.set_xlabel("round")
@@ -95,8 +96,8 @@ def bad_debt_distribution(losses: Sequence[float], marks: Mapping[str, float], t
 def exposure_graph(
     edges: Sequence[tuple[str, str, float]], cross: Sequence[tuple[str, str, float]], title: str
 ) -> bytes:
-    """Markets and the assets they hold or lend (edge width: USD), and market-to-market exposure through
-    shared wallets (dashed, red)."""
+    """Markets (left) and the assets they hold or lend (right; edge width: USD), and market-to-market
+    exposure through shared wallets (dashed, red)."""
     import networkx as nx
 
     graph = nx.DiGraph()
@@ -105,20 +106,29 @@ def exposure_graph(
     for source, target, usd in cross:
         graph.add_edge(source, target, usd=usd, cross=True)
     markets = {m for m, _, _ in edges} | {m for pair in cross for m in pair[:2]}
-    top = max((d["usd"] for _, _, d in graph.edges(data=True)), default=1.0) or 1.0
     with _figure(8, 5) as (axis, out):
         if graph.number_of_nodes():
-            layout = nx.spring_layout(graph, seed=1, weight=None)
+            # Markets in a column on the left, assets on the right: every edge is visible.
+            layout = nx.bipartite_layout(graph, sorted(markets), align="vertical", scale=1.0)
             colors = ["tab:blue" if n in markets else "tab:orange" for n in graph.nodes]
-            nx.draw_networkx_nodes(graph, layout, ax=axis, node_color=colors, node_size=900, alpha=0.85)
+            nx.draw_networkx_nodes(graph, layout, ax=axis, node_color=colors, node_size=1400, alpha=0.85)
             nx.draw_networkx_labels(graph, layout, ax=axis, font_size=8)
-            for is_cross, color, style in ((False, "tab:gray", "solid"), (True, "tab:red", "dashed")):
+            for is_cross, color, style, bend in (
+                (False, "tab:gray", "solid", 0.0),
+                (True, "tab:red", "dashed", 0.4),
+            ):
                 chosen = [(u, v) for u, v, d in graph.edges(data=True) if d["cross"] is is_cross]
-                widths = [1 + 6 * graph.edges[e]["usd"] / top for e in chosen]
+                scale = max((graph.edges[e]["usd"] for e in chosen), default=1.0) or 1.0
+                widths = [1 + 5 * graph.edges[e]["usd"] / scale for e in chosen]
                 nx.draw_networkx_edges(
                     graph, layout, edgelist=chosen, width=widths, edge_color=color, style=style, ax=axis,
-                    arrows=True, node_size=900,
+                    arrows=True, node_size=1400, connectionstyle=f"arc3,rad={bend}",
                 )  # fmt: skip
+            cross_usd = {(u, v): f"{d['usd']:,.0f} USD" for u, v, d in graph.edges(data=True) if d["cross"]}
+            nx.draw_networkx_edge_labels(
+                graph, layout, edge_labels=cross_usd, font_size=7, font_color="tab:red", ax=axis,
+                connectionstyle="arc3,rad=0.4",
+            )  # fmt: skip
         axis.set_title(title)
         axis.axis("off")
     return out.getvalue()
