@@ -220,3 +220,17 @@ def test_fork_path_predicts_the_same(world: World, queued: tuple[Proposal, int, 
         by_calldata = proposal_impact(conn, CHAIN, decoded, at_timestamp=eta)
     assert [_comparable(i) for i in by_fork] == [_comparable(i) for i in by_calldata]
     assert by_fork[0].newly_liquidatable
+
+
+def test_the_governance_example_in_the_docs_is_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chainrisk.settings import Settings
+
+    text = (Path(__file__).parents[2] / "docs" / "ALERTS.md").read_text()
+    part = text[text.index("\n## Governance") :]
+    example = part[part.index("```toml\n") + len("```toml\n") :]
+    path = tmp_path / "chainrisk.toml"
+    path.write_text(example[: example.index("```")])
+    monkeypatch.setenv("CHAINRISK_CONFIG", str(path))
+    rules = {r.name: r for r in Settings().alerts}
+    assert {r.kind for r in rules.values()} == {"governance", "governance_impact"}
+    assert rules["risk-change-impact"].typed_params.model_dump()["fork_rpc_env"] == "MAINNET_RPC_URL"
