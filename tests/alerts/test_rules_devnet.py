@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -547,58 +548,159 @@ def test_a_persisting_condition_fires_once_per_cooldown(devnet: Devnet) -> None:
     assert later.enqueued == len(first.alerts)
 
 
-def test_what_fires_on_the_devnet_reaches_the_channels(
+def _every_kind(devnet: Devnet) -> list[tuple[dict[str, Any], datetime]]:
+    """One rule of each built-in kind, with thresholds the devnet data crosses, and when to evaluate it."""
+    rows = _rows(
+        devnet,
+        "SELECT day, regime, probability FROM regimes_latest WHERE asset = 'ETH'"
+        " ORDER BY day DESC, regime LIMIT 4",
+    )
+    latest, previous = {r: p for _, r, p in rows[:2]}, {r: p for _, r, p in rows[2:]}
+    rising = max(latest, key=lambda r: latest[r] - previous[r])
+    beat = devnet.beats[-1] + timedelta(seconds=30)
+    at = devnet.now
+    rules: list[tuple[dict[str, Any], datetime]] = [
+        ({"kind": "health_factor", "below": 1.1, "max_accounts": 2}, at),
+        ({"kind": "liquidations", "window": "7d", "min_count": 5}, at),
+        ({"kind": "bad_debt", "window": "1d", "min_usd": 1_000}, at),
+        ({"kind": "collateral_at_risk", "assets": [WETH], "move": -0.3, "min_usd": 1_000}, at),
+        ({"kind": "contagion_var", "above_usd": 1}, at),
+        ({"kind": "whale_transfer", "direction": "to_exchange", "window": "7d", "exchanges": ["kraken"]}, at),
+        ({"kind": "exchange_netflow", "above_usd": 1e7, "window": "7d"}, at),
+        ({"kind": "regime", "regime": rising, "above": (latest[rising] + previous[rising]) / 2}, at),
+        ({"kind": "volatility", "above": 0.1, "horizon_days": 1}, at),
+        ({"kind": "operations", "max_lag_blocks": devnet.lag - 1, "stalled_after": "5m"}, beat),
+    ]
+    return [({"name": f"e2e-{r['kind']}", **r}, when) for r, when in rules]
+
+
+def _dispatch_all(conninfo: str, settings: Any) -> None:
+    from chainrisk.alerts.dispatch import dispatch_once
+
+    for _ in range(100):
+        dispatch_once(conninfo, settings)
+        with psycopg.connect(conninfo) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM alert_deliveries WHERE state IN ('pending', 'failed', 'in_flight')"
+            ).fetchone()
+        if row == (0,):
+            return
+        time.sleep(0.2)
+    raise AssertionError("deliveries still pending")
+
+
+def test_every_kind_fires_on_the_devnet_and_reaches_every_channel(
     devnet: Devnet, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """A rule fires on the indexed data, the job enqueues it in its run's transaction, the dispatcher
-    delivers it: the signed-webhook receiver verified every alert once, Discord got the whale alerts."""
-    from chainrisk.alerts.dispatch import dispatch_once
+    """One rule per kind fires on the indexed data and is enqueued by the job code in one transaction;
+    the dispatcher delivers each alert to the local receiver of each channel: Discord, Slack, Telegram,
+    the signed webhook (verified, no duplicate webhook-id) and SMTP."""
     from chainrisk.settings import Settings
-    from tests.alerts.receivers import DiscordReceiver, WebhookReceiver
+    from tests.alerts.receivers import (
+        DiscordReceiver,
+        SlackReceiver,
+        SmtpReceiver,
+        TelegramReceiver,
+        WebhookReceiver,
+    )
 
     secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     fast = {"backoff_s": 0.2, "backoff_max_s": 1.0, "timeout_s": 2.0, "lease_s": 5.0}
-    with WebhookReceiver(secret) as hook, DiscordReceiver() as discord:
-        monkeypatch.setenv("CHAINRISK_CONFIG", str(tmp_path / "absent.toml"))
-        monkeypatch.setenv("T_HOOK_SECRET", secret)
-        monkeypatch.setenv("T_DISCORD_URL", discord.url)
-        settings = Settings.model_validate(
+    rules = _every_kind(devnet)
+    with (
+        DiscordReceiver() as discord,
+        SlackReceiver() as slack,
+        TelegramReceiver() as telegram,
+        WebhookReceiver(secret) as hook,
+        SmtpReceiver(password="smtp-pass") as smtp,
+    ):
+        for name, value in {
+            "CHAINRISK_CONFIG": str(tmp_path / "absent.toml"),
+            "T_DISCORD_URL": discord.url,
+            "T_SLACK_URL": slack.url,
+            "T_TELEGRAM_TOKEN": telegram.token,
+            "T_HOOK_SECRET": secret,
+            "T_SMTP_PASSWORD": "smtp-pass",
+        }.items():
+            monkeypatch.setenv(name, value)
+        channels = [
+            {"name": "discord", "kind": "discord", "url_env": "T_DISCORD_URL", **fast},
+            {"name": "slack", "kind": "slack", "url_env": "T_SLACK_URL", **fast},
             {
-                "channels": [
-                    {
-                        "name": "hook",
-                        "kind": "webhook",
-                        "url": hook.url,
-                        "secret_env": "T_HOOK_SECRET",
-                        **fast,
-                    },
-                    {"name": "discord", "kind": "discord", "url_env": "T_DISCORD_URL", **fast},
-                ],
-                "alerts": [
-                    {
-                        "name": "e2e-whales",
-                        "kind": "whale_transfer",
-                        "direction": "to_exchange",
-                        "window": "7d",
-                        "channels": ["hook", "discord"],
-                        "severity": "high",
-                    },
-                    {"name": "e2e-hf", "kind": "health_factor", "below": 1.1, "channels": ["hook"]},
-                ],
-            }
+                "name": "telegram",
+                "kind": "telegram",
+                "token_env": "T_TELEGRAM_TOKEN",
+                "chat_id": telegram.chat_id,
+                "api_url": telegram.base,
+                **fast,
+            },
+            {"name": "hook", "kind": "webhook", "url": hook.url, "secret_env": "T_HOOK_SECRET", **fast},
+            {
+                "name": "email",
+                "kind": "email",
+                "host": "127.0.0.1",
+                "port": smtp.port,
+                "security": "none",
+                "username": smtp.username,
+                "password_env": "T_SMTP_PASSWORD",
+                "from_addr": "alerts@example.org",
+                "to": ["risk@example.org"],
+                **fast,
+            },
+        ]
+        names = [c["name"] for c in channels]
+        settings = Settings.model_validate(
+            {"channels": channels, "alerts": [{**r, "channels": names} for r, _ in rules]}
         )
-        with psycopg.connect(devnet.conninfo) as conn:
-            result = _job(devnet, settings.alerts, devnet.now, conn, settings)
-            conn.commit()
-        counts = dispatch_once(devnet.conninfo, settings)
-        keys = _rows(devnet, "SELECT rule, dedup_key FROM alerts WHERE rule LIKE 'e2e-%%'")
-    whales, hf = result["rules"]["e2e-whales"]["enqueued"], result["rules"]["e2e-hf"]["enqueued"]
-    assert whales > 0 and hf > 0 and counts["sent"] == 2 * whales + hf
-    assert sorted(d["data"]["dedup_key"] for d in hook.accepted) == sorted(k for _, k in keys)
+        fired = _enqueue_every_kind(devnet, settings, [when for _, when in rules])
+        _dispatch_all(devnet.conninfo, settings)
+        keys = dict(_rows(devnet, "SELECT dedup_key, title FROM alerts WHERE rule LIKE 'e2e-%%'"))
+        texts = {
+            "discord": [str(m) for m in discord.accepted],
+            "slack": [str(m) for m in slack.accepted],
+            "telegram": [str(m) for m in telegram.accepted],
+            "email": [_mail_text(m.content) for m in smtp.messages],
+        }
+    assert {r: n > 0 for r, n in fired.items()} == {r["name"]: True for r, _ in rules}
+    assert len(keys) == sum(fired.values())
+    assert sorted(d["data"]["dedup_key"] for d in hook.accepted) == sorted(keys)
     assert hook.duplicates == 0 and hook.rejected == 0
-    assert len(discord.accepted) == whales
-    titles = {d["data"]["title"] for d in hook.accepted if d["data"]["rule"] == "e2e-whales"}
-    assert all(any(t in str(m) for t in titles) for m in discord.accepted)
+    for channel, messages in texts.items():
+        assert len(messages) == len(keys), channel
+        for title in keys.values():
+            assert any(title.split(" (")[0] in m for m in messages), (channel, title)
+
+
+def _mail_text(raw: bytes) -> str:
+    """Subject and plain-text body of a received message, decoded."""
+    from email import message_from_bytes, policy
+    from email.message import EmailMessage
+
+    message = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    body = message.get_body(preferencelist=("plain",))
+    return f"{message['subject']}\n{body.get_content() if body is not None else ''}"
+
+
+def _enqueue_every_kind(devnet: Devnet, settings: Any, times: list[datetime]) -> dict[str, int]:
+    """Each rule evaluated at its time and enqueued, committed together; the stand-in DeficitCreated
+    row the bad-debt rule reads is removed in the same transaction, so the data stay as indexed."""
+    pool = _rows(devnet, "SELECT min(pool) FROM positions_current")[0][0]
+    usdc = _rows(devnet, "SELECT token FROM tracked_tokens WHERE symbol = 'USDC'")[0][0]
+    head = int(_rows(devnet, "SELECT max(block_number) FROM logs")[0][0])
+    fired: dict[str, int] = {}
+    with psycopg.connect(devnet.conninfo) as conn:
+        conn.execute(
+            "INSERT INTO aave_v3_deficit_created VALUES (%s, %s, 999999, '0x00', '0x00', %s, %s, %s, %s)",
+            (CHAIN, head, pool, "0x" + "cd" * 20, usdc, 2_500 * 10**6),
+        )
+        for rule, when in zip(settings.alerts, times, strict=True):
+            [outcome] = evaluate_rules(conn, [rule], when, enqueue=True)
+            assert outcome.error is None, outcome.error
+            fired[rule.name] = outcome.enqueued
+        conn.execute("DELETE FROM aave_v3_deficit_created WHERE log_index = 999999")
+        conn.commit()
+    return fired
 
 
 def test_alerts_check_prints_what_would_fire_and_enqueues_on_request(devnet: Devnet, tmp_path: Path) -> None:
