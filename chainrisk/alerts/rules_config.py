@@ -6,7 +6,7 @@
     channels = ["risk-discord"]       # [[channels]] names
     severity = "high"                 # info | low | medium | high | critical
     cooldown = "1h"                   # a persisting condition fires at most once per cooldown per subject
-    chain = "mainnet"                 # scope: a [[chains]] name (default: every indexed chain)
+    chain = "mainnet"                 # scope: a [[chains]] name or a chain id (default: every indexed chain)
     wallets = ["0x…"]                 #        watched wallets, markets, assets, exchanges (per kind)
     below = 1.1                       # the kind's own parameters (thresholds), checked by its model
 
@@ -83,6 +83,12 @@ class AlertRuleConfig(BaseModel):
             interval_seconds(value)
             return str(value).strip()
         return value
+
+    @field_validator("chain", mode="before")
+    @classmethod
+    def _chain(cls, value: object) -> object:
+        # `chain = 1` names the chain by its id, as `chain = "mainnet"` does by its [[chains]] name.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @field_validator("markets", "wallets")
     @classmethod

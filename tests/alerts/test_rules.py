@@ -113,6 +113,16 @@ def test_a_rule_naming_a_channel_when_none_is_configured(tmp_path: Path) -> None
     _refused(_serve(tmp_path, config), "'r1'", "unknown channel 'risk'", "add a [[channels]] entry")
 
 
+def test_a_chain_by_name_or_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chainrisk.settings import Settings
+
+    rule = '[[alerts]]\nname = "{name}"\nkind = "volatility"\nabove = 1\nchain = {chain}\n'
+    path = tmp_path / "chainrisk.toml"
+    path.write_text(CHAIN + rule.format(name="by-name", chain='"main"') + rule.format(name="by-id", chain=7))
+    monkeypatch.setenv("CHAINRISK_CONFIG", str(path))
+    assert [r.chain_id for r in Settings().alerts] == [1, 7]
+
+
 def test_the_period_is_the_cooldown_window() -> None:
     rule = AlertRuleConfig.model_validate({"name": "v", "kind": "volatility", "above": 1, "cooldown": "15m"})
     at = datetime(2026, 11, 30, 14, 29, 59, tzinfo=UTC)
