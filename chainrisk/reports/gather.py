@@ -39,7 +39,7 @@ def gather(
         period=period,
         period_start=start.isoformat(),
         generated_at=now.astimezone(UTC).isoformat(timespec="seconds"),
-        sections=[sections.summary(built, scope), *built],
+        sections=[sections.summary(conn, built, scope), *built],
     )
 
 

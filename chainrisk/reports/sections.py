@@ -549,24 +549,34 @@ def methodology(conn: Conn, inputs: Inputs, scope: Scope) -> Section:
 # ------------------------------------------------------------------------------------------ summary
 
 
-def summary(built: Sequence[Section], scope: Scope) -> Section:
-    """Bullets from the other sections' tables (their reproduce lines stay with the tables)."""
+def summary(conn: Conn, built: Sequence[Section], scope: Scope) -> Section:
+    """Bullets over a table of key figures (with its query) and the other sections' results."""
     section = Section("summary", "Summary")
     found = {s.key: s for s in built}
-    market_rows = rows(found["markets"].tables[0])
-    collateral = sum(num(r["collateral_usd"]) for r in market_rows)
-    debt = sum(num(r["debt_usd"]) for r in market_rows)
+    key = query(
+        conn,
+        "Key figures",
+        f"""
+SELECT count(DISTINCT pool) AS markets, count(*) FILTER (WHERE debt_usd > 0) AS borrowers,
+       round(sum(collateral_usd), 2) AS collateral_usd, round(sum(debt_usd), 2) AS debt_usd,
+       count(*) FILTER (WHERE debt_usd > 0 AND health_factor < 1.1) AS borrowers_below_1_10,
+       coalesce(round(sum(debt_usd) FILTER (WHERE debt_usd > 0 AND health_factor < 1.1), 2), 0)
+           AS debt_below_1_10_usd,
+       count(*) FILTER (WHERE debt_usd > 0 AND health_factor < 1) AS borrowers_below_1_00
+FROM {scope.accounts}
+WHERE chain_id = {scope.chain_id}""",
+    )
+    section.tables.append(key)
+    k = rows(key)[0]
     at = "the indexed head" if scope.at_head else "a past block"
     section.text.append(
-        f"Chain {scope.chain_id}, block {scope.block} ({at}): {len(market_rows)} market(s),"
-        f" {collateral:,.2f} USD of collateral and {debt:,.2f} USD of debt."
+        f"Chain {scope.chain_id}, block {scope.block} ({at}): {k['markets']} market(s), {k['borrowers']}"
+        f" borrower(s), {num(k['collateral_usd']):,.2f} USD of collateral and {num(k['debt_usd']):,.2f} USD"
+        " of debt."
     )
-    buckets = rows(found["hf"].tables[0]) if found["hf"].tables else []
-    below = [r for r in buckets if str(r["hf_bucket"]).startswith(("0:", "1:", "2:"))]
     section.text.append(
-        f"{sum(int(num(r['users'])) for r in below)} borrower(s) below health factor 1.10, with"
-        f" {sum(num(r['debt_usd']) for r in below):,.2f} USD of debt"
-        f" ({sum(int(num(r['users'])) for r in buckets if str(r['hf_bucket']).startswith('0:'))} below 1.00)."
+        f"{k['borrowers_below_1_10']} borrower(s) below health factor 1.10, with"
+        f" {num(k['debt_below_1_10_usd']):,.2f} USD of debt ({k['borrowers_below_1_00']} below 1.00)."
     )
     section.text += found["cascade"].text[:1]
     tail = [t for t in found["cascade"].tables if t.title.startswith("Latest stored")]

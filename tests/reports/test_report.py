@@ -85,6 +85,9 @@ def test_headline_numbers_equal_the_views(written: Written) -> None:
     [(borrowers, debt)] = _sql(
         db, "SELECT count(*), sum(debt_usd) FROM positions_current WHERE debt_usd > 0 AND chain_id = 31337"
     )
+    key = _table(document, "Key figures")
+    figures = dict(zip(key["columns"], key["rows"][0], strict=True))
+    assert figures["borrowers"] == borrowers and figures["debt_usd"] == round(float(debt), 2)
     buckets = _table(document, "Borrowers per health-factor bucket")
     assert sum(r[buckets["columns"].index("users")] for r in buckets["rows"]) == borrowers > 0
     markets = _table(document, "Markets")
