@@ -62,7 +62,7 @@ FINISHED = """
 SELECT job, period, status, error,
        row_number() OVER (PARTITION BY job ORDER BY period DESC) AS back
 FROM service_runs
-WHERE status IN ('succeeded', 'failed', 'abandoned') AND job <> 'alerts'
+WHERE status IN ('succeeded', 'failed', 'abandoned')
   AND (cardinality(%s::text[]) = 0 OR job = ANY(%s))
 """
 
