@@ -119,7 +119,7 @@ class ChannelWorker:
             if claim is None:
                 break
             message = Message(claim.alert, claim.message_id, claim.alert_id, claim.created_at)
-            result = send.send(message)
+            result = _send(send, message)
             outcome = decide(self.channel, claim.attempt, result)
             outbox.record(conn, claim, outcome)
             counts[outcome.outcome] += 1
@@ -142,6 +142,17 @@ class ChannelWorker:
         if self.client is not None:
             self.client.close()
         self.conn, self.client, self.sender = None, None, None
+
+
+def _send(send: Sender, message: Message) -> Result:
+    """A sender that fails in an unforeseen way is a retry on record, not a dispatcher thread lost with
+    the delivery in flight; `max_attempts` bounds it."""
+    try:
+        return send.send(message)
+    except Exception as exc:
+        # Its type only: an unforeseen error's text may quote a URL, and URLs carry tokens.
+        log.error("alerts: sending alert %s failed unexpectedly: %s", message.alert_id, type(exc).__name__)
+        return Result("retry", error=f"internal error: {type(exc).__name__}")
 
 
 def _log_attempt(claim: outbox.Claim, outcome: outbox.Outcome) -> None:

@@ -171,6 +171,10 @@ class DiscordReceiver(Receiver):
     def url(self) -> str:
         return f"{self.base}/api/webhooks/4242/{self.token}"
 
+    def reset(self) -> None:
+        super().reset()
+        self.next_id = 1_100_000_000_000_000_000
+
     def rate_limited(self, wait: float) -> tuple[int, dict[str, str], bytes]:
         body = {"message": "You are being rate limited.", "retry_after": wait, "global": False}
         headers = {
@@ -276,6 +280,10 @@ class TelegramReceiver(Receiver):
     def __init__(self, token: str = "123456:telegram-bot-token-XYZ", chat_id: str = "-100777") -> None:
         super().__init__()
         self.token, self.chat_id = token, chat_id
+        self.next_id = 500
+
+    def reset(self) -> None:
+        super().reset()
         self.next_id = 500
 
     def rate_limited(self, wait: float) -> tuple[int, dict[str, str], bytes]:

@@ -40,9 +40,27 @@ SMTP_PASSWORD = "smtp-pass-s3cret"
 FAST: dict[str, Any] = {"backoff_s": 0.2, "backoff_max_s": 1.0, "timeout_s": 0.5, "lease_s": 5.0}
 
 
+@pytest.fixture(scope="module")
+def module_db(templates: dict[str, str]) -> Iterator[str]:
+    """One database for the module (cloning one per test costs more than the tests)."""
+    from tests.conftest import _fresh_database
+
+    yield from _fresh_database(templates["embedded"])
+
+
 @pytest.fixture
-def conninfo(db_url: str) -> str:
-    return to_libpq_url(db_url)
+def db(module_db: str) -> str:
+    """The module's database with an empty outbox."""
+    with psycopg.connect(to_libpq_url(module_db)) as conn:
+        conn.execute(
+            "TRUNCATE alerts, alert_deliveries, alert_attempts, alert_silences RESTART IDENTITY CASCADE"
+        )
+    return module_db
+
+
+@pytest.fixture
+def conninfo(db: str) -> str:
+    return to_libpq_url(db)
 
 
 @pytest.fixture(scope="module")
@@ -241,24 +259,26 @@ def test_the_outbox_stores_an_alert_once_and_not_while_silenced(conninfo: str) -
 # -------------------------------------------------------------------------------------- rate limits
 
 
-@pytest.mark.parametrize("channel", ["discord", "slack", "telegram"])
 def test_a_429_holds_the_channel_for_its_retry_after(
-    channel: str, conninfo: str, settings: Settings, receivers: dict[str, Any]
+    conninfo: str, settings: Settings, receivers: dict[str, Any]
 ) -> None:
     """Discord's wait comes in JSON retry_after, Slack's in Retry-After, Telegram's in
     parameters.retry_after; the retried message and the one behind it wait at least that long."""
-    receivers[channel].plan(Planned(status=429, retry_after=1.0))
-    enqueue(conninfo, make_alert(1), [channel])
-    enqueue(conninfo, make_alert(2), [channel])
-    assert dispatch_once(conninfo, settings)["retry"] == 1
+    chats = ["discord", "slack", "telegram"]
+    for channel in chats:
+        receivers[channel].plan(Planned(status=429, retry_after=1.0))
+    enqueue(conninfo, make_alert(1), chats)
+    enqueue(conninfo, make_alert(2), chats)
+    assert dispatch_once(conninfo, settings)["retry"] == 3
     dispatch_until_done(conninfo, settings)
-    first, second, third = attempts(conninfo, channel)
-    assert (first["outcome"], first["status"], first["retry_after_s"]) == ("retry", 429, 1.0)
-    assert [second["alert_id"], third["alert_id"]] == [first["alert_id"], first["alert_id"] + 1]
-    for later in (second, third):
-        assert (later["started_at"] - first["finished_at"]).total_seconds() >= 1.0
-        assert later["outcome"] == "sent"
-    assert len(receivers[channel].accepted) == 2
+    for channel in chats:
+        first, second, third = attempts(conninfo, channel)
+        assert (first["outcome"], first["status"], first["retry_after_s"]) == ("retry", 429, 1.0)
+        assert [first["alert_id"], second["alert_id"], third["alert_id"]] == [1, 1, 2]
+        for later in (second, third):
+            assert (later["started_at"] - first["finished_at"]).total_seconds() >= 1.0
+            assert later["outcome"] == "sent"
+        assert len(receivers[channel].accepted) == 2
 
 
 # -------------------------------------------------------------------------------------- 5xx, 4xx
@@ -438,7 +458,7 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def cli_env(db_url: str, settings: Settings, receivers: dict[str, Any], tmp_path: Path) -> dict[str, str]:
+def cli_env(db: str, settings: Settings, receivers: dict[str, Any], tmp_path: Path) -> dict[str, str]:
     """chainrisk.toml with the same channels and one rule; secrets stay in the environment."""
     rule = {"name": "whale-hf", "kind": "health_factor", "channels": ["slack"], "below": 1.1}
     tables = [("channels", entry) for entry in channel_entries(receivers)] + [("alerts", rule)]
@@ -446,7 +466,7 @@ def cli_env(db_url: str, settings: Settings, receivers: dict[str, Any], tmp_path
     config.write_text("".join(toml_table(name, entry) for name, entry in tables))
     return {
         "CHAINRISK_CONFIG": str(config),
-        "CHAINRISK_DATABASE_URL": db_url,
+        "CHAINRISK_DATABASE_URL": db,
         "CHAINRISK_LOG_LEVEL": "WARNING",
     }
 
@@ -505,3 +525,49 @@ def test_cli_list_retry_silence_dispatch(
     assert cli(cli_env, "silence", "whale-hf", "--for", "2 weeks").exit_code == 2
     assert cli(cli_env, "silence", "no-such-rule", "--for", "1h").exit_code == 2
     assert cli(cli_env, "silence", "whale-hf", "--clear").output == "rule whale-hf: silence ended\n"
+
+
+# -------------------------------------------------------------------------------------------- serve
+
+
+def test_serve_delivers_the_outbox_and_stops_cleanly(
+    cli_env: dict[str, str], receivers: dict[str, Any], conninfo: str, tmp_path: Path
+) -> None:
+    """`chainrisk serve` runs the dispatcher beside its jobs when channels are configured; SIGTERM
+    stops both; `serve --once` delivers what is due before it exits."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    config = Path(cli_env["CHAINRISK_CONFIG"])
+    config.write_text(config.read_text() + '[serve.jobs.heartbeat]\ninterval = "1d"\n')
+    enqueue(conninfo, make_alert(1), ["slack", "webhook"])
+    env = {**os.environ, **cli_env, "CHAINRISK_HOME": str(tmp_path / "home"), "CHAINRISK_SERVE_PORT": "0"}
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        served = subprocess.Popen(
+            [sys.executable, "-m", "chainrisk", "serve"], env=env, stdout=out, stderr=out
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while len(receivers["slack"].accepted) + len(receivers["webhook"].accepted) < 2:
+            assert served.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+    finally:
+        served.send_signal(signal.SIGTERM)
+        code = served.wait(timeout=60)
+    assert code == 0, log.read_text()
+    assert {key[1]: value["state"] for key, value in deliveries(conninfo).items()} == {
+        "slack": "sent",
+        "webhook": "sent",
+    }
+    enqueue(conninfo, make_alert(2), ["telegram"])
+    from chainrisk.cli import app
+
+    once = CliRunner().invoke(
+        app, ["serve", "--once"], env={**cli_env, "CHAINRISK_HOME": str(tmp_path / "h")}
+    )
+    assert once.exit_code == 0, once.output
+    assert "alerts: sent 1, retry 0, dead 0, unknown 0" in once.output
+    assert len(receivers["telegram"].accepted) == 1

@@ -125,8 +125,8 @@ def test_sigkill_at_random_points_loses_nothing(db_url: str, tmp_path: Path) -> 
         requests = {name: _requests(r) for name, r in receivers.items()}
     record = _record(conninfo)
     states = Counter(state for state, _, _ in record.values())
-    assert kills == KILLS
-    assert set(states) <= {"sent", "unknown"} and sum(states.values()) == ALERTS * len(CHANNELS)
+    assert kills == KILLS, log.read_text()
+    assert set(states) <= {"sent", "unknown"} and sum(states.values()) == ALERTS * len(CHANNELS), states
     # The webhook receiver acted once per alert; each alert travelled under one id.
     assert sorted(_number(hook, body) for body in hook.accepted) == list(range(1, ALERTS + 1))
     ids_per_alert = Counter(n for n, _ in set(requests["hook"]))
@@ -136,9 +136,10 @@ def test_sigkill_at_random_points_loses_nothing(db_url: str, tmp_path: Path) -> 
         sends = Counter(n for n, _ in requests[name])
         for n in range(1, ALERTS + 1):
             attempts = record[(n, name)][1]
-            assert 1 <= sends[n] <= attempts  # each request had its attempt on record first
+            where = f"alert {n} to {name}: {sends[n]} requests, record {record[(n, name)]}"
+            assert 1 <= sends[n] <= attempts, where  # each request had its attempt on record first
             # a repeat only where the record shows an interrupted (or unanswered) attempt
-            assert sends[n] - 1 <= interrupted[(n, name)]
+            assert sends[n] - 1 <= interrupted[(n, name)], where
     assert sum(interrupted.values()) >= 1, "no kill landed in a send: the crash window was not exercised"
     assert _first_attempts_in_order(conninfo)
 
