@@ -107,9 +107,7 @@ class ChannelConfig(BaseModel):
 
     @model_validator(mode="after")
     def _fits_kind(self) -> ChannelConfig:
-        extra = sorted(
-            f for f in self.model_fields_set - _COMMON - _KIND_FIELDS[self.kind] if f in self.model_fields
-        )
+        extra = sorted(self.model_fields_set - _COMMON - _KIND_FIELDS[self.kind])
         if "url" in extra and self.kind in ("discord", "slack"):
             raise ValueError(
                 f"channel {self.name!r}: a {self.kind} webhook URL carries its token; put it in an"

@@ -571,3 +571,34 @@ def test_serve_delivers_the_outbox_and_stops_cleanly(
     assert once.exit_code == 0, once.output
     assert "alerts: sent 1, retry 0, dead 0, unknown 0" in once.output
     assert len(receivers["telegram"].accepted) == 1
+
+
+# ------------------------------------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"kind": "discord"}, "channel 'c' (discord) needs url_env or url_file for its webhook URL"),
+        ({"kind": "slack", "url": "https://hooks.slack.com/services/T/B/x"}, "carries its token"),
+        ({"kind": "discord", "url_env": "A-B"}, "url_env 'A-B' is not an environment variable name"),
+        ({"kind": "slack", "url_env": "U", "token_env": "T"}, "token_env does not apply to a slack channel"),
+        ({"kind": "telegram", "token_env": "T"}, "needs chat_id"),
+        ({"kind": "webhook", "url": "https://x.example"}, "needs secret_env or secret_file"),
+        ({"kind": "email", "host": "h"}, "(email) needs from_addr, to"),
+        (
+            {"kind": "email", "host": "h", "from_addr": "a@x", "to": ["b@x"], "password_env": "P"},
+            "go together",
+        ),
+        (
+            {"kind": "webhook", "url": "https://x", "secret_env": "S", "timeout_s": 5, "lease_s": 2},
+            "must exceed",
+        ),
+    ],
+)
+def test_channel_config_is_checked_with_clear_messages(entry: dict[str, Any], message: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as error:
+        ChannelConfig.model_validate({"name": "c", **entry})
+    assert message in str(error.value)
