@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from eth_utils.crypto import keccak
 
 from chainrisk.alerts.job import evaluate_rules
 from chainrisk.alerts.model import Alert
@@ -32,9 +33,11 @@ from chainrisk.governance_impact import (
 )
 from devnet.aave import Deployment, deploy_markets
 from devnet.anvil import Anvil
+from devnet.deploy import deploy_contract
 from devnet.governance import FOR, Governance, Proposal, deploy_governance, manifest_with_governance
 from devnet.scenario import simulate
 from devnet.serve import indexer_toml
+from devnet.solc import compile_sources
 from indexer.catalog import sync_config
 from indexer.config import IndexConfig
 from indexer.lending.health import indexed_head
@@ -170,6 +173,22 @@ def test_impact_prediction_equals_the_chain_after_execution(
     with world.conn() as conn:
         changes = decoded_changes(conn, CHAIN, world.governance.governor, proposal.proposal_id)
         (impact,) = proposal_impact(conn, CHAIN, changes, at_timestamp=eta)
+    before, after = _executed_on_chain(world, proposal, eta)
+    on_chain = {u for u in before if before[u] >= HF_ONE > after[u]}
+    assert on_chain == predicted == {w.user for w in impact.newly_liquidatable}
+    assert {w.user: w.hf_after for w in impact.newly_liquidatable} == {u: after[u] for u in on_chain}
+    full_close = {u for u in before if before[u] > 95 * 10**16 >= after[u]}
+    assert {w["user"] for w in market["entering_full_close"]} == full_close != set()
+    assert market["liquidatable"]["after"] == sum(1 for u in after if after[u] < HF_ONE)
+    assert f"{len(predicted)} of {market['borrowers']} borrowers become liquidatable" in alert.body
+    # Fired once: the next run finds it in the outbox and does not compute it again.
+    assert _evaluate(world, rule, _now(world)) == []
+
+
+def _executed_on_chain(world: World, proposal: Proposal, eta: int) -> tuple[dict[str, int], dict[str, int]]:
+    """Every position's health factor on chain at the ETA without and with the proposal executed (the
+    chain is rewound after each)."""
+    with world.conn() as conn:
         head = indexed_head(conn, CHAIN)
         assert head is not None
         users = market_state(conn, CHAIN, world.pool, head).users
@@ -185,15 +204,7 @@ def test_impact_prediction_equals_the_chain_after_execution(
         after = _hf_on_chain(world, users)
     finally:
         node.revert(snapshot)
-    on_chain = {u for u in users if before[u] >= HF_ONE > after[u]}
-    assert on_chain == predicted == {w.user for w in impact.newly_liquidatable}
-    assert {w.user: w.hf_after for w in impact.newly_liquidatable} == {u: after[u] for u in on_chain}
-    full_close = {u for u in users if before[u] > 95 * 10**16 >= after[u]}
-    assert {w["user"] for w in market["entering_full_close"]} == full_close != set()
-    assert market["liquidatable"]["after"] == sum(1 for u in users if after[u] < HF_ONE)
-    assert f"{len(predicted)} of {market['borrowers']} borrowers become liquidatable" in alert.body
-    # Fired once: the next run finds it in the outbox and does not compute it again.
-    assert _evaluate(world, rule, _now(world)) == []
+    return before, after
 
 
 def _comparable(impact: MarketImpact) -> dict[str, Any]:
@@ -234,3 +245,72 @@ def test_the_governance_example_in_the_docs_is_valid(tmp_path: Path, monkeypatch
     rules = {r.name: r for r in Settings().alerts}
     assert {r.kind for r in rules.values()} == {"governance", "governance_impact"}
     assert rules["risk-change-impact"].typed_params.model_dump()["fork_rpc_env"] == "MAINNET_RPC_URL"
+
+
+PAYLOAD = """
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+interface IPoolConfigurator {
+    function configureReserveAsCollateral(address asset, uint256 ltv, uint256 threshold, uint256 bonus)
+        external;
+}
+
+/// A risk payload: the new parameters are in its code, not in the proposal that runs it.
+contract CollateralPayload {
+    IPoolConfigurator public immutable configurator;
+    address public immutable executor;
+    address public immutable asset;
+    uint256 public immutable ltv;
+    uint256 public immutable threshold;
+
+    constructor(IPoolConfigurator configurator_, address executor_, address asset_, uint256 ltv_, uint256 lt_)
+    {
+        (configurator, executor, asset, ltv, threshold) = (configurator_, executor_, asset_, ltv_, lt_);
+    }
+
+    function execute() external {
+        require(msg.sender == executor, "only the executor");
+        configurator.configureReserveAsCollateral(asset, ltv, threshold, 10_500);
+    }
+}
+"""
+
+
+def test_payload_impact_comes_from_the_fork(
+    world: World, queued: tuple[Proposal, int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A proposal that runs a payload contract: nothing decodes, so the rule executes it on a fork of the
+    node (fork_rpc_env) and diffs the reserves; the chain agrees once it executes."""
+    _, _, lt = queued
+    gov, deployment, (a, *_) = world.governance, world.deployment, world.node.accounts()[1:5]
+    compiled = compile_sources(world.home, {"CollateralPayload.sol": PAYLOAD})["CollateralPayload"]
+    weth = deployment.assets["WETH"].token
+    args = [gov.pool_configurator, gov.timelock, weth, lt - 500, lt]
+    payload = deploy_contract(world.node, compiled, args, deployment.deployer)
+    acl = deployment.contract(gov.acl_manager, "ACLManager")
+    acl.transact(deployment.deployer, "addRiskAdmin", payload)
+    proposal = gov.propose(
+        a, [payload], [0], [keccak(text="execute()")[:4]], "Run the WETH collateral payload"
+    )
+    gov.advance_to_voting(proposal)
+    gov.vote(proposal, a, FOR)
+    gov.advance_past_voting(proposal)
+    gov.queue(proposal)
+    world.index()
+    eta = int(gov.governor_contract().call("proposalEta", proposal.proposal_id))
+    with world.conn() as conn:
+        assert decoded_changes(conn, CHAIN, gov.governor, proposal.proposal_id) == []
+    monkeypatch.setenv("DEVNET_RPC_URL", world.node.url)
+    monkeypatch.setenv("CHAINRISK_HOME", str(world.home))
+    rule = _rule("payload-impact", "governance_impact", fork_rpc_env="DEVNET_RPC_URL")
+    alerts = _evaluate(world, rule, _now(world))
+    (alert,) = [x for x in alerts if x.facts["proposal_id"] == str(proposal.proposal_id)]
+    (market,) = alert.facts["markets"]
+    assert {(c["parameter"], c["new_value"]) for c in market["changes"]} == {
+        ("liquidation_threshold", lt),
+        ("ltv", lt - 500),
+    }
+    before, after = _executed_on_chain(world, proposal, eta)
+    on_chain = {u for u in before if before[u] >= HF_ONE > after[u]}
+    assert {w["user"] for w in market["newly_liquidatable"]} == on_chain != set()
