@@ -499,11 +499,29 @@ def fork_changes(
 ) -> list[ParamChange]:
     """Run ``calls`` on an anvil fork of ``rpc_url`` (at ``block``, default its head) and diff the
     Pool's reserve configuration; ``at_timestamp`` moves the fork's time first (payloads that check it)."""
+    found = fork_changes_by_pool(
+        rpc_url, chain_id, [pool], calls, home, block=block, at_timestamp=at_timestamp
+    )
+    return found[normalise_address(pool)]
+
+
+def fork_changes_by_pool(
+    rpc_url: str,
+    chain_id: int,
+    pools: Sequence[str],
+    calls: Sequence[ForkCall],
+    home: Path,
+    *,
+    block: int | None = None,
+    at_timestamp: int | None = None,
+) -> dict[str, list[ParamChange]]:
+    """:func:`fork_changes` for several Pools with one fork: ``{pool: changes}``."""
     from devnet.anvil import Anvil
 
     fork_args = ["--fork-url", rpc_url, *(["--fork-block-number", str(block)] if block is not None else [])]
+    wanted = [normalise_address(p) for p in pools]
     with Anvil(home, chain_id=chain_id, extra_args=fork_args) as node:
-        before = reserve_configuration(node, pool)
+        before = {pool: reserve_configuration(node, pool) for pool in wanted}
         if at_timestamp is not None:
             latest = int(node.rpc("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
             if at_timestamp > latest:
@@ -511,8 +529,7 @@ def fork_changes(
         rpc = _Node(node)
         for call in calls:
             rpc.send(call)
-        after = reserve_configuration(node, pool)
-    return config_diff(before, after)
+        return {pool: config_diff(before[pool], reserve_configuration(node, pool)) for pool in wanted}
 
 
 def governor_timelock(rpc_url: str, governor: str) -> str:

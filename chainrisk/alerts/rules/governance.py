@@ -41,7 +41,7 @@ from chainrisk.governance_impact import (
     ParamChange,
     aave_v2_execute,
     decoded_changes,
-    fork_changes,
+    fork_changes_by_pool,
     governor_timelock,
     proposal_impact,
     timelock_calls,
@@ -329,10 +329,7 @@ def _changes_by_fork(
 
     home = Path(os.environ.get("CHAINRISK_HOME") or default_home())
     eta = None if row[6] is None else int(row[6])
-    return {
-        pool: fork_changes(url, chain_id, pool, calls, home, at_timestamp=eta)
-        for pool in pools(conn, chain_id)
-    }
+    return fork_changes_by_pool(url, chain_id, pools(conn, chain_id), calls, home, at_timestamp=eta)
 
 
 def _impact_alert(
