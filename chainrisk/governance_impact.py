@@ -67,9 +67,9 @@ _EMODE_FIELDS = {
     "emode_liquidation_bonus": "liquidation_bonus_bps",
 }
 # Parameters that move a health factor; the others (caps, factors, fees) are reported, not applied.
-HF_PARAMETERS = frozenset({"ltv", "liquidation_threshold", "emode_category", "emode_ltv"}) | {
-    "emode_liquidation_threshold"
-}
+HF_PARAMETERS = frozenset(
+    {"ltv", "liquidation_threshold", "emode_category", "emode_ltv", "emode_liquidation_threshold"}
+)
 
 
 class ImpactError(RuntimeError):

@@ -26,6 +26,7 @@ is evaluated on the job's next run (every 30 s).
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -177,11 +178,9 @@ def _symbols(conn: Conn, chain_id: int) -> dict[str, str]:
 
 
 def _describe(change: ParamChange, symbols: dict[str, str]) -> str:
+    """The change with its asset's symbol when the token is tracked."""
     if change.asset is not None and change.asset in symbols:
-        change_named = ParamChange(
-            change.parameter, change.new_value, f"{symbols[change.asset]}", None, change.old_value
-        )
-        return change_named.describe()
+        return replace(change, asset=symbols[change.asset]).describe()
     return change.describe()
 
 
