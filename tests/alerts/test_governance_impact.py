@@ -6,6 +6,7 @@ fork, reserve configuration diffed) predicts the same.
 
 from __future__ import annotations
 
+import time
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -245,6 +246,83 @@ def test_the_governance_example_in_the_docs_is_valid(tmp_path: Path, monkeypatch
     rules = {r.name: r for r in Settings().alerts}
     assert {r.kind for r in rules.values()} == {"governance", "governance_impact"}
     assert rules["risk-change-impact"].typed_params.model_dump()["fork_rpc_env"] == "MAINNET_RPC_URL"
+
+
+def test_governance_alerts_reach_every_channel(
+    world: World, queued: tuple[Proposal, int, int], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Both kinds, enqueued as the job does, are delivered by the dispatcher to the local receiver of each
+    channel: Discord, Slack, Telegram, the signed webhook (no duplicate webhook-id) and SMTP."""
+    from chainrisk.alerts.dispatch import dispatch_once
+    from chainrisk.settings import Settings
+    from tests.alerts.receivers import (
+        DiscordReceiver,
+        SlackReceiver,
+        SmtpReceiver,
+        TelegramReceiver,
+        WebhookReceiver,
+    )
+
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    fast = {"backoff_s": 0.2, "backoff_max_s": 1.0, "timeout_s": 2.0, "lease_s": 5.0}
+    with (
+        DiscordReceiver() as discord,
+        SlackReceiver() as slack,
+        TelegramReceiver() as telegram,
+        WebhookReceiver(secret) as hook,
+        SmtpReceiver(password="smtp-pass") as smtp,
+    ):
+        env = {"G_DISCORD": discord.url, "G_SLACK": slack.url, "G_TELEGRAM": telegram.token}
+        for name, value in {**env, "G_SECRET": secret, "G_SMTP": "smtp-pass"}.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("CHAINRISK_CONFIG", str(tmp_path / "absent.toml"))
+        telegram_api = {"chat_id": telegram.chat_id, "api_url": telegram.base}
+        smtp_server = {"host": "127.0.0.1", "port": smtp.port, "security": "none", "username": smtp.username}
+        channels = [
+            {"name": "discord", "kind": "discord", "url_env": "G_DISCORD", **fast},
+            {"name": "slack", "kind": "slack", "url_env": "G_SLACK", **fast},
+            {"name": "telegram", "kind": "telegram", "token_env": "G_TELEGRAM", **telegram_api, **fast},
+            {"name": "hook", "kind": "webhook", "url": hook.url, "secret_env": "G_SECRET", **fast},
+            {
+                "name": "email",
+                "kind": "email",
+                **smtp_server,
+                "password_env": "G_SMTP",
+                "from_addr": "alerts@example.org",
+                "to": ["dao@example.org"],
+                **fast,
+            },
+        ]
+        names = [c["name"] for c in channels]
+        rules = [
+            {"name": "deliver-governance", "kind": "governance", "channels": names},
+            {"name": "deliver-impact", "kind": "governance_impact", "channels": names},
+        ]
+        settings = Settings.model_validate({"channels": channels, "alerts": rules})
+        with world.conn() as conn:
+            outcomes = evaluate_rules(conn, settings.alerts, _now(world), enqueue=True)
+        assert [(o.rule, o.enqueued, o.error) for o in outcomes] == [
+            ("deliver-governance", 2, None),
+            ("deliver-impact", 1, None),
+        ]
+        conninfo = to_libpq_url(world.db)
+        for _ in range(100):
+            dispatch_once(conninfo, settings)
+            with world.conn() as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id"
+                    " WHERE a.rule LIKE 'deliver-%%' AND d.state <> 'sent'"
+                ).fetchone()
+            if row == (0,):
+                break
+            time.sleep(0.1)  # a retried delivery waits for its backoff
+        else:
+            raise AssertionError("deliveries still pending")
+        counts = [len(discord.accepted), len(slack.accepted), len(telegram.accepted), len(smtp.messages)]
+    assert counts == [3, 3, 3, 3]
+    assert len(hook.accepted) == 3 and hook.duplicates == 0 and hook.rejected == 0
+    kinds_sent = sorted(d["data"]["kind"] for d in hook.accepted)
+    assert kinds_sent == ["governance", "governance", "governance_impact"]
 
 
 PAYLOAD = """
