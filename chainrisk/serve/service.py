@@ -193,8 +193,8 @@ class Service:
             "; ".join(f"{j.name} {j.schedule.describe()}" for j in self.jobs) or "none",
         )
         self._sync_catalog()
-        thread = self._start_indexer()
         dispatcher = self._start_dispatcher()
+        thread = self._start_indexer()
         try:
             self.scheduler = self._start_scheduler(JobRunner(self.context, self.term, self.metrics))
             while not self.stopping.wait(CHECK_S):
@@ -264,8 +264,9 @@ class Service:
         """Deliver the alert outbox while leading, when [[channels]] are configured (docs/ALERTS.md)."""
         if not self.settings.channels:
             return None
-        from chainrisk.alerts.dispatch import run_dispatcher
+        from chainrisk.alerts.dispatch import channels_by_name, run_dispatcher
 
+        channels_by_name(self.settings)  # two channels with one name: refused here, not in the thread
         thread = threading.Thread(
             target=run_dispatcher,
             args=(self.conninfo, self.settings, self.stopping),

@@ -139,6 +139,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length", "0"))
         body = self.rfile.read(length)
+        if len(body) < length:  # the client died mid-request: as for a real API, nothing arrived
+            self.close_connection = True
+            return
         receiver: Receiver = self.server.app  # type: ignore[attr-defined]
         headers = {k.lower(): v for k, v in self.headers.items()}
         status, out_headers, out = receiver.handle(self.path, headers, body)
