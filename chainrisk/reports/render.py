@@ -47,6 +47,8 @@ h3{font-size:1rem;margin-bottom:.3rem}
 table{border-collapse:collapse;width:100%;table-layout:auto;font-size:.85rem}
 th,td{border:1px solid #d0d7de;padding:.2rem .4rem;text-align:left;
 overflow-wrap:anywhere;word-break:break-word}
+th{overflow-wrap:break-word;word-break:normal}
+table.wide{font-size:.72rem}table.pairs{width:auto;min-width:50%}
 td.n{text-align:right;white-space:nowrap;overflow-wrap:normal;word-break:normal}
 img{max-width:100%;height:auto;display:block}
 figure{margin:1rem 0}figcaption{font-size:.85rem;color:#57606a}
@@ -91,21 +93,48 @@ def _html_section(section: Section) -> str:
     return "\n".join(parts)
 
 
+def transposed(table: Table) -> bool:
+    """A single row of many columns reads better as (measure, value) lines, and fits a narrow page."""
+    return len(table.rows) == 1 and len(table.columns) > 4
+
+
+def displayed(table: Table) -> tuple[list[str], list[list[str]]]:
+    """The header and the cells' texts as both renderings show them: transposed where
+    :func:`transposed` says, each value formatted by its column."""
+    if transposed(table):
+        pairs = zip(table.columns, table.rows[0], strict=True)
+        return ["measure", "value"], [[c, cell(c, v, table.formats)] for c, v in pairs]
+    texts = [[cell(c, v, table.formats) for c, v in zip(table.columns, r, strict=True)] for r in table.rows]
+    return table.columns, texts
+
+
+def _numbers(table: Table) -> list[list[bool]]:
+    """Which displayed cells hold numbers (right-aligned)."""
+    values = (
+        [[r[1]] for r in zip(table.columns, table.rows[0], strict=True)] if transposed(table) else table.rows
+    )
+    flags = [[isinstance(v, int | float) and not isinstance(v, bool) for v in r] for r in values]
+    return [[False, *f] for f in flags] if transposed(table) else flags
+
+
 def _html_table(table: Table) -> str:
     e = html.escape
-    head = "".join(f"<th>{e(c)}</th>" for c in table.columns)
+    columns, texts = displayed(table)
+    # Column names break after their underscores, not inside a word.
+    head = "".join(f"<th>{e(c).replace('_', '_<wbr>')}</th>" for c in columns)
     lines = []
-    for row in table.rows:
+    for row, numbers in zip(texts, _numbers(table), strict=True):
         cells = "".join(
-            f"<td{' class=n' if isinstance(v, int | float) and not isinstance(v, bool) else ''}>"
-            f"{e(cell(c, v, table.formats))}</td>"
-            for c, v in zip(table.columns, row, strict=True)
+            f"<td{' class=n' if n else ''}>{e(t)}</td>" for t, n in zip(row, numbers, strict=True)
         )
         lines.append(f"<tr>{cells}</tr>")
-    rows = "".join(lines) or f'<tr><td colspan="{len(table.columns)}">no rows</td></tr>'
+    rows = "".join(lines) or f'<tr><td colspan="{len(columns)}">no rows</td></tr>'
     label = "SQL" if table.how == "sql" else "command"
+    # A smaller font for many columns, so that they fit narrow pages; (measure, value) lines as wide as
+    # their text.
+    wide = ' class="wide"' if len(columns) > 7 else ' class="pairs"' if transposed(table) else ""
     return (
-        f"<h3>{e(table.title)}</h3>\n<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>\n"
+        f"<h3>{e(table.title)}</h3>\n<table{wide}><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>\n"
         f"<p class=meta>Reproduce ({label}):</p><pre>{e(table.reproduce)}</pre>"
     )
 
@@ -146,34 +175,18 @@ def _md_section(section: Section) -> list[str]:
 
 
 def _md_table(table: Table) -> str:
+    columns, texts = displayed(table)
+    numbers = _numbers(table)
+    right = [bool(numbers) and all(r[i] for r in numbers) for i in range(len(columns))]
     lines = [f"**{_md(table.title)}**", ""]
-    lines.append("| " + " | ".join(_md(c) for c in table.columns) + " |")
-    lines.append(
-        "|" + "|".join("---:" if _numeric(table, i) else "---" for i in range(len(table.columns))) + "|"
-    )
-    for row in table.rows:
-        lines.append(
-            "| "
-            + " | ".join(_md(cell(c, v, table.formats)) for c, v in zip(table.columns, row, strict=True))
-            + " |"
-        )
-    if not table.rows:
-        lines.append("| " + " | ".join(["–"] * len(table.columns)) + " |")
-    fence = "sql" if table.how == "sql" else "sh"
-    lines += [
-        "",
-        f"Reproduce ({'SQL' if table.how == 'sql' else 'command'}):",
-        "",
-        f"```{fence}",
-        table.reproduce,
-        "```",
-    ]
+    lines.append("| " + " | ".join(_md(c) for c in columns) + " |")
+    lines.append("|" + "|".join("---:" if r else "---" for r in right) + "|")
+    lines += ["| " + " | ".join(_md(t) for t in row) + " |" for row in texts]
+    if not texts:
+        lines.append("| " + " | ".join(["–"] * len(columns)) + " |")
+    fence, label = ("sql", "SQL") if table.how == "sql" else ("sh", "command")
+    lines += ["", f"Reproduce ({label}):", "", f"```{fence}", table.reproduce, "```"]
     return "\n".join(lines)
-
-
-def _numeric(table: Table, index: int) -> bool:
-    values = [r[index] for r in table.rows if r[index] is not None]
-    return bool(values) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
 
 
 def _md(text: str) -> str:

@@ -443,8 +443,8 @@ def _pending_impact(conn: Conn, scope: Scope) -> Table:
                           m.debt_at_risk_usd[1]])  # fmt: skip
     return Table(
         "Pending risk changes applied to today's positions",
-        ["proposal_id", "market", "borrowers", "liquidatable_before", "liquidatable_after",
-         "newly_liquidatable", "entering_full_close", "debt_at_risk_before_usd", "debt_at_risk_after_usd"],
+        ["proposal_id", "market", "borrowers", "hf_below_1_before", "hf_below_1_after", "newly_below_1",
+         "newly_full_close", "debt_at_risk_before_usd", "debt_at_risk_after_usd"],
         lines,
         "chainrisk alerts check  (an [[alerts]] rule of kind governance_impact: the same figures per queued"
         " proposal, chainrisk.governance_impact.proposal_impact)",

@@ -5,6 +5,7 @@ same cells, and the Markdown holds no HTML."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shlex
@@ -117,14 +118,21 @@ def test_command_tables_equal_the_commands_they_name(written: Written, tmp_path:
 
 def test_markdown_and_html_show_every_cell(written: Written) -> None:
     posts, page = _posts(written.out), (written.out / "report.html").read_text()
+    transposed = 0
     for _, table in _tables(written.document):
         for row in table["rows"]:
-            cells = [
-                cell(c, v, table["formats"]).replace("|", "\\|").replace("<", "\\<")
-                for c, v in zip(table["columns"], row, strict=True)
-            ]
-            assert "| " + " | ".join(cells) + " |" in posts, (table["title"], row)
-        assert table["reproduce"] in posts
+            texts = [cell(c, v, table["formats"]) for c, v in zip(table["columns"], row, strict=True)]
+            if len(table["rows"]) == 1 and len(table["columns"]) > 4:  # shown as (measure, value) lines
+                lines = [[c, t] for c, t in zip(table["columns"], texts, strict=True)]
+                transposed += 1
+            else:
+                lines = [texts]
+            for line in lines:
+                markdown = "| " + " | ".join(t.replace("|", "\\|").replace("<", "\\<") for t in line) + " |"
+                assert markdown in posts, (table["title"], line)
+                assert all(f">{html.escape(t)}</td>" in page for t in line), (table["title"], line)
+        assert table["reproduce"] in posts and html.escape(table["reproduce"]) in page
+    assert transposed >= 2  # the key figures and the stored run
     assert "data:image/png;base64," in page and 'src="http' not in page
 
 
