@@ -44,6 +44,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Literal
 
+from graph.cascade_screen import Screen, emodes_of
 from graph.errors import GraphError
 from graph.liquidation import (
     Liquidation,
@@ -178,6 +179,7 @@ class _State:
     pools: dict[PoolKey, Pool]
     feeds: dict[str, _Feed]
     decimals: dict[str, int]
+    screen: Screen
     deficits: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (market, user, asset)
 
 
@@ -367,14 +369,14 @@ def _emode(market: LendingMarket, user: str) -> tuple[EModeCategory | None, int]
 
 
 def _liquidatable(state: _State) -> list[tuple[int, str, str]]:
-    """(total debt in base, market, user) of every account below HF 1, in the round's order."""
+    """(total debt in base, market, user) of every account below HF 1, in the round's order; exact, on
+    the accounts the float screen cannot clear (graph.cascade_screen)."""
     found = []
-    for name, users in sorted(state.positions.items()):
-        market = state.markets[name]
-        for user, reserves in sorted(users.items()):
-            account = user_account_data(_priced(state, reserves), "3.0", _emode(market, user)[0])
-            if account.health_factor < HEALTH_FACTOR_LIQUIDATION_THRESHOLD:
-                found.append((account.total_debt_base, name, user))
+    for name, user in state.screen.candidates(_oracle_prices(state)):
+        reserves = state.positions[name][user]
+        account = user_account_data(_priced(state, reserves), "3.0", _emode(state.markets[name], user)[0])
+        if account.health_factor < HEALTH_FACTOR_LIQUIDATION_THRESHOLD:
+            found.append((account.total_debt_base, name, user))
     return sorted(found, key=lambda item: (-item[0], item[1], item[2]))
 
 
@@ -458,6 +460,7 @@ def _try_liquidate(
     pool.apply(sale)
     sold[(key, collateral)] = sold.get((key, collateral), 0) + outcome.collateral_to_liquidator
     _apply(reserves, collateral, debt, outcome)
+    state.screen.update(name, user, reserves)
     for asset, amount_burned in outcome.deficits:
         where = (name, user, asset)
         state.deficits[where] = state.deficits.get(where, 0) + amount_burned
@@ -515,16 +518,14 @@ def _debt_balance(reserve: UserReserve) -> int:
 def _bad_debt(state: _State) -> dict[tuple[str, str, str], int]:
     """Realised deficits plus the debt of accounts with no collateral left, per (market, user, asset)."""
     found = dict(state.deficits)
-    for name, users in sorted(state.positions.items()):
-        for user, reserves in sorted(users.items()):
-            priced = _priced(state, reserves)
-            if any(collateral_base(r, r.price) for r in priced if r.usage_as_collateral_enabled):
-                continue
-            for reserve in priced:
-                owed = _debt_balance(reserve)
-                if owed:
-                    where = (name, user, reserve.asset)
-                    found[where] = found.get(where, 0) + owed
+    for name, user in state.screen.maybe_without_collateral(_oracle_prices(state)):
+        priced = _priced(state, state.positions[name][user])
+        if any(collateral_base(r, r.price) for r in priced if r.usage_as_collateral_enabled):
+            continue
+        for reserve in priced:
+            owed = _debt_balance(reserve)
+            if owed:
+                found[(name, user, reserve.asset)] = found.get((name, user, reserve.asset), 0) + owed
     return dict(sorted(found.items()))
 
 
@@ -564,14 +565,16 @@ def run_cascade(
     for asset in factors:
         if asset not in oracles:
             raise CascadeInputError(f"shock for {asset}: the asset has no oracle")
+    positions = {
+        m.name: {user: {r.asset: r for r in rs} for user, rs in m.positions.items()} for m in markets
+    }
     state = _State(
         markets=by_name,
-        positions={
-            m.name: {user: {r.asset: r for r in rs} for user, rs in m.positions.items()} for m in markets
-        },
+        positions=positions,
         pools=copy.deepcopy(dict(pools)),
         feeds={a: _feed(m, _shocked(m.price, factors.get(a))) for a, m in oracles.items()},
         decimals=decimals,
+        screen=Screen(positions, emodes_of([(m.name, m.emodes) for m in markets]), decimals),
     )
     _align_pools(state.pools, factors)
     rounds = []

@@ -334,6 +334,15 @@ def _risk_params(reserve: UserReserve, emode: EModeCategory | None) -> tuple[int
     return emode.ltv_bps, emode.liquidation_threshold_bps
 
 
+def liquidation_threshold(reserve: UserReserve, emode: EModeCategory | None) -> int:
+    """The LT (bps) the reserve's collateral counts with for a user in ``emode`` (None: no eMode): the
+    category's when the reserve is in it, else the reserve's own; 0 when it is no collateral at all."""
+    if reserve.liquidation_threshold_bps == 0 or not reserve.usage_as_collateral_enabled:
+        return 0
+    in_category = emode is not None and reserve.emode_category == emode.category_id
+    return _risk_params(reserve, emode if in_category else None)[1]
+
+
 def _sums(reserves: Sequence[UserReserve], version: Version, emode: EModeCategory | None) -> _Sums:
     collateral = debt = ltv_weighted = lt_weighted = 0
     for reserve in reserves:
