@@ -511,6 +511,8 @@ def test_cli_list_retry_silence_dispatch(
     (row,) = json.loads(listed.output)
     assert (row["channel"], row["state"]) == ("slack", "dead")
     assert row["last_error"] == "HTTP 404: upstream trouble"
+    table = cli(cli_env, "list")
+    assert table.exit_code == 0 and "slack" in table.output and "dead" in table.output
     assert cli(cli_env, "list", "--state", "lost").exit_code == 2
     assert cli(cli_env, "retry").exit_code == 2
     assert cli(cli_env, "retry", "999").exit_code == 2
@@ -518,6 +520,11 @@ def test_cli_list_retry_silence_dispatch(
     assert again.output == f"1 deliveries of alert {row['alert_id']} back to pending\n"
     assert cli(cli_env, "dispatch", "--once").output.startswith("sent 1,")
     assert len(receivers["slack"].accepted) == 1
+    receivers["slack"].plan(Planned(status=400))
+    enqueue(conninfo, make_alert(3), ["slack"])
+    cli(cli_env, "dispatch", "--once")
+    assert cli(cli_env, "retry", "--all-failed").output == "1 deliveries of all alerts back to pending\n"
+    assert cli(cli_env, "dispatch", "--once").output.startswith("sent 1,")
     silenced = cli(cli_env, "silence", "whale-hf", "--for", "2h", "--reason", "maintenance")
     assert silenced.exit_code == 0 and "silenced until" in silenced.output
     with psycopg.connect(conninfo) as conn:
