@@ -194,6 +194,10 @@ Dask = Annotated[
         help="Dask scheduler for the scenario batches, e.g. tcp://10.0.0.5:8786 (default: [contagion] dask)."
     ),
 ]
+ChainId = Annotated[
+    int | None,
+    typer.Option("--chain-id", min=1, max=MAX_CHAIN_ID, help="Chain (default: the one with Aave pools)."),
+]
 Store = Annotated[bool, typer.Option("--store/--no-store", help="Store the run in the database.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
 
@@ -217,6 +221,7 @@ def var_command(
     engine: Engine = "exact",
     exact_worst: ExactWorst = None,
     dask: Dask = None,
+    chain_id: ChainId = None,
     store: Store = True,
     as_json: Json = False,
 ) -> None:
@@ -226,7 +231,7 @@ def var_command(
     days = (*(STRESS_DAYS if stress_days else ()), *(stress_day or []))
     options = runs.VarOptions(
         scenarios, block, seed, method, horizon, tuple(vol or ()), corr, df, history_days, regimes, days,
-        replay, engine, exact_worst, dask or app_context(ctx).settings.contagion.dask,
+        replay, engine, exact_worst, dask or app_context(ctx).settings.contagion.dask, chain_id,
     )  # fmt: skip
     document = runs.run_command(app_context(ctx).conninfo(), options, store=store, show_progress=not as_json)
     if as_json:
@@ -295,6 +300,7 @@ def curve_command(
     max_drop: Annotated[float, typer.Option(help="Largest drop, percent.")] = 60.0,
     step: Annotated[float, typer.Option(help="Step between drops, percent.")] = 5.0,
     png: Annotated[Path | None, typer.Option(help="Also draw the curve into this PNG file.")] = None,
+    chain_id: ChainId = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON document instead of a table.")
     ] = False,
@@ -307,7 +313,7 @@ def curve_command(
     grid = curve.drops(max_drop, step)
     curve.check_png(png)
     with psycopg.connect(app_context(ctx).conninfo()) as conn:
-        inputs = loading.load_inputs(conn, None, block)
+        inputs = loading.load_inputs(conn, chain_id, block)
     document = curve.curve(inputs, curve.moving_assets(inputs, asset or []), grid)
     if png is not None:
         curve.write_png(document, png)

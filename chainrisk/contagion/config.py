@@ -10,6 +10,7 @@ Light on purpose (settings load for every command): pydantic and a regular expre
     horizon = "1d"                 # "3d", "7d"
     engine = "exact"               # or "fast"
     stress_days = true             # add the five named stress days
+    # chain_id = 1                 # needed when more than one chain has Aave pools indexed
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class ContagionConfig(BaseModel):
     horizon: Literal["1d", "3d", "7d"] = "1d"
     engine: Literal["exact", "fast"] = "exact"
     stress_days: bool = True
+    chain_id: Annotated[int | None, Field(ge=1)] = None
 
     @field_validator("dask")
     @classmethod

@@ -28,6 +28,7 @@ def options_of(run: JobRun) -> VarOptions:
         stress_days=STRESS_DAYS if config.stress_days else (),
         engine=config.engine,
         dask=config.dask,
+        chain_id=config.chain_id,
     )
 
 

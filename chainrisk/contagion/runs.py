@@ -75,6 +75,7 @@ class VarOptions:
     engine: str = "exact"
     exact_worst: int | None = None
     dask: str | None = None
+    chain_id: int | None = None
 
     def check(self) -> tuple[VarRequest, Replay | None]:
         """The scenario request and, with ``replay``, the earlier run it repeats; every option checked
@@ -124,7 +125,7 @@ def prepare(
     if again is not None:
         inputs = load_inputs(conn, again.chain_id, again.block if options.block is None else options.block)
         return inputs, replace(request, model=scenarios.model_from_record(inputs, again.record, conn))
-    inputs = load_inputs(conn, None, options.block)
+    inputs = load_inputs(conn, options.chain_id, options.block)
     return inputs, replace(request, model=scenarios.scenario_model(inputs, request, conn))
 
 
