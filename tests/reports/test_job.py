@@ -151,3 +151,42 @@ def test_report_channels_must_be_configured(tmp_path: Path, written: Written) ->
     result = _once(tmp_path, written.db, '[report]\nchannels = ["nowhere"]\n')
     assert result.exit_code == 2, result.output
     assert "[report] channels: unknown channel 'nowhere'" in result.output
+
+
+def test_two_leaders_running_one_period_store_and_announce_it_once(written: Written, tmp_path: Path) -> None:
+    """Should two processes ever run the same period (the service's claim and leader lock prevent it), the
+    unique report row lets the first commit and the second return without a second announcement."""
+    from chainrisk.reports.job import run_job
+    from chainrisk.serve.jobs import JobRun, ServiceContext
+    from chainrisk.settings import load_settings
+
+    config = tmp_path / "chainrisk.toml"
+    config.write_text(CONFIG.replace('period = "daily"', 'period = "weekly"'))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CHAINRISK_CONFIG", str(config))
+        settings = load_settings(home=tmp_path / "home")
+    service = ServiceContext(settings, written.db, to_libpq_url(written.db), {}, threading.Event())
+    period = datetime(2026, 6, 3, tzinfo=UTC)  # a Wednesday: the week of Monday 2026-06-01
+    results: list[dict[str, Any]] = []
+    with psycopg.connect(service.conninfo) as first, psycopg.connect(service.conninfo) as second:
+        results.append(run_job(JobRun("report", period, first, service, None, period)))
+        pid = second.info.backend_pid
+        worker = threading.Thread(
+            target=lambda: results.append(run_job(JobRun("report", period, second, service, None, period)))
+        )
+        worker.start()
+        with psycopg.connect(service.conninfo, autocommit=True) as watch:
+            # The second run waits on the first one's uncommitted row before it may insert its own.
+            while worker.is_alive() and watch.execute(
+                "SELECT wait_event_type IS DISTINCT FROM 'Lock' FROM pg_stat_activity WHERE pid = %s", (pid,)
+            ).fetchone() != (False,):
+                threading.Event().wait(0.1)
+        first.commit()
+        worker.join()
+        second.commit()
+    one, other = results
+    assert other == {"period": "weekly", "period_start": "2026-06-01", "existing": True}
+    assert one["announced"] == ["risk-discord", "risk-slack"]
+    assert _sql(written.db, "SELECT count(*) FROM reports WHERE period_start = '2026-06-01'") == [(1,)]
+    keys = _sql(written.db, "SELECT dedup_key FROM alerts WHERE dedup_key LIKE %s", ("%2026-06-01",))
+    assert keys == [("report:contagion:contagion-weekly:2026-06-01",)]
