@@ -57,6 +57,8 @@ AAVE_V2_EVENTS = (
     event(
         "ProposalExecuted(uint256 id, address indexed initiatorExecution)", "aave_gov_v2_proposal_executed"
     ),
+    # ProposalCanceled(uint256 id): Bravo's event to the byte, so it shares Bravo's table.
+    event("ProposalCanceled(uint256 proposalId)", "gov_proposal_canceled"),
 )
 
 AAVE_V3_EVENTS = (
