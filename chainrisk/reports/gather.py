@@ -13,8 +13,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 from chainrisk.contagion.inputs import Conn, Inputs, load_inputs
+from chainrisk.inputs import OptionError
 from chainrisk.reports import sections
 from chainrisk.reports.model import Period, Report
+from indexer.lending.health import indexed_head
 
 
 def gather(
@@ -23,24 +25,55 @@ def gather(
     """The report of ``period`` (the one ``period_at``, default ``now``, falls in) at ``block`` (default:
     the indexed head), generated at ``now``."""
     start = period_start(period, period_at or now)
-    inputs = load_inputs(conn, None, block)
+    inputs, chain_id, at, why = _load(conn, block)
     scope = sections.Scope(
-        chain_id=inputs.chain_id,
-        block=inputs.block,
+        chain_id=chain_id,
+        block=at,
         at_head=block is None,
         window_days=1 if period == "daily" else 7,
-        window_end=block_time(conn, inputs.chain_id, inputs.block),
+        window_end=block_time(conn, chain_id, at),
+        no_scenarios=why,
     )
     built = [build(conn, inputs, scope) for build in sections.BUILDERS]
     return Report(
-        title=f"Contagion risk report, chain {inputs.chain_id}, {period} {start}",
-        chain_id=inputs.chain_id,
-        block=inputs.block,
+        title=f"Contagion risk report, chain {chain_id}, {period} {start}",
+        chain_id=chain_id,
+        block=at,
         period=period,
         period_start=start.isoformat(),
         generated_at=now.astimezone(UTC).isoformat(timespec="seconds"),
         sections=[sections.summary(conn, built, scope), *built],
     )
+
+
+def _load(conn: Conn, block: int | None) -> tuple[Inputs | None, int, int, str | None]:
+    """The markets for the scenario sections, with their chain and block; without them (no Uniswap v3
+    pool indexed, so no cascade can sell collateral) the chain and block alone, and why."""
+    try:
+        inputs = load_inputs(conn, None, block)
+    except OptionError as exc:
+        found = _markets_without_pools(conn, block)
+        if found is None:
+            raise
+        return None, found[0], found[1], str(exc)
+    return inputs, inputs.chain_id, inputs.block, None
+
+
+def _markets_without_pools(conn: Conn, block: int | None) -> tuple[int, int] | None:
+    """(chain, block) when one chain has Aave v3 markets indexed up to the block but no Uniswap v3 pool."""
+    chains = conn.execute("SELECT DISTINCT chain_id FROM aave_v3_reserve_data_updated").fetchall()
+    if len(chains) != 1:
+        return None
+    chain = int(str(chains[0][0]))
+    head = indexed_head(conn, chain)
+    at = head if block is None else block
+    if head is None or at is None or at > head:
+        return None
+    markets = "SELECT 1 FROM aave_v3_reserve_data_updated WHERE chain_id = %s AND block_number <= %s LIMIT 1"
+    pools = "SELECT 1 FROM uniswap_v3_pool_created WHERE chain_id = %s AND block_number <= %s LIMIT 1"
+    if conn.execute(markets, (chain, at)).fetchone() is None or conn.execute(pools, (chain, at)).fetchone():
+        return None
+    return chain, at
 
 
 def period_start(period: Period, at: datetime) -> date:
@@ -57,10 +90,3 @@ def block_time(conn: Conn, chain_id: int, block: int) -> datetime | None:
         (chain_id, block, chain_id, block),
     ).fetchone()
     return None if row is None or row[0] is None else datetime.fromtimestamp(int(str(row[0])), UTC)
-
-
-def moving_symbols(inputs: Inputs) -> list[tuple[str, str]]:
-    """(asset, symbol) of every priced asset that is not a dollar, as the curve moves them."""
-    from chainrisk.contagion.curve import moving_assets
-
-    return [(a, inputs.symbols.get(a, a)) for a in moving_assets(inputs, [])]

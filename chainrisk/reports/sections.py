@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
-from chainrisk.contagion.inputs import Conn, Inputs
+from chainrisk.contagion.inputs import Conn, Inputs, token_symbols
 from chainrisk.reports import plots
 from chainrisk.reports.model import Plot, Section, Table, Value, num
 from chainrisk.reports.sql import query
@@ -36,6 +36,7 @@ class Scope:
     at_head: bool
     window_days: int
     window_end: datetime | None
+    no_scenarios: str | None = None  # why the markets could not be loaded for the scenario sections
 
     @property
     def accounts(self) -> str:
@@ -66,7 +67,7 @@ def command(scope: Scope, *args: str) -> str:
 # ---------------------------------------------------------------------------------------------- state
 
 
-def markets(conn: Conn, inputs: Inputs, scope: Scope) -> Section:
+def markets(conn: Conn, inputs: Inputs | None, scope: Scope) -> Section:
     section = Section("markets", "Markets and their positions")
     section.tables.append(
         query(
@@ -124,7 +125,7 @@ GROUP BY 1, 2, 3
 ORDER BY 1, 3"""
 
 
-def hf_distribution(conn: Conn, inputs: Inputs, scope: Scope) -> Section:
+def hf_distribution(conn: Conn, inputs: Inputs | None, scope: Scope) -> Section:
     section = Section("hf", "Health-factor distribution")
     table = query(conn, "Borrowers per health-factor bucket", _hf_sql(scope))
     section.tables.append(table)
@@ -136,7 +137,7 @@ def hf_distribution(conn: Conn, inputs: Inputs, scope: Scope) -> Section:
     return section
 
 
-def top_wallets(conn: Conn, inputs: Inputs, scope: Scope) -> Section:
+def top_wallets(conn: Conn, inputs: Inputs | None, scope: Scope) -> Section:
     section = Section("wallets", "Top wallets at risk")
     columns = (
         "pool AS market, user_address AS wallet, round(health_factor, 3) AS health_factor,"
@@ -167,10 +168,13 @@ def top_wallets(conn: Conn, inputs: Inputs, scope: Scope) -> Section:
 # ------------------------------------------------------------------------------------------ scenarios
 
 
-def lar_curve(conn: Conn, inputs: Inputs, scope: Scope) -> Section:
+def lar_curve(conn: Conn, inputs: Inputs | None, scope: Scope) -> Section:
     from chainrisk.contagion.curve import curve, drops, moving_assets
 
     section = Section("lar", "Liquidations at risk per asset")
+    if inputs is None:
+        section.missing.append(f"Liquidations at risk: {_no_scenarios(scope)}")
+        return section
     assets = moving_assets(inputs, [])
     if not assets:
         section.missing.append("No asset other than dollars is priced in these markets.")
@@ -195,13 +199,15 @@ def lar_curve(conn: Conn, inputs: Inputs, scope: Scope) -> Section:
     return section
 
 
-def cascade(conn: Conn, inputs: Inputs, scope: Scope) -> Section:
+def cascade(conn: Conn, inputs: Inputs | None, scope: Scope) -> Section:
     from chainrisk.contagion.curve import moving_assets
     from chainrisk.contagion.report import report, simulate
 
     section = Section("cascade", "Cascade and tail risk")
-    assets = moving_assets(inputs, [])
-    if assets:
+    assets = [] if inputs is None else moving_assets(inputs, [])
+    if inputs is None:
+        section.missing.append(f"The cascade round by round: {_no_scenarios(scope)}")
+    elif assets:
         shock = {a: 1 - Fraction(CASCADE_DROP, 100) for a in assets}
         document: dict[str, Any] = report(inputs, shock, simulate(inputs, shock))
         names = [inputs.symbols.get(a, a) for a in assets]
@@ -220,6 +226,13 @@ def cascade(conn: Conn, inputs: Inputs, scope: Scope) -> Section:
             )
     _tail(conn, scope, section)
     return section
+
+
+def _no_scenarios(scope: Scope) -> str:
+    return (
+        f"the cascade needs the markets' Uniswap v3 pools indexed ({scope.no_scenarios}); the state"
+        " sections do not."
+    )
 
 
 def _rounds_table(document: Mapping[str, Any], reproduce: str) -> Table:
@@ -290,7 +303,7 @@ LIMIT {TOP}""",
 # ----------------------------------------------------------------------------------------- exposure
 
 
-def exposure(conn: Conn, inputs: Inputs, scope: Scope) -> Section:
+def exposure(conn: Conn, inputs: Inputs | None, scope: Scope) -> Section:
     from graph.exposure import exposure_graph, market_exposure, market_labels, read_positions
 
     section = Section("exposure", "Exposure between markets and protocols")
@@ -321,9 +334,13 @@ def exposure(conn: Conn, inputs: Inputs, scope: Scope) -> Section:
             "command",
         )
     )
-    section.tables.append(_clearing(conn, inputs, scope))
+    if inputs is None:
+        section.missing.append(f"Clearing at shocked prices: {_no_scenarios(scope)}")
+    else:
+        section.tables.append(_clearing(conn, inputs, scope))
+    symbols = token_symbols(conn, scope.chain_id)
     edges = [
-        (labels.get(m[1], m[1][:10]), inputs.symbols.get(a[1], a[1][:10]), float(d["exposure_usd"]))
+        (labels.get(m[1], m[1][:10]), symbols.get(a[1], a[1][:10]), float(d["exposure_usd"]))
         for m, a, d in graph.edges(data=True)
         if m[0] == "market" and a[0] == "asset"
     ]
@@ -377,7 +394,7 @@ def _clearing(conn: Conn, inputs: Inputs, scope: Scope) -> Table:
 # ------------------------------------------------------------------------------ governance and flows
 
 
-def governance(conn: Conn, inputs: Inputs, scope: Scope) -> Section:
+def governance(conn: Conn, inputs: Inputs | None, scope: Scope) -> Section:
     section = Section("governance", "Governance changes and their impact")
     section.tables.append(
         query(
@@ -452,7 +469,7 @@ def _pending_impact(conn: Conn, scope: Scope) -> Table:
     )  # fmt: skip
 
 
-def whale_flows(conn: Conn, inputs: Inputs, scope: Scope) -> Section:
+def whale_flows(conn: Conn, inputs: Inputs | None, scope: Scope) -> Section:
     section = Section("whales", "Whale flows")
     section.text.append(
         f"Transfers of tracked tokens at or above their whale threshold over the {scope.window_days} day(s)"
@@ -490,7 +507,7 @@ ORDER BY netflow_usd DESC NULLS LAST, symbol""",
     return section
 
 
-def forecasts(conn: Conn, inputs: Inputs, scope: Scope) -> Section:
+def forecasts(conn: Conn, inputs: Inputs | None, scope: Scope) -> Section:
     section = Section("forecasts", "Volatility forecasts and regimes")
     vols = query(
         conn,
@@ -542,7 +559,7 @@ METHODOLOGY = [
 ]
 
 
-def methodology(conn: Conn, inputs: Inputs, scope: Scope) -> Section:
+def methodology(conn: Conn, inputs: Inputs | None, scope: Scope) -> Section:
     return Section("methodology", "Methodology", text=list(METHODOLOGY))
 
 
@@ -592,7 +609,7 @@ WHERE chain_id = {scope.chain_id}""",
     return section
 
 
-BUILDERS: list[Callable[[Conn, Inputs, Scope], Section]] = [
+BUILDERS: list[Callable[[Conn, Inputs | None, Scope], Section]] = [
     markets, hf_distribution, top_wallets, lar_curve, cascade, exposure, governance, whale_flows,
     forecasts, methodology,
 ]  # fmt: skip

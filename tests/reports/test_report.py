@@ -218,3 +218,24 @@ def test_a_long_post_is_split_into_numbered_parts_between_blocks() -> None:
 
 def _blocks(post: str) -> list[str]:
     return [b for b in post.strip().split("\n\n") if not b.startswith("**Part ")]
+
+
+def test_without_uniswap_pools_the_scenario_sections_say_why(written: Written) -> None:
+    from datetime import UTC, datetime
+
+    from chainrisk.reports.gather import gather
+
+    with psycopg.connect(to_libpq_url(written.db)) as conn:
+        conn.execute("DELETE FROM uniswap_v3_pool_created")  # undone below: the other tests share the data
+        try:
+            report = gather(conn, "daily", None, datetime.now(UTC))
+        finally:
+            conn.rollback()
+    by_key = {s.key: s for s in report.sections}
+    assert report.block == written.head and [s.key for s in report.sections] == SECTIONS
+    assert by_key["lar"].tables == [] and "Uniswap v3 pool" in by_key["lar"].missing[0]
+    assert any(
+        m.startswith("The cascade round by round: the cascade needs") for m in by_key["cascade"].missing
+    )
+    assert by_key["cascade"].tables[0].title.startswith("Latest stored Monte Carlo run")
+    assert by_key["markets"].tables[0].rows and by_key["exposure"].plots
