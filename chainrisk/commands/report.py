@@ -9,7 +9,7 @@ import typer
 
 from chainrisk.context import app_context, console
 from chainrisk.exits import new_app
-from chainrisk.inputs import MAX_BLOCK, OptionError
+from chainrisk.inputs import MAX_BLOCK, MAX_CHAIN_ID, OptionError
 
 app = new_app(help="Reports: one HTML page and a forum post in Markdown.", no_args_is_help=True)
 
@@ -19,6 +19,11 @@ Out = Annotated[
 PeriodOption = Annotated[str, typer.Option(help="daily or weekly: the period the report covers.")]
 BlockOption = Annotated[
     int | None, typer.Option(min=0, max=MAX_BLOCK, help="Block of the state (default: indexed head).")
+]
+
+ChainOption = Annotated[
+    int | None,
+    typer.Option("--chain-id", min=1, max=MAX_CHAIN_ID, help="Chain (default: the one with Aave markets)."),
 ]
 
 _CONTAGION_HELP = "\n\n".join(
@@ -34,7 +39,11 @@ _CONTAGION_HELP = "\n\n".join(
 
 @app.command("contagion", help=_CONTAGION_HELP)
 def contagion_command(
-    ctx: typer.Context, out: Out, period: PeriodOption = "daily", block: BlockOption = None
+    ctx: typer.Context,
+    out: Out,
+    period: PeriodOption = "daily",
+    block: BlockOption = None,
+    chain_id: ChainOption = None,
 ) -> None:
     from datetime import UTC, datetime
 
@@ -48,6 +57,6 @@ def contagion_command(
         raise OptionError(f"--period {period!r}: expected daily or weekly")
     check_out(out)
     with psycopg.connect(app_context(ctx).conninfo()) as conn:
-        report = gather(conn, period, block, datetime.now(UTC))
+        report = gather(conn, period, block, datetime.now(UTC), chain_id=chain_id)
     files = write_report(report, out)
     console().print(f"{out / HTML_NAME}: {len(files)} files, chain {report.chain_id}, block {report.block}")

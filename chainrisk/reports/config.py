@@ -31,6 +31,8 @@ class ReportConfig(BaseModel):
     directory: Path | None = None
     # The URL the report folder is served under; the announcement links <link>/<subfolder>/report.html.
     link: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    # The chain to report on, when more than one has Aave markets indexed.
+    chain_id: int | None = Field(default=None, ge=1)
 
 
 def check_channels(report: ReportConfig, channels: Sequence[ChannelConfig]) -> None:

@@ -20,12 +20,17 @@ from indexer.lending.health import indexed_head
 
 
 def gather(
-    conn: Conn, period: Period, block: int | None, now: datetime, period_at: datetime | None = None
+    conn: Conn,
+    period: Period,
+    block: int | None,
+    now: datetime,
+    period_at: datetime | None = None,
+    chain_id: int | None = None,
 ) -> Report:
-    """The report of ``period`` (the one ``period_at``, default ``now``, falls in) at ``block`` (default:
-    the indexed head), generated at ``now``."""
+    """The report of ``period`` (the one ``period_at``, default ``now``, falls in) on ``chain_id`` (default:
+    the one chain with Aave markets) at ``block`` (default: the indexed head), generated at ``now``."""
     start = period_start(period, period_at or now)
-    inputs, chain_id, at, why = _load(conn, block)
+    inputs, chain_id, at, why = _load(conn, block, chain_id)
     scope = sections.Scope(
         chain_id=chain_id,
         block=at,
@@ -46,25 +51,27 @@ def gather(
     )
 
 
-def _load(conn: Conn, block: int | None) -> tuple[Inputs | None, int, int, str | None]:
+def _load(conn: Conn, block: int | None, chain: int | None) -> tuple[Inputs | None, int, int, str | None]:
     """The markets for the scenario sections, with their chain and block; without them (no Uniswap v3
     pool indexed, so no cascade can sell collateral) the chain and block alone, and why."""
     try:
-        inputs = load_inputs(conn, None, block)
+        inputs = load_inputs(conn, chain, block)
     except OptionError as exc:
-        found = _markets_without_pools(conn, block)
+        found = _markets_without_pools(conn, block, chain)
         if found is None:
             raise
         return None, found[0], found[1], str(exc)
     return inputs, inputs.chain_id, inputs.block, None
 
 
-def _markets_without_pools(conn: Conn, block: int | None) -> tuple[int, int] | None:
-    """(chain, block) when one chain has Aave v3 markets indexed up to the block but no Uniswap v3 pool."""
+def _markets_without_pools(conn: Conn, block: int | None, given: int | None) -> tuple[int, int] | None:
+    """(chain, block) when the chain (given, or the one chain with Aave v3 markets) has markets indexed up
+    to the block but no Uniswap v3 pool."""
     chains = conn.execute("SELECT DISTINCT chain_id FROM aave_v3_reserve_data_updated").fetchall()
-    if len(chains) != 1:
+    found = [int(str(c[0])) for c in chains]
+    if (given is None and len(found) != 1) or (given is not None and given not in found):
         return None
-    chain = int(str(chains[0][0]))
+    chain = found[0] if given is None else given
     head = indexed_head(conn, chain)
     at = head if block is None else block
     if head is None or at is None or at > head:

@@ -45,7 +45,9 @@ def run_job(run: JobRun) -> dict[str, Any]:
             "period_start": start.isoformat(),
             "existing": True,
         }
-    report = gather(run.conn, config.period, None, datetime.now(UTC), period_at=run.period)
+    report = gather(
+        run.conn, config.period, None, datetime.now(UTC), period_at=run.period, chain_id=config.chain_id
+    )
     folder = report_folder(run.service.home, config, start)
     files = write_report(report, folder)
     report_id = _insert(run.conn, report, start, folder, files)
