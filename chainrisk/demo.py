@@ -8,6 +8,7 @@ read API); what is left here is the order, the wording and the tables.
 from __future__ import annotations
 
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ RECONCILE_SAMPLE = 100
 ETH_MOVES = (-0.1, -0.2, -0.3)
 
 DEMO_HISTORY_PERIOD_S = 86_400
+DEMO_SCENARIOS = 2_000
 
 
 def missing_recordings(data: Path) -> list[Path]:
@@ -147,6 +149,36 @@ def risk_summary(out: Console, conninfo: str, manifest: dict[str, Any]) -> None:
     out.print(f"positions: {users:,} accounts in {len(refreshed)} pools, health factors at block {head:,}")
     out.print(_risk_table(under, shocks, bad))
     out.print(_flows_table(conninfo, chain_id))
+
+
+def contagion(out: Console, conninfo: str, manifest: dict[str, Any], home: Path) -> None:
+    """The tail of bad debt over scenarios drawn from the analytics (stored), then the report."""
+    import psycopg
+
+    from chainrisk.contagion.runs import VarOptions, compute, prepare, save
+    from chainrisk.contagion.scenarios import STRESS_DAYS
+    from chainrisk.reports.build import write_report
+    from chainrisk.reports.gather import gather
+
+    chain_id = int(manifest["chain_id"])
+    options = VarOptions(DEMO_SCENARIOS, seed=1, stress_days=STRESS_DAYS, engine="fast", chain_id=chain_id)
+    request, _ = options.check()
+    with psycopg.connect(conninfo) as conn:
+        inputs, request = prepare(conn, options, request)
+        run = compute(inputs, request, engine="fast")
+        run_id = save(conn, inputs, request, run)
+    tails = run.document["bad_debt_usd"]
+    worst = max(run.document["stress_days"], key=lambda day: day["bad_debt_usd"])
+    out.print(
+        f"contagion: {DEMO_SCENARIOS:,} one-day scenarios (run {run_id}): VaR99 of bad debt"
+        f" {tails['VaR99']['point']:,.0f} USD, ES99 {tails['ES99']['point']:,.0f} USD; worst stress day"
+        f" {worst['day']}: {worst['bad_debt_usd']:,.0f} USD of bad debt after {worst['depth']} round(s)"
+    )
+    folder = home / "demo-report"
+    with psycopg.connect(conninfo) as conn:
+        report = gather(conn, "daily", None, datetime.now(UTC), chain_id=chain_id)
+    write_report(report, folder)
+    out.print(f"report: {folder / 'report.html'} and a forum post beside it (chainrisk report contagion)")
 
 
 def _risk_table(under: AtRisk, shocks: list[Shock], bad: BadDebt) -> Table:

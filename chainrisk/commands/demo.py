@@ -24,8 +24,8 @@ def demo(
     """Devnet with real Aave v3 markets, a seeded market scenario with a crash, everything indexed.
 
     Starts (or reuses) the embedded PostgreSQL unless CHAINRISK_DATABASE_URL is set, starts anvil, deploys,
-    simulates, indexes the chain, indexes the recorded mainnet data through the replay server, and prints
-    what was indexed and how to query it.
+    simulates, indexes the chain, runs the contagion Monte Carlo and writes the contagion report, indexes
+    the recorded mainnet data through the replay server, and prints what was indexed and how to query it.
     """
     steps.require_recordings(data)
     app, out = app_context(ctx), console()
@@ -33,6 +33,7 @@ def demo(
     conninfo = steps.database(out, app)
     manifest = steps.devnet(out, app, conninfo, days, wallets, seed)
     steps.risk_summary(out, conninfo, manifest)
+    steps.contagion(out, conninfo, manifest, app.settings.home.resolve())
     steps.index_recordings(out, data, conninfo)
     steps.summary(out, conninfo)
     steps.closing(out, time.monotonic() - started)
