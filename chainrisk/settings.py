@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     def _alert_rules(self) -> Settings:
         # A rule's channels and chain must exist; rule names are the outbox's dedup keys' first part.
         channels = [c.name for c in self.channels]
+        twice = sorted({name for name in channels if channels.count(name) > 1})
+        if twice:
+            raise ValueError(f"[[channels]] {twice[0]!r}: two channels have this name; expected unique names")
         chains = {c.name: c.chain_id for c in self.chains}
         seen: set[str] = set()
         for rule in self.alerts:

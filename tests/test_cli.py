@@ -205,7 +205,10 @@ def test_demo_runs_the_main_job_end_to_end(env: dict[str, str], db_url: str, nod
         r"reconciled (\d+) sampled wallets .* (\d+) equal to the wei", " ".join(result.stdout.split())
     )
     assert reconciled is not None and reconciled[1] == reconciled[2] and int(reconciled[1]) > 0
+    assert "contagion: 2,000 one-day scenarios" in " ".join(result.stdout.split())
+    assert (node_home / "demo-report" / "report.html").is_file()
     with psycopg.connect(to_libpq_url(db_url)) as conn:
+        stored = conn.execute("SELECT scenarios FROM contagion_run_results WHERE chain_id = 31337").fetchall()
         supplies = conn.execute("SELECT count(*) FROM aave_v3_supply WHERE chain_id = 31337").fetchone()
         pools = conn.execute(
             "SELECT count(DISTINCT address) FROM aave_v3_supply WHERE chain_id = 31337"
@@ -214,6 +217,7 @@ def test_demo_runs_the_main_job_end_to_end(env: dict[str, str], db_url: str, nod
     assert supplies is not None and supplies[0] >= 30
     assert pools == (2,)
     assert mainnet == (454,)
+    assert stored == [(2_000,)]
     with psycopg.connect(to_libpq_url(db_url)) as conn:
         accounts = conn.execute("SELECT count(*) FROM positions_current WHERE chain_id = 31337").fetchone()
         buckets = conn.execute("SELECT sum(users) FROM hf_distribution WHERE chain_id = 31337").fetchone()

@@ -108,6 +108,10 @@ def test_two_rules_with_one_name_are_refused(tmp_path: Path) -> None:
     _refused(_serve(tmp_path, rule + rule), "'r1'", "two rules")
 
 
+def test_two_channels_with_one_name_are_refused(tmp_path: Path) -> None:
+    _refused(_serve(tmp_path, f"{CHANNEL}\n{CHANNEL}\n"), "[[channels]]", "two channels have this name")
+
+
 def test_a_rule_naming_a_channel_when_none_is_configured(tmp_path: Path) -> None:
     config = '[[alerts]]\nname = "r1"\nkind = "volatility"\nabove = 1\nchannels = ["risk"]\n'
     _refused(_serve(tmp_path, config), "'r1'", "unknown channel 'risk'", "add a [[channels]] entry")
