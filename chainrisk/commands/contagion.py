@@ -233,7 +233,7 @@ def var_command(
         scenarios, block, seed, method, horizon, tuple(vol or ()), corr, df, history_days, regimes, days,
         replay, engine, exact_worst, dask or app_context(ctx).settings.contagion.dask, chain_id,
     )  # fmt: skip
-    document = runs.run_command(app_context(ctx).conninfo(), options, store=store, show_progress=not as_json)
+    document = runs.run_command(app_context(ctx).conninfo, options, store=store, show_progress=not as_json)
     if as_json:
         typer.echo(json.dumps(document, indent=2))
     else:

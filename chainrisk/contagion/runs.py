@@ -242,14 +242,17 @@ def _fast_error(fast: FastOutcomes, worst: list[int], exact: Sequence[Outcome]) 
     }
 
 
-def run_command(conninfo: str, options: VarOptions, *, store: bool, show_progress: bool) -> dict[str, Any]:
-    """`contagion var`: check, read, compute (no connection held meanwhile), store; the document, with
-    ``run_id`` when stored."""
+def run_command(
+    database: Callable[[], str], options: VarOptions, *, store: bool, show_progress: bool
+) -> dict[str, Any]:
+    """`contagion var`: check every option, then open the database (``database()`` gives its conninfo),
+    read, compute (no connection held meanwhile), store; the document, with ``run_id`` when stored."""
     import psycopg
 
     from chainrisk.contagion.var import progress_bar
 
     request, again = options.check()
+    conninfo = database()
     with psycopg.connect(conninfo) as conn:
         inputs, request = prepare(conn, options, request, again)
     with progress_bar(request.scenarios, show_progress) as advance:
