@@ -19,8 +19,10 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 
+# Three workers on two cores: most of the suite waits on nodes, servers and subprocesses, not the CPU.
+# One file per worker at a time, so a module's devnet fixture is built once.
 test: lint
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 3 --dist loadfile
 
 demo: $(STAMP)
 	$(VENV)/bin/chainrisk demo
