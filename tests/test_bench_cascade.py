@@ -23,7 +23,7 @@ def test_bench_cascade_reports_fast_and_exact_figures(tmp_path: Path) -> None:
         "CHAINRISK_LOG_LEVEL": "WARNING",
     }
     args = ["bench", "cascade", "--positions", "600", "--scenarios", "200", "--worst", "3"]
-    args += ["--baseline-scenarios", "2", "--seed", "1", "--json"]
+    args += ["--baseline-scenarios", "2", "--seed", "1", "--scaling", "4", "--json"]
     result = subprocess.run(
         [sys.executable, "-m", "chainrisk", *args], env=env, capture_output=True, text=True, timeout=300
     )
@@ -45,3 +45,6 @@ def test_bench_cascade_reports_fast_and_exact_figures(tmp_path: Path) -> None:
             fast, exact = row[f"fast_{figure}_usd"], row[f"exact_{figure}_usd"]
             assert abs(fast - exact) <= REPLAY_TOLERANCE * max(exact, 1.0)
     assert report["machine"]["cores"] >= 1
+    scaling = report["scaling"]  # the exact engine in process and on a real two-worker LocalCluster
+    assert scaling["scenarios"] == 4 and scaling["same_outcomes"] is True
+    assert scaling["in_process_seconds"] > 0 and scaling["local_cluster_2_workers_seconds"] > 0

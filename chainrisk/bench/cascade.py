@@ -286,6 +286,7 @@ def benchmark(
     repeats: int = 1,
     worst: int = 2,
     baseline_scenarios: int = 5,
+    scaling_scenarios: int = 0,
 ) -> dict[str, Any]:
     """End to end on ``positions`` × ``n_scenarios``: LM fit and fast cascade (median of ``repeats``), then
     the exact replay of the ``worst`` scenarios (once); the exact loop on the first
@@ -355,7 +356,44 @@ def benchmark(
             "max_depth": int(outcomes.depth.max(initial=0)),
             "liquidations": int(outcomes.liquidation_round.size),
         },
-        "scaling": None,
-        "scaling_note": "not measured: no Dask fan-out of the fast path yet",
+        "scaling": scaling(book, assets, factors[:scaling_scenarios]) if scaling_scenarios else None,
+        "scaling_note": "the exact engine's scenario batches in process and on a LocalCluster of two worker"
+        " processes (the fast path runs in one process)",
         "machine": {**machine(), "load_average_1m_at_start": load},
+    }
+
+
+def scaling(book: DevnetBook, assets: list[str], factors: np.ndarray[Any, Any]) -> dict[str, Any]:
+    """The exact cascade of ``factors``' scenarios in process, then on a real LocalCluster of two worker
+    processes (one batch per scenario, inputs broadcast once; the cluster's start is not timed), and
+    whether both gave the same outcomes."""
+    import logging
+
+    import distributed
+
+    from chainrisk.contagion.distributed import scenario_outcomes_on
+    from chainrisk.contagion.inputs import Inputs
+
+    decimals = {r.asset: r.decimals for m in book.markets for rs in m.positions.values() for r in rs}
+    inputs = Inputs(0, 0, book.markets, {}, book.pools, {}, book.oracles, book.symbols, decimals)
+    local_s, local = _timed(lambda: scenario_outcomes_on(inputs, assets, factors, address=None))
+    dask: Any = distributed  # untyped
+    with dask.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        silence_logs=logging.ERROR,  # its INFO lines would bury the JSON
+    ) as cluster:
+        address = cluster.scheduler_address
+        cluster_s, remote = _timed(
+            lambda: scenario_outcomes_on(inputs, assets, factors, address=address, batch_size=1)
+        )
+    return {
+        "scenarios": len(factors),
+        "in_process_seconds": local_s,
+        "local_cluster_2_workers_seconds": cluster_s,
+        "speedup": local_s / cluster_s if cluster_s else None,
+        "same_outcomes": local == remote,
     }

@@ -77,13 +77,17 @@ def bench_cascade(
         int, typer.Option(min=1, help="Scenarios the exact per-scenario baseline is measured on.")
     ] = 5,
     seed: Annotated[int, typer.Option(help="Seed of the book and the scenarios.")] = 0,
+    scaling: Annotated[
+        int,
+        typer.Option(min=0, help="Exact-engine scenarios timed in process and on a 2-worker cluster."),
+    ] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line.")] = False,
 ) -> None:
     """The vectorised liquidation cascade over the devnet's markets and pools (LM-fitted impact curves,
     the exact replay of the worst scenarios), with the exact per-scenario loop as the baseline."""
     from chainrisk.bench.cascade import benchmark
 
-    result = benchmark(positions, scenarios, seed, repeats, worst, baseline_scenarios)
+    result = benchmark(positions, scenarios, seed, repeats, worst, baseline_scenarios, scaling)
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
 
 
