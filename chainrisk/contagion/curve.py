@@ -23,7 +23,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from chainrisk.contagion.inputs import Inputs, pegged
+from chainrisk.contagion import scenarios
+from chainrisk.contagion.inputs import Inputs, symbol_token
 from chainrisk.contagion.report import simulate, usd
 from chainrisk.inputs import OptionError
 from graph.cascade import CascadeResult, LendingMarket
@@ -47,13 +48,12 @@ def drops(max_drop: float, step: float) -> list[Fraction]:
 def moving_assets(inputs: Inputs, names: Sequence[str]) -> list[str]:
     """The assets to drop: those named (by symbol, any case; ETH and BTC also name WETH and WBTC), or
     every priced asset that is not a dollar."""
-    moving = [a for a, o in sorted(inputs.oracles.items()) if not pegged(o.price)]
     if not names:
-        return moving
+        return scenarios.moving_assets(inputs)
     by_symbol = {inputs.symbols.get(a, a).lower(): a for a in inputs.oracles}
     chosen = []
     for name in names:
-        asset = by_symbol.get(name.lower()) or by_symbol.get(f"w{name.lower()}")
+        asset = symbol_token(by_symbol, name)
         if asset is None:
             known = ", ".join(sorted(inputs.symbols.get(a, a) for a in inputs.oracles))
             raise OptionError(

@@ -31,7 +31,6 @@ from chainrisk.contagion.var import (
     VarRequest,
     WalletLiquidation,
     draw_factors,
-    shocked_assets,
     var_report,
     var_request,
 )
@@ -159,7 +158,7 @@ def compute(
         outcomes, fast_path = _fast(inputs, assets, factors, exact_worst, dask, progress)
     else:
         outcomes = scenario_outcomes_on(inputs, assets, factors, address=dask, progress=progress)
-    document = var_report(inputs, request, shocked_assets(inputs, request), outcomes)
+    document = var_report(inputs, request, outcomes)
     document["inputs"]["engine"] = engine
     document["stress_days"] = stress_results(inputs, request)
     if fast_path is not None:

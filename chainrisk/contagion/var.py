@@ -2,8 +2,7 @@
 
     request = var_request(scenarios=1000, seed=7, vols=["ETH=0.06"], method="t", horizon="1d")
     assets, factors = draw_factors(inputs, request)
-    document = var_report(inputs, request, shocked_assets(inputs, request),
-                          scenario_outcomes(inputs, assets, factors))
+    document = var_report(inputs, request, scenario_outcomes(inputs, assets, factors))
 
 How a run is driven end to end (engines, Dask, storage) is :mod:`chainrisk.contagion.runs`.
 """
@@ -204,9 +203,7 @@ def _liquidation(x: CascadeLiquidation) -> WalletLiquidation:
     return WalletLiquidation(x.round, x.market, x.user, x.collateral_asset, x.debt_asset, repaid, seized)
 
 
-def var_report(
-    inputs: Inputs, request: VarRequest, vols: Mapping[str, float], outcomes: Sequence[Outcome]
-) -> dict[str, Any]:
+def var_report(inputs: Inputs, request: VarRequest, outcomes: Sequence[Outcome]) -> dict[str, Any]:
     """The tails of the outcomes as one JSON-able document, with every input that drew them."""
     import numpy as np
 
