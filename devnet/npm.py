@@ -74,9 +74,10 @@ def anvil_binary(home: Path) -> Path:
     return binary
 
 
-def solcjs_path(home: Path) -> Path:
-    """Directory of the pinned solc-js package (``require()``-able from node)."""
-    path = ensure_node_modules(home) / "solc"
+def solcjs_path(home: Path, package: str = "solc") -> Path:
+    """Directory of a pinned solc-js package (``require()``-able from node): ``solc`` is the project's
+    compiler; others are aliases such as ``solc-0.8.19`` for sources pinned to an older exact version."""
+    path = ensure_node_modules(home) / package
     if not (path / "soljson.js").is_file():
         raise NodeToolsError(f"solc-js missing at {path}")
     return path

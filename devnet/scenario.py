@@ -32,6 +32,7 @@ from devnet.aave import USD, Contract, Deployment
 from devnet.errors import DevnetError
 from devnet.governance import Governance
 from devnet.governance_agent import Chain, GovernanceAgent, ProposalOutcome
+from devnet.morpho import Morpho
 from devnet.uniswap import DEADLINE, SWAP_GAS, Uniswap, input_to_move, sqrt_price_x96
 
 STEP_S = 3_600
@@ -264,6 +265,7 @@ def simulate(
     governance: Governance | None = None,
     uniswap: Uniswap | None = None,
     feedback: float = 0.0,
+    morpho: Morpho | None = None,
 ) -> ScenarioResult:
     """Run the scenario on a deployed devnet (anvil: it uses time travel and impersonation).
 

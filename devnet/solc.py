@@ -1,8 +1,9 @@
 """Compile the project's own Solidity with the pinned solc-js (standard JSON, run under node).
 
-Imports starting with ``@openzeppelin/``, ``@uniswap/`` or ``@aave/`` are read from the installed
-node_modules; source unit names stay as written, so the bytecode does not depend on where HOME is. Output
-is cached under ``HOME/solc/cache`` keyed by the sources, the settings and the pinned compiler.
+Imports starting with ``@openzeppelin/``, ``@uniswap/``, ``@aave/`` or ``@morpho-org/`` are read from the
+installed node_modules; source unit names stay as written, so the bytecode does not depend on where HOME is.
+Output is cached under ``HOME/solc/cache`` keyed by the sources, the settings and the pinned compiler
+(``solc``, or an aliased older one such as ``solc-0.8.19`` for sources that pin it).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from devnet.errors import DevnetError
 from devnet.npm import ensure_node_modules, lockfile_hash, node_executable, solcjs_path
 
 CONTRACTS_DIR = Path(__file__).resolve().parent / "contracts"
-NPM_PREFIXES = ("@openzeppelin/", "@uniswap/", "@aave/")
+NPM_PREFIXES = ("@openzeppelin/", "@uniswap/", "@aave/", "@morpho-org/")
+DEFAULT_COMPILER = "solc"
 COMPILE_TIMEOUT_S = 600
 
 # Reads the standard JSON input on stdin; argv: solc-js directory, JSON map of import prefix -> directory.
@@ -81,19 +83,22 @@ def compile_sources(
     optimizer_runs: int = 200,
     evm_version: str = "cancun",
     remappings: Mapping[str, Path] | None = None,
+    compiler: str = DEFAULT_COMPILER,
 ) -> dict[str, CompiledContract]:
     """Compile ``{source unit name: Solidity text}`` (imports included) and cache the result under HOME.
 
+    ``compiler`` names the installed solc-js package (``solc-0.8.19`` for sources pinned to 0.8.19).
     Returns every contract keyed by name, or by ``source:Name`` where two sources define the same name.
     """
     standard_input = _standard_input(sources, optimizer_runs, evm_version)
-    key = hashlib.sha256(json.dumps([standard_input, lockfile_hash()], sort_keys=True).encode()).hexdigest()
+    keyed = [standard_input, lockfile_hash()] + ([] if compiler == DEFAULT_COMPILER else [compiler])
+    key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()
     cache = home / "solc" / "cache" / f"{key}.json"
     if cache.is_file():
         return _contracts(json.loads(cache.read_text()))
     modules = ensure_node_modules(home)
     prefixes = {prefix: modules / prefix for prefix in NPM_PREFIXES}
-    output = _run_solc(home, standard_input, {**prefixes, **(remappings or {})})
+    output = _run_solc(home, standard_input, {**prefixes, **(remappings or {})}, compiler)
     selected = _select(output)
     _write_atomic(cache, json.dumps(selected))
     return _contracts(selected)
@@ -111,9 +116,11 @@ def _standard_input(sources: Mapping[str, str], runs: int, evm_version: str) -> 
     }
 
 
-def _run_solc(home: Path, standard_input: dict[str, Any], remappings: Mapping[str, Path]) -> dict[str, Any]:
+def _run_solc(
+    home: Path, standard_input: dict[str, Any], remappings: Mapping[str, Path], compiler: str
+) -> dict[str, Any]:
     mapping = json.dumps({prefix: str(path) for prefix, path in remappings.items()})
-    command = [node_executable(), "-e", _DRIVER, str(solcjs_path(home)), mapping]
+    command = [node_executable(), "-e", _DRIVER, str(solcjs_path(home, compiler)), mapping]
     done = subprocess.run(
         command, input=json.dumps(standard_input).encode(), capture_output=True, timeout=COMPILE_TIMEOUT_S
     )

@@ -1,4 +1,5 @@
-"""The whole devnet: both Aave v3 markets, the Governor and Uniswap v3 on one anvil, and its scenario.
+"""The whole devnet: both Aave v3 markets, the Governor, Uniswap v3 and Morpho Blue on one anvil, and its
+scenario.
 
     with devnet_node(home) as node:
         stack = deploy_all(node, home)
@@ -26,6 +27,7 @@ from devnet.aave import Deployment, deploy_markets
 from devnet.anvil import Anvil
 from devnet.errors import DevnetError
 from devnet.governance import Governance, default_holders, deploy_governance, manifest_with_governance
+from devnet.morpho import Morpho, deploy_morpho, manifest_with_morpho
 from devnet.scenario import BLOCK_S, PricePath, ScenarioResult, price_path, simulate
 from devnet.serve import PortAnvil, load_manifest
 from devnet.uniswap import Uniswap, deploy_uniswap, manifest_with_uniswap
@@ -39,35 +41,43 @@ class DevnetDownError(DevnetError, ConnectionError):
 
 @dataclass(frozen=True)
 class Stack:
-    """What runs on the devnet: the markets, and the Governor and Uniswap pools when deployed."""
+    """What runs on the devnet: the markets, and the Governor, Uniswap pools and Morpho when deployed."""
 
     deployment: Deployment
     governance: Governance | None
     uniswap: Uniswap | None
     deploy_s: float = 0.0
+    morpho: Morpho | None = None
 
     @classmethod
     def from_manifest(cls, body: Mapping[str, Any], home: Path) -> Stack:
         """The stack a manifest describes, bound to the node at its ``rpc_url``."""
         deployment = Deployment.from_manifest(body, str(body["rpc_url"]), home)
         return cls(
-            deployment, Governance.from_manifest(body, deployment), Uniswap.from_manifest(body, deployment)
+            deployment,
+            Governance.from_manifest(body, deployment),
+            Uniswap.from_manifest(body, deployment),
+            morpho=Morpho.from_manifest(body, deployment),
         )
 
     def manifest(self) -> dict[str, Any]:
-        """The manifest body (without ``rpc_url``): the markets, then governance and Uniswap sections."""
+        """The manifest body (without ``rpc_url``): the markets, then the governance, Uniswap and Morpho
+        sections."""
         body = self.deployment.to_manifest()
         if self.governance is not None:
             body = manifest_with_governance(body, self.governance)
-        return body if self.uniswap is None else manifest_with_uniswap(body, self.uniswap)
+        if self.uniswap is not None:
+            body = manifest_with_uniswap(body, self.uniswap)
+        return body if self.morpho is None else manifest_with_morpho(body, self.morpho)
 
     def simulate(
         self, days: int, wallets: int, seed: int, prices: Path | PricePath | None = None, **options: Any
     ) -> ScenarioResult:
-        """The market scenario (:func:`devnet.scenario.simulate`) with this stack's Governor and pools."""
+        """The market scenario (:func:`devnet.scenario.simulate`) with this stack's Governor, pools and
+        Morpho markets."""
         return simulate(
             self.deployment, days, wallets, seed, prices, governance=self.governance, uniswap=self.uniswap,
-            **options,
+            morpho=self.morpho, **options,
         )  # fmt: skip
 
 
@@ -81,12 +91,16 @@ def devnet_node(home: Path, port: int = 0, genesis_timestamp: int = GENESIS_TIME
 
 
 def deploy_all(node: Anvil, home: Path) -> Stack:
-    """Deploy both Aave markets, the Governor (risk admin of 'aave') and the Uniswap v3 pools."""
+    """Deploy both Aave markets, the Governor (risk admin of 'aave'), the Uniswap v3 pools and Morpho Blue.
+
+    Morpho comes last, so the contracts deployed before it keep their addresses.
+    """
     started = time.perf_counter()
     deployment = deploy_markets(node, home)
     governance = deploy_governance(deployment, home, default_holders())
     uniswap = deploy_uniswap(deployment, home)
-    return Stack(deployment, governance, uniswap, time.perf_counter() - started)
+    morpho = deploy_morpho(deployment, home)
+    return Stack(deployment, governance, uniswap, time.perf_counter() - started, morpho)
 
 
 def run_scenario(
