@@ -33,6 +33,16 @@ category price sources are not modelled (a category with a price raises :class:`
 
 Bad debt per (market, asset): the 3.3 deficits the liquidations realised, plus, at the end, the debt of
 every account with no collateral left (3.0 leaves it on the books).
+
+Morpho Blue markets (:class:`MorphoBook`, given among ``markets``) take part in the same rounds: a position
+is liquidatable when :func:`graph.morpho.is_healthy` fails at its oracle's price, which is the ratio of the
+cascade's collateral and loan-token feeds (``SCALE_FACTOR · collateral / loan``), so the shock and the
+feeds that follow the pools move both protocols. Its place in the round's order is its debt
+(``toAssetsUp(borrowShares)``) at the loan token's feed price, among Aave's accounts by the same key. The
+liquidator sends the largest ``liquidate`` (:func:`graph.morpho.liquidate_max`: every borrow share, or all
+the collateral when that does not cover them), keeps it under the same profit test, and sells the seized
+collateral on the same pool. The bad debt Morpho realises when the collateral reaches 0 counts as a
+deficit of the loan token; liquidations carry their ``protocol``.
 """
 
 from __future__ import annotations
@@ -56,6 +66,16 @@ from graph.liquidation import (
     max_debt_to_cover,
     worth_liquidating,
 )
+from graph.morpho import (
+    MorphoMarket,
+    MorphoPosition,
+    MorphoReverted,
+    accrue_interest,
+    borrowed,
+    is_healthy,
+    liquidate_max,
+    oracle_price,
+)
 from graph.univ3 import MAX_SQRT_RATIO, MIN_SQRT_RATIO, UniswapMathError
 from graph.univ3_pool import Pool, SwapOutcome
 from indexer.lending.positions import MarketState
@@ -71,6 +91,7 @@ from indexer.protocols.aave_math import (
 )
 
 PoolKey = tuple[str, str]
+Protocol = Literal["aave_v3", "morpho_blue"]
 OracleKind = Literal["feed", "fixed", "mixed"]
 Shock = Mapping[str, Fraction | int | float]
 
@@ -119,6 +140,22 @@ class LendingMarket:
 
 
 @dataclass(frozen=True, slots=True)
+class MorphoBook:
+    """One Morpho Blue market's book: the market (params and totals), every borrower's position, and its
+    oracle's ``SCALE_FACTOR``: the oracle prices the collateral as ``scale_factor · collateral feed / loan
+    feed`` (rounded down), the two feeds being the cascade's oracles of the two tokens, so one feed model
+    drives both protocols. ``borrow_rate`` (wad per second, the IRM's) accrues the interest from the
+    market's ``last_update`` to ``timestamp`` once, before the shock, as the first call on the market
+    would; the rate is then held, as Aave's indices are."""
+
+    market: MorphoMarket
+    positions: Mapping[str, MorphoPosition]
+    scale_factor: int
+    borrow_rate: int = 0
+    timestamp: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class CascadeLiquidation:
     """One liquidation of the cascade; amounts in the assets' units, ``*_usd`` in base currency at the
     oracle prices of the moment; ``proceeds`` is the debt asset the sale of the collateral brought."""
@@ -135,6 +172,7 @@ class CascadeLiquidation:
     collateral_seized_usd: int
     proceeds: int
     deficits: tuple[tuple[str, int], ...]
+    protocol: Protocol = "aave_v3"
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,11 +195,21 @@ class CascadeResult:
     positions: dict[str, dict[str, tuple[UserReserve, ...]]]
     bad_debt: dict[tuple[str, str], int]
     bad_debt_by_user: dict[tuple[str, str, str], int]  # (market, user, asset) → amount
+    morpho: dict[str, MorphoBook] = field(default_factory=dict)  # by market id, after the cascade
+    protocols: dict[str, Protocol] = field(default_factory=dict)  # market → its protocol
 
     @property
     def depth(self) -> int:
         """Rounds in which at least one liquidation happened."""
         return len(self.rounds)
+
+    def bad_debt_by_protocol(self) -> dict[tuple[Protocol, str], int]:
+        """Bad debt per (protocol, asset)."""
+        found: dict[tuple[Protocol, str], int] = {}
+        for (market, asset), amount in self.bad_debt.items():
+            key = (self.protocols.get(market, "aave_v3"), asset)
+            found[key] = found.get(key, 0) + amount
+        return dict(sorted(found.items()))
 
 
 @dataclass
@@ -180,6 +228,8 @@ class _State:
     feeds: dict[str, _Feed]
     decimals: dict[str, int]
     screen: Screen
+    morpho: dict[str, MorphoBook] = field(default_factory=dict)  # markets as they stand
+    morpho_positions: dict[str, dict[str, MorphoPosition]] = field(default_factory=dict)
     deficits: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (market, user, asset)
 
 
@@ -225,13 +275,31 @@ def _check_markets(markets: Sequence[LendingMarket]) -> dict[str, LendingMarket]
     return by_name
 
 
-def _decimals(markets: Sequence[LendingMarket]) -> dict[str, int]:
-    return {
+def _decimals(markets: Sequence[LendingMarket], morpho: Sequence[MorphoBook] = ()) -> dict[str, int]:
+    found = {
         reserve.asset: reserve.decimals
         for market in markets
         for reserves in market.positions.values()
         for reserve in reserves
     }
+    for book in morpho:
+        found[book.market.loan_token] = book.market.loan_decimals
+        found[book.market.collateral_token] = book.market.collateral_decimals
+    return found
+
+
+def _check_morpho(morpho: Sequence[MorphoBook], aave: Mapping[str, LendingMarket]) -> dict[str, MorphoBook]:
+    by_id: dict[str, MorphoBook] = {}
+    for book in morpho:
+        name = book.market.id
+        if name in by_id or name in aave:
+            raise CascadeInputError(f"market {name!r} given twice")
+        if book.scale_factor <= 0 or not 0 < book.market.lltv < 10**18:
+            raise CascadeInputError(
+                f"Morpho market {name}: expected a positive scale factor and 0 < lltv < 1e18"
+            )
+        by_id[name] = book
+    return by_id
 
 
 def _check_oracles(
@@ -377,7 +445,28 @@ def _liquidatable(state: _State) -> list[tuple[int, str, str]]:
         account = user_account_data(_priced(state, reserves), "3.0", _emode(state.markets[name], user)[0])
         if account.health_factor < HEALTH_FACTOR_LIQUIDATION_THRESHOLD:
             found.append((account.total_debt_base, name, user))
+    found += _morpho_liquidatable(state)
     return sorted(found, key=lambda item: (-item[0], item[1], item[2]))
+
+
+def _morpho_price(state: _State, market: MorphoMarket, scale: int) -> int:
+    """The market oracle's ``price()``: the ratio of the collateral's and the loan token's feeds."""
+    return oracle_price(
+        scale, state.feeds[market.collateral_token].price, state.feeds[market.loan_token].price
+    )
+
+
+def _morpho_liquidatable(state: _State) -> list[tuple[int, str, str]]:
+    """(debt in base currency at the loan token's feed, market id, user) of every unhealthy position."""
+    found = []
+    for name, book in sorted(state.morpho.items()):
+        market = book.market
+        price = _morpho_price(state, market, book.scale_factor)
+        loan_price, unit = state.feeds[market.loan_token].price, _unit(market.loan_decimals)
+        for user, position in sorted(state.morpho_positions[name].items()):
+            if not is_healthy(market, position, price):
+                found.append((borrowed(market, position) * loan_price // unit, name, user))
+    return found
 
 
 def _pair(reserves: Sequence[UserReserve]) -> tuple[str, str] | None:
@@ -467,6 +556,56 @@ def _try_liquidate(
     return _record(state, index, name, user, (collateral, debt), outcome, _proceeds(sale, key, collateral))
 
 
+def _try_morpho(
+    state: _State, name: str, user: str, costs: _Costs, index: int, sold: dict[tuple[PoolKey, str], int]
+) -> CascadeLiquidation | None:
+    """The largest ``liquidate`` of the position (:func:`graph.morpho.liquidate_max`), kept when selling
+    the collateral seized on the collateral/loan pool beats the assets repaid plus gas, as for Aave."""
+    book = state.morpho[name]
+    market = book.market
+    collateral, loan = market.collateral_token, market.loan_token
+    key = _pool_key(state.pools, collateral, loan)
+    if key is None:
+        return None
+    try:
+        outcome = liquidate_max(
+            market, state.morpho_positions[name][user], _morpho_price(state, market, book.scale_factor)
+        )
+    except MorphoReverted:
+        return None
+    pool = state.pools[key]
+    sale = _sell_quote(pool, key, collateral, outcome.seized_assets)
+    loan_price, collateral_price = state.feeds[loan].price, state.feeds[collateral].price
+    gas = _to_units(costs.gas_cost_usd, loan_price, market.loan_decimals)
+    floor = _to_units(costs.min_profit_usd, loan_price, market.loan_decimals)
+    if sale is None or _proceeds(sale, key, collateral) - outcome.repaid_assets - gas <= floor:
+        return None
+    pool.apply(sale)
+    sold[(key, collateral)] = sold.get((key, collateral), 0) + outcome.seized_assets
+    state.morpho[name] = replace(book, market=outcome.market)
+    state.morpho_positions[name][user] = outcome.position
+    deficits: tuple[tuple[str, int], ...] = ()
+    if outcome.bad_debt_assets:
+        deficits = ((loan, outcome.bad_debt_assets),)
+        where = (name, user, loan)
+        state.deficits[where] = state.deficits.get(where, 0) + outcome.bad_debt_assets
+    return CascadeLiquidation(
+        round=index,
+        market=name,
+        user=user,
+        collateral_asset=collateral,
+        debt_asset=loan,
+        debt_repaid=outcome.repaid_assets,
+        collateral_seized=outcome.seized_assets,
+        protocol_fee=0,
+        debt_repaid_usd=outcome.repaid_assets * loan_price // _unit(market.loan_decimals),
+        collateral_seized_usd=outcome.seized_assets * collateral_price // _unit(market.collateral_decimals),
+        proceeds=_proceeds(sale, key, collateral),
+        deficits=deficits,
+        protocol="morpho_blue",
+    )
+
+
 def _record(
     state: _State,
     index: int,
@@ -498,7 +637,8 @@ def _round(state: _State, index: int, costs: _Costs, round_seconds: int) -> Casc
     sold: dict[tuple[PoolKey, str], int] = {}
     done = []
     for _, name, user in _liquidatable(state):
-        found = _try_liquidate(state, name, user, costs, index, sold)
+        attempt = _try_morpho if name in state.morpho else _try_liquidate
+        found = attempt(state, name, user, costs, index, sold)
         if found is not None:
             done.append(found)
     _update_feeds(state, round_seconds)
@@ -526,6 +666,12 @@ def _bad_debt(state: _State) -> dict[tuple[str, str, str], int]:
             owed = _debt_balance(reserve)
             if owed:
                 found[(name, user, reserve.asset)] = found.get((name, user, reserve.asset), 0) + owed
+    for name, book in state.morpho.items():  # no collateral left, but not liquidated (it did not pay)
+        for user, position in state.morpho_positions[name].items():
+            owed = borrowed(book.market, position) if position.collateral == 0 else 0
+            if owed:
+                where = (name, user, book.market.loan_token)
+                found[where] = found.get(where, 0) + owed
     return dict(sorted(found.items()))
 
 
@@ -540,7 +686,7 @@ def _per_asset(by_user: Mapping[tuple[str, str, str], int]) -> dict[tuple[str, s
 
 
 def run_cascade(
-    markets: Sequence[LendingMarket],
+    markets: Sequence[LendingMarket | MorphoBook],
     pools: Mapping[PoolKey, Pool],
     oracles: Mapping[str, OracleModel],
     shock: Shock,
@@ -552,29 +698,35 @@ def run_cascade(
 ) -> CascadeResult:
     """Run the cascade the module docstring describes; inputs are copied, never changed.
 
+    ``markets`` holds Aave markets and Morpho Blue books (:class:`MorphoBook`): both are liquidated in the
+    same rounds, on the same feeds and pools.
+
     ``gas_cost_usd`` and ``min_profit_usd`` are per liquidation in base currency (USD, 8 decimals),
     converted to the debt asset at its oracle price. Raises :class:`CascadeInputError` on inputs that do
     not fit together.
     """
     if max_rounds < 0 or round_seconds < 0 or gas_cost_usd < 0:
         raise CascadeInputError("max_rounds, round_seconds and gas_cost_usd must not be negative")
-    by_name = _check_markets(markets)
-    decimals = _decimals(markets)
+    morpho = [m for m in markets if isinstance(m, MorphoBook)]
+    aave = [m for m in markets if isinstance(m, LendingMarket)]
+    by_name = _check_markets(aave)
+    books = _check_morpho(morpho, by_name)
+    decimals = _decimals(aave, morpho)
     _check_oracles(oracles, pools, decimals)
     factors = {asset: _fraction(asset, value) for asset, value in sorted(shock.items())}
     for asset in factors:
         if asset not in oracles:
             raise CascadeInputError(f"shock for {asset}: the asset has no oracle")
-    positions = {
-        m.name: {user: {r.asset: r for r in rs} for user, rs in m.positions.items()} for m in markets
-    }
+    positions = {m.name: {user: {r.asset: r for r in rs} for user, rs in m.positions.items()} for m in aave}
     state = _State(
         markets=by_name,
         positions=positions,
         pools=copy.deepcopy(dict(pools)),
         feeds={a: _feed(m, _shocked(m.price, factors.get(a))) for a, m in oracles.items()},
         decimals=decimals,
-        screen=Screen(positions, emodes_of([(m.name, m.emodes) for m in markets]), decimals),
+        screen=Screen(positions, emodes_of([(m.name, m.emodes) for m in aave]), decimals),
+        morpho={name: _accrued(book) for name, book in books.items()},
+        morpho_positions={name: dict(book.positions) for name, book in books.items()},
     )
     _align_pools(state.pools, factors)
     rounds = []
@@ -594,7 +746,17 @@ def run_cascade(
         },
         bad_debt=_per_asset(by_user),
         bad_debt_by_user=by_user,
+        morpho={
+            name: replace(book, positions=dict(sorted(state.morpho_positions[name].items())))
+            for name, book in sorted(state.morpho.items())
+        },
+        protocols={**{m.name: "aave_v3" for m in aave}, **{name: "morpho_blue" for name in books}},
     )
+
+
+def _accrued(book: MorphoBook) -> MorphoBook:
+    market, _ = accrue_interest(book.market, book.borrow_rate, book.timestamp)
+    return replace(book, market=market)
 
 
 def _feed(model: OracleModel, shocked: int) -> _Feed:
