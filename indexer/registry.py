@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from indexer.decode import LogDecoder, make_decoder
 from indexer.events import EventSpec
 from indexer.fastdecode import LineDecoder, compile_static
-from indexer.protocols import aave_v3, compound_v3, erc20, governance, uniswap_v3
+from indexer.protocols import aave_v3, compound_v3, erc20, governance, morpho_blue, uniswap_v3
 
 KINDS: dict[str, tuple[EventSpec, ...]] = {
     "erc20": erc20.EVENTS,
@@ -29,6 +29,9 @@ KINDS: dict[str, tuple[EventSpec, ...]] = {
     "compound_v3": compound_v3.EVENTS,
     "uniswap_v3_factory": uniswap_v3.FACTORY_EVENTS,
     "uniswap_v3_pool": uniswap_v3.POOL_EVENTS,
+    # Not in AUTO_KINDS: one contract per chain, configured by address; SetOwner, FlashLoan and
+    # SetAuthorization have topics that other contracts share.
+    "morpho_blue": morpho_blue.EVENTS,
 }
 
 AUTO_KINDS = (

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from indexer.events import EventSpec, Param
+from indexer.protocols import morpho_blue
 from indexer.registry import all_specs
 
 metadata = sa.MetaData()
@@ -146,6 +147,10 @@ def _validity() -> list[sa.Column[object]]:
     ]
 
 
+# Morpho Blue shares these tables: its pool is the market id (0x + 64 hex digits), its "base" is USD with 8
+# decimals from the assets' feeds, its health factor is maxBorrow / borrowed (indexer.lending.morpho).
+_PROTOCOL = "aave_v3 or morpho_blue"
+
 # History as validity ranges: a row holds from block_number (the block whose events produced it) up to
 # valid_to. The current state is the rows with valid_to NULL (views account_health, position_reserves).
 # A rollback deletes rows from the fork on and reopens the rows it had closed (Store.rollback).
@@ -164,6 +169,7 @@ account_health_history = sa.Table(
     sa.Column("health_factor", UINT256, nullable=False, comment="wad; 2^256-1 without debt"),
     sa.Column("emode_category", sa.Integer, nullable=False),
     *_validity(),
+    sa.Column("protocol", sa.Text, nullable=False, server_default="aave_v3", comment=_PROTOCOL),
     info=CHAIN_DERIVED,
     comment="Pool.getUserAccountData per user from block_number to valid_to, rebuilt from indexed events.",
 )
@@ -182,6 +188,7 @@ position_reserves_history = sa.Table(
     sa.Column("liquidation_threshold_bps", sa.Integer, nullable=False, comment="eMode applied"),
     sa.Column("price", UINT256, nullable=False, comment="oracle price, base currency units"),
     *_validity(),
+    sa.Column("protocol", sa.Text, nullable=False, server_default="aave_v3", comment=_PROTOCOL),
     info=CHAIN_DERIVED,
     comment="Each user's collateral and debt per reserve from block_number to valid_to, in base currency.",
 )
@@ -249,4 +256,15 @@ for _name in ("uniswap_v3_initialize", "uniswap_v3_mint", "uniswap_v3_burn", "un
     _events = EVENT_TABLES[_name]
     sa.Index(
         f"ix_{_name}_pool", _events.c.chain_id, _events.c.address, _events.c.block_number, _events.c.log_index
+    )
+
+# A Morpho Blue market's state at a block replays the contract's events in order: one probe per contract.
+for _spec in morpho_blue.EVENTS:
+    _events = EVENT_TABLES[_spec.table]
+    sa.Index(
+        f"ix_{_spec.table}_contract",
+        _events.c.chain_id,
+        _events.c.address,
+        _events.c.block_number,
+        _events.c.log_index,
     )

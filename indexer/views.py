@@ -114,7 +114,7 @@ SELECT chain_id, pool, user_address, block_number,
        total_collateral_base / 1e8 AS collateral_usd,
        total_debt_base / 1e8 AS debt_usd,
        CASE WHEN total_debt_base = 0 THEN NULL ELSE health_factor / 1e18 END AS health_factor,
-       ltv_bps, liquidation_threshold_bps, emode_category
+       ltv_bps, liquidation_threshold_bps, emode_category, protocol
 FROM account_health
 """
 
@@ -133,10 +133,10 @@ SELECT chain_id, pool,
             WHEN health_factor < 1.5 THEN '4: 1.25-1.50'
             WHEN health_factor < 2 THEN '5: 1.50-2.00'
             ELSE '6: >= 2.00' END AS hf_bucket,
-       count(*) AS users, sum(collateral_usd) AS collateral_usd, sum(debt_usd) AS debt_usd
+       count(*) AS users, sum(collateral_usd) AS collateral_usd, sum(debt_usd) AS debt_usd, protocol
 FROM positions_current
 WHERE debt_usd > 0
-GROUP BY 1, 2, 3
+GROUP BY 1, 2, 3, protocol
 """
 
 
@@ -234,25 +234,35 @@ LEFT JOIN tracked_tokens dk ON dk.chain_id = q.chain_id AND dk.token = q.debt_as
 """
 
 # Realised rows now carry their USD value (the deficit valued at the debt asset's price just before).
+# Morpho Blue realises bad debt in Liquidate (badDebtAssets of the market's loan token); its pool is the
+# market id.
 BAD_DEBT = f"""
 CREATE OR REPLACE VIEW bad_debt AS
 SELECT chain_id, pool, user_address, 'unrealised' AS kind, block_number,
-       NULL::text AS debt_asset, NULL::numeric AS amount, debt_usd - collateral_usd AS usd
+       NULL::text AS debt_asset, NULL::numeric AS amount, debt_usd - collateral_usd AS usd, protocol
 FROM positions_current
 WHERE debt_usd > collateral_usd
 UNION ALL
 SELECT d.chain_id, d.address, d.user_address, 'realised', d.block_number, d.debt_asset, d.amount_created,
-       d.amount_created / 10::numeric ^ k.decimals * p.price_usd
+       d.amount_created / 10::numeric ^ k.decimals * p.price_usd, 'aave_v3'
 FROM aave_v3_deficit_created d
 LEFT JOIN tracked_tokens k ON k.chain_id = d.chain_id AND k.token = d.debt_asset
 {_price_before("p", "k", "d.debt_asset", "d.chain_id", "d.block_number", "d.log_index")}
+UNION ALL
+SELECT q.chain_id, q.id, q.borrower, 'realised', q.block_number, m.loan_token, q.bad_debt_assets,
+       q.bad_debt_assets / 10::numeric ^ k.decimals * p.price_usd, 'morpho_blue'
+FROM morpho_blue_liquidate q
+JOIN morpho_blue_create_market m ON m.chain_id = q.chain_id AND m.address = q.address AND m.id = q.id
+LEFT JOIN tracked_tokens k ON k.chain_id = q.chain_id AND k.token = m.loan_token
+{_price_before("p", "k", "m.loan_token", "q.chain_id", "q.block_number", "q.log_index")}
+WHERE q.bad_debt_assets > 0
 """
 
 POSITIONS_BY_ASSET = """
 CREATE OR REPLACE VIEW positions_by_asset AS
 SELECT r.chain_id, r.pool, r.user_address, r.asset, k.symbol, r.block_number,
        r.collateral_base / 1e8 AS collateral_usd, r.debt_base / 1e8 AS debt_usd, r.collateral_enabled,
-       r.liquidation_threshold_bps, r.price / 1e8 AS price_usd
+       r.liquidation_threshold_bps, r.price / 1e8 AS price_usd, r.protocol
 FROM position_reserves r
 LEFT JOIN tracked_tokens k ON k.chain_id = r.chain_id AND k.token = r.asset
 """
@@ -378,7 +388,7 @@ HEALTH_HISTORY = """
 CREATE OR REPLACE VIEW health_history AS
 SELECT chain_id, pool, user_address, block_number AS valid_from, valid_to, block_time AS valid_from_time,
        valid_to_time, total_collateral_base / 1e8 AS collateral_usd, total_debt_base / 1e8 AS debt_usd,
-       health_factor / 1e18 AS health_factor, emode_category
+       health_factor / 1e18 AS health_factor, emode_category, protocol
 FROM account_health_history
 """
 
@@ -386,7 +396,8 @@ POSITION_HISTORY = """
 CREATE OR REPLACE VIEW position_history AS
 SELECT chain_id, pool, user_address, asset, block_number AS valid_from, valid_to,
        block_time AS valid_from_time, valid_to_time, collateral_base / 1e8 AS collateral_usd,
-       debt_base / 1e8 AS debt_usd, collateral_enabled, liquidation_threshold_bps, price / 1e8 AS price_usd
+       debt_base / 1e8 AS debt_usd, collateral_enabled, liquidation_threshold_bps, price / 1e8 AS price_usd,
+       protocol
 FROM position_reserves_history
 """
 
@@ -412,7 +423,7 @@ VIEWS: dict[str, str] = {
 ACCOUNT_HEALTH = """
 CREATE OR REPLACE VIEW account_health AS
 SELECT chain_id, pool, user_address, block_number, total_collateral_base, total_debt_base,
-       available_borrows_base, liquidation_threshold_bps, ltv_bps, health_factor, emode_category
+       available_borrows_base, liquidation_threshold_bps, ltv_bps, health_factor, emode_category, protocol
 FROM account_health_history
 WHERE valid_to IS NULL
 """
@@ -420,7 +431,7 @@ WHERE valid_to IS NULL
 POSITION_RESERVES = """
 CREATE OR REPLACE VIEW position_reserves AS
 SELECT chain_id, pool, user_address, asset, block_number, collateral_base, debt_base, collateral_enabled,
-       liquidation_threshold_bps, price
+       liquidation_threshold_bps, price, protocol
 FROM position_reserves_history
 WHERE valid_to IS NULL
 """
@@ -448,10 +459,10 @@ $$
 HEALTH_DAILY = """
 CREATE OR REPLACE FUNCTION health_daily(first_day date, last_day date)
 RETURNS TABLE (day date, chain_id integer, pool text, user_address text, valid_from bigint,
-               collateral_usd numeric, debt_usd numeric, health_factor numeric)
+               collateral_usd numeric, debt_usd numeric, health_factor numeric, protocol text)
 LANGUAGE sql STABLE AS $$
     SELECT d.day::date, h.chain_id, h.pool, h.user_address, h.valid_from, h.collateral_usd, h.debt_usd,
-           h.health_factor
+           h.health_factor, h.protocol
     FROM generate_series(first_day, last_day, interval '1 day') AS d(day)
     JOIN health_history h
       ON h.valid_from_time < d.day + interval '1 day'

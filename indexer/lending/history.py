@@ -30,13 +30,17 @@ def write_snapshot(
     timestamp: int,
     health: Sequence[Row],
     reserves: Sequence[Row],
+    protocol: str = "aave_v3",
 ) -> int:
-    """Record `pool`'s rows at `block` (as `snapshot` returns them); returns how many rows changed."""
+    """Record `pool`'s rows at `block` (as `snapshot` returns them); returns how many rows changed.
+
+    `protocol` names the pool's protocol (aave_v3, morpho_blue) in every row written.
+    """
     when = datetime.fromtimestamp(timestamp, UTC)
     with conn.transaction():
         _check_forward(conn, chain_id, pool, block)
-        return _write(conn, _HEALTH, chain_id, pool, block, when, health) + _write(
-            conn, _RESERVES, chain_id, pool, block, when, reserves
+        return _write(conn, _HEALTH, chain_id, pool, block, (when, protocol), health) + _write(
+            conn, _RESERVES, chain_id, pool, block, (when, protocol), reserves
         )
 
 
@@ -59,10 +63,11 @@ def _write(
     chain_id: int,
     pool: str,
     block: int,
-    when: datetime,
+    stamp: tuple[datetime, str],
     rows: Sequence[Row],
 ) -> int:
     table, n_key, n_values = shape
+    when, protocol = stamp
     new = {_key(r, n_key): r for r in rows}
     old = _open_rows(conn, table, chain_id, pool, n_key, n_values)
     changed = [k for k, r in new.items() if old.get(k) != _values(r, n_key, n_values)]
@@ -70,7 +75,7 @@ def _write(
     _close(conn, table, chain_id, pool, n_key, [*changed, *gone], block, when)
     with conn.cursor().copy(f"COPY {table} FROM STDIN") as copy:
         for key in changed:
-            copy.write_row((*new[key], None, when, None))
+            copy.write_row((*new[key], None, when, None, protocol))
     return len(changed) + len(gone)
 
 
