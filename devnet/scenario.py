@@ -1,4 +1,5 @@
-"""A seeded market scenario on the two Aave markets: prices, borrowers, loopers, whales and liquidation bots.
+"""A seeded market scenario on the two Aave markets (and Morpho Blue when deployed): prices, borrowers,
+loopers, whales and liquidation bots.
 
     result = simulate(deployment, days=30, wallets=500, seed=1)
 
@@ -32,7 +33,15 @@ from devnet.aave import USD, Contract, Deployment
 from devnet.errors import DevnetError
 from devnet.governance import Governance
 from devnet.governance_agent import Chain, GovernanceAgent, ProposalOutcome
-from devnet.morpho import Morpho
+from devnet.morpho import (
+    ORACLE_PRICE_SCALE,
+    MarketState,
+    Morpho,
+    MorphoPosition,
+    liquidation_incentive_factor,
+    max_borrow,
+    to_assets_up,
+)
 from devnet.uniswap import DEADLINE, SWAP_GAS, Uniswap, input_to_move, sqrt_price_x96
 
 STEP_S = 3_600
@@ -231,6 +240,8 @@ class ScenarioResult:
     proposals: list[ProposalOutcome] = field(default_factory=list)
     swaps: int = 0
     arbitrage_swaps: int = 0
+    morpho_positions: dict[str, int] = field(default_factory=dict)
+    morpho_liquidations: list[MorphoLiquidation] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -276,7 +287,10 @@ def simulate(
     ``uniswap`` the liquidation bots sell the collateral they seize on its pools (for USDC, else WETH) and
     an arbitrageur moves each pool half way to the price path every hour. ``feedback`` (0 to 1, needs
     ``uniswap``) is the weight of the pool price in what the oracles publish (a geometric mix with the
-    path), so liquidation selling moves the oracle price and cascades can build up.
+    path), so liquidation selling moves the oracle price and cascades can build up. With ``morpho`` lenders
+    supply its markets, some borrowers also borrow there (against the collateral they post on Aave, or
+    looping wstETH/WETH), and the same bots liquidate its unhealthy positions; those decisions draw on a
+    stream of their own, so the Aave agents choose as they would without Morpho.
     """
     _check_days(days)
     if wallets < 2:
@@ -292,7 +306,9 @@ def simulate(
         raise ScenarioError(f"price path does not fit the deployment (unknown {unknown}, {path.steps} steps)")
     started = time.perf_counter()
     say = progress or (lambda _: None)
-    simulation = _Simulation(deployment, path, days, wallets, seed, activity, say, governance, uniswap)
+    simulation = _Simulation(
+        deployment, path, days, wallets, seed, activity, say, governance, uniswap, morpho
+    )
     simulation.feedback = feedback
     result = simulation.run()
     result.wall_s = round(time.perf_counter() - started, 3)
@@ -317,6 +333,7 @@ class _Simulation:
         progress: Callable[[str], None],
         governance: Governance | None = None,
         uniswap: Uniswap | None = None,
+        morpho: Morpho | None = None,
     ) -> None:
         self.d, self.path, self.days, self.seed = deployment, path, days, seed
         self.rng = random.Random(f"agents:{seed}")
@@ -353,6 +370,7 @@ class _Simulation:
         self.chain = Chain(
             send=self._send, mine=self._mine, mine_empty=self._mine_empty, now=lambda: self.now
         )
+        self.morpho = _MorphoAgents(self, morpho) if morpho is not None else None
 
     # -- driver
 
@@ -364,7 +382,9 @@ class _Simulation:
             self._publish(0, force=True)
             self._seed_liquidity()
             self._open_positions()
-            self.progress(f"opened {len(self.positions)} positions for {len(self.borrowers)} borrowers")
+            if self.morpho is not None:
+                self.morpho.open()
+            self.progress(f"opened {self._opened()} positions for {len(self.borrowers)} borrowers")
             for step in range(self.days * 24):
                 self._step(step)
                 if step % 24 == 23:
@@ -383,7 +403,14 @@ class _Simulation:
         self._act()
         if step % 24 == 23:
             self._whales_move()
+        if self.morpho is not None:  # queued after the Aave agents' transactions, into the same block
+            self.morpho.liquidate()
+            self.morpho.act()
+            if step % 24 == 23:
+                self.morpho.lenders_move()
         self._mine()
+        if self.morpho is not None:
+            self._sell_seized()  # what the bots took on Morpho; mined with the next batch
         if self.agent is not None:
             self.agent.act(step, self.chain)
         if self.uniswap is not None:
@@ -411,7 +438,14 @@ class _Simulation:
             proposals=self.agent.outcomes() if self.agent is not None else [],
             swaps=self.counts.get("swaps", 0),
             arbitrage_swaps=self.counts.get("arbitrage", 0),
+            morpho_positions=self.morpho.counts() if self.morpho is not None else {},
+            morpho_liquidations=self.morpho.liquidations if self.morpho is not None else [],
         )
+
+    def _opened(self) -> str:
+        if self.morpho is None:
+            return str(len(self.positions))
+        return f"{len(self.positions)} Aave and {len(self.morpho.positions)} Morpho"
 
     def _prepare_node(self) -> None:
         self.rpc.rpc("evm_setAutomine", [False])
@@ -843,3 +877,318 @@ def _poisson(rng: random.Random, mean: float) -> int:
         count += 1
         product *= rng.random()
     return count
+
+
+# ---------------------------------------------------------------------------------------------- Morpho
+
+MORPHO_COLLATERAL_MARKET = {"WETH": "WETH/USDC", "WBTC": "WBTC/USDC", "wstETH": "wstETH/WETH"}
+LOOP_MARKET = "wstETH/WETH"
+MORPHO_BOTH = 0.2  # share of borrowers that borrow on Morpho against the collateral they use on Aave
+MORPHO_LOOPERS = 0.1  # share that loops wstETH/WETH on Morpho
+MORPHO_OTHERS = 0.1  # share that borrows on a random Morpho market
+MORPHO_LOOP_ROUNDS = 3
+MORPHO_SUSPECT = 1.01  # estimated health under which a bot reads the position from the chain
+LIQUIDATE_TOPIC = (
+    "0x" + keccak(text="Liquidate(bytes32,address,address,uint256,uint256,uint256,uint256,uint256)").hex()
+)
+
+
+@dataclass(frozen=True)
+class MorphoLiquidation:
+    """One Morpho ``liquidate`` the bots made, with the amounts of its Liquidate event."""
+
+    block: int
+    timestamp: int
+    market: str
+    user: str
+    liquidator: str
+    health: float  # max borrow / borrowed, below 1
+    repaid_assets: int
+    seized_assets: int
+    bad_debt_assets: int
+
+
+@dataclass
+class _MorphoPosition:
+    market: str
+    collateral: int = 0  # collateral-token units
+    borrowed: int = 0  # loan-token units, as of the last refresh
+    calibration: float = 1.0  # chain health / estimated health when last checked
+
+
+class _MorphoAgents:
+    """Morpho activity inside a :class:`_Simulation`: lenders, borrowers (some also on Aave), wstETH/WETH
+    loopers and the same liquidation bots. Its decisions come from their own random stream, so adding Morpho
+    leaves the Aave agents' choices as they were."""
+
+    def __init__(self, sim: _Simulation, morpho: Morpho) -> None:
+        self.sim, self.morpho = sim, morpho
+        self.rng = random.Random(f"morpho:{sim.seed}")
+        self.contract = morpho.contract()
+        self.positions: dict[tuple[str, str], _MorphoPosition] = {}
+        self.supplied: dict[tuple[str, str], int] = {}  # (lender, market) -> assets supplied
+        self.liquidations: list[MorphoLiquidation] = []
+
+    # -- opening
+
+    def open(self) -> None:
+        """Lenders supply what the borrowers will take (at 75-90 % utilisation), then borrowers open their
+        positions; all mined together."""
+        plans = [plan for wallet in self.sim.borrowers if (plan := self._plan(wallet)) is not None]
+        demand: dict[str, float] = {}
+        for _, name, usd, health, rounds in plans:
+            ratio = self._lltv(name) / health
+            demand[name] = demand.get(name, 0.0) + usd * ratio * sum(ratio**i for i in range(rounds))
+        for name in self.morpho.markets:
+            usd = max(demand.get(name, 0.0), 100_000.0) / self.rng.uniform(0.75, 0.9)
+            for lender in self.sim.lenders:
+                self._supply(
+                    lender, name, self.sim._amount_usd(self._loan(name), usd / len(self.sim.lenders))
+                )
+        for wallet, name, usd, health, rounds in plans:
+            self._open(wallet, name, usd, health, rounds)
+        self.sim._mine()
+
+    def _plan(self, wallet: str) -> tuple[str, str, float, float, int] | None:
+        """``(wallet, market, collateral USD, health, loop rounds)`` for a borrower, or None for none."""
+        roll, usd = self.rng.random(), min(2_000_000.0, 25_000 * math.exp(self.rng.gauss(0, 1)))
+        health = 1.03 + math.exp(math.log(0.3) + 0.6 * self.rng.gauss(0, 1))
+        if roll < MORPHO_BOTH:
+            markets = self._aave_collateral_markets(wallet)
+            return (wallet, self.rng.choice(markets), usd, health, 1) if markets else None
+        if roll < MORPHO_BOTH + MORPHO_LOOPERS and LOOP_MARKET in self.morpho.markets:
+            return wallet, LOOP_MARKET, usd, 1.012 + 0.05 * self.rng.random(), MORPHO_LOOP_ROUNDS
+        if roll < MORPHO_BOTH + MORPHO_LOOPERS + MORPHO_OTHERS:
+            return wallet, self.rng.choice(sorted(self.morpho.markets)), usd, health, 1
+        return None
+
+    def _aave_collateral_markets(self, wallet: str) -> list[str]:
+        """The Morpho markets whose collateral the wallet posts on Aave (where it also borrows)."""
+        posted = sorted(
+            {s for (w, _), p in self.sim.positions.items() if w == wallet and p.debt for s in p.collateral}
+        )
+        return [m for s in posted if (m := MORPHO_COLLATERAL_MARKET.get(s)) and m in self.morpho.markets]
+
+    def _open(self, wallet: str, name: str, usd: float, health: float, rounds: int) -> None:
+        """Post collateral and borrow; a loop puts what it borrowed back in as collateral (as if swapped) and
+        borrows again, ``rounds`` times at the same health."""
+        ratio = self._lltv(name) / health
+        for _ in range(rounds):
+            self._supply_collateral(wallet, name, self.sim._amount_usd(self._collateral(name), usd))
+            self._borrow(wallet, name, self._loan_for(name, usd, health))
+            usd *= ratio
+
+    def _loan_for(self, name: str, collateral_usd: float, health: float) -> int:
+        return self.sim._amount_usd(self._loan(name), collateral_usd * self._lltv(name) / health)
+
+    # -- transactions
+
+    def _approve(self, wallet: str, symbol: str) -> None:
+        key = (wallet, symbol, "morpho")
+        if key not in self.sim.approved:
+            token = self.sim.tokens[symbol]
+            self.sim._send(token, wallet, "approve", self.morpho.address, MAX_UINT, gas=80_000)
+            self.sim.approved.add(key)
+
+    def _supply(self, lender: str, name: str, amount: int) -> None:
+        if amount <= 0:
+            return
+        loan = self._loan(name)
+        self.sim._send(self.sim.tokens[loan], lender, "mint", lender, amount, gas=120_000)
+        self._approve(lender, loan)
+        key = (lender, name)
+
+        def supplied(_: Receipt) -> None:
+            self.supplied[key] = self.supplied.get(key, 0) + amount
+
+        params = self.morpho.market(name).params
+        self.sim._send(self.contract, lender, "supply", params, amount, 0, lender, b"", then=supplied)
+
+    def _supply_collateral(self, wallet: str, name: str, amount: int) -> None:
+        if amount <= 0:
+            return
+        symbol = self._collateral(name)
+        self.sim._send(self.sim.tokens[symbol], wallet, "mint", wallet, amount, gas=120_000)
+        self._approve(wallet, symbol)
+        position = self.positions.setdefault((wallet, name), _MorphoPosition(name))
+
+        def posted(_: Receipt) -> None:
+            position.collateral += amount
+
+        params = self.morpho.market(name).params
+        self.sim._send(self.contract, wallet, "supplyCollateral", params, amount, wallet, b"", then=posted)
+
+    def _borrow(self, wallet: str, name: str, amount: int) -> None:
+        if amount <= 0:
+            return
+        position = self.positions.setdefault((wallet, name), _MorphoPosition(name))
+
+        def borrowed(_: Receipt) -> None:
+            position.borrowed += amount
+
+        params = self.morpho.market(name).params
+        self.sim._send(self.contract, wallet, "borrow", params, amount, 0, wallet, wallet, then=borrowed)
+
+    def _repay(self, wallet: str, name: str, amount: int) -> None:
+        loan = self._loan(name)
+        self.sim._send(self.sim.tokens[loan], wallet, "mint", wallet, amount, gas=120_000)
+        self._approve(wallet, loan)
+        position = self.positions[(wallet, name)]
+
+        def repaid(_: Receipt) -> None:
+            position.borrowed = max(0, position.borrowed - amount)
+
+        params = self.morpho.market(name).params
+        self.sim._send(self.contract, wallet, "repay", params, amount, 0, wallet, b"", then=repaid)
+
+    # -- everyday activity
+
+    def act(self) -> None:
+        """A few borrowers repay, borrow more or add collateral (each call accrues the market's interest)."""
+        keys = sorted(k for k, p in self.positions.items() if p.borrowed > 0)
+        count = _poisson(self.rng, self.sim.activity * 2 * len(keys)) if keys else 0
+        busy: set[tuple[str, str]] = set()
+        for _ in range(count):
+            key = self.rng.choice(keys)
+            action = self.rng.choices(("repay", "borrow", "collateral"), weights=[0.4, 0.35, 0.25])[0]
+            if key in busy:
+                continue
+            busy.add(key)
+            self._do(action, key, self.positions[key])
+            self.sim.counts["actions"] += 1
+
+    def _do(self, action: str, key: tuple[str, str], position: _MorphoPosition) -> None:
+        wallet, name = key
+        if action == "repay":
+            self._repay(wallet, name, int(position.borrowed * self.rng.uniform(0.2, 0.6)))
+        elif action == "borrow" and self._estimate(position) >= 1.5:
+            self._borrow(wallet, name, int(position.borrowed * self.rng.uniform(0.1, 0.3)))
+        elif action == "collateral":
+            self._supply_collateral(wallet, name, int(position.collateral * self.rng.uniform(0.05, 0.25)))
+
+    def lenders_move(self) -> None:
+        """Once a day one lender per market adds to or takes from its supply (accruing the market)."""
+        for name in sorted(self.morpho.markets):
+            lender = self.rng.choice(self.sim.lenders)
+            supplied = self.supplied.get((lender, name), 0)
+            if self.rng.random() < 0.7 or supplied <= 0:
+                self._supply(lender, name, int(max(supplied, 10**6) * self.rng.uniform(0.01, 0.05)))
+                continue
+            state = self.morpho.market_state(name)
+            amount = int(supplied * self.rng.uniform(0.01, 0.03))
+            if 0 < amount < (state.total_supply_assets - state.total_borrow_assets) // 2:
+                self._withdraw(lender, name, amount)
+
+    def _withdraw(self, lender: str, name: str, amount: int) -> None:
+        key = (lender, name)
+
+        def withdrawn(_: Receipt) -> None:
+            self.supplied[key] = max(0, self.supplied.get(key, 0) - amount)
+
+        params = self.morpho.market(name).params
+        self.sim._send(self.contract, lender, "withdraw", params, amount, 0, lender, lender, then=withdrawn)
+
+    # -- liquidations
+
+    def liquidate(self) -> None:
+        """Bots liquidate every Morpho position the chain finds unhealthy (queued with the hour's actions)."""
+        suspects = [k for k, p in sorted(self.positions.items()) if p.borrowed and self._estimate(p) < 1.01]
+        for key in suspects:
+            chain = self._read(key)
+            if chain is not None:
+                self._queue_liquidation(key, *chain)
+
+    def _read(self, key: tuple[str, str]) -> tuple[MorphoPosition, MarketState, int, float] | None:
+        """The position as the chain has it (refreshing the estimate); None while it is healthy."""
+        wallet, name = key
+        position, state, price = (
+            self.morpho.position(name, wallet),
+            self.morpho.market_state(name),
+            self.morpho.price(name),
+        )
+        tracked = self.positions[key]
+        tracked.collateral = position.collateral
+        tracked.borrowed = to_assets_up(
+            position.borrow_shares, state.total_borrow_assets, state.total_borrow_shares
+        )
+        tracked.calibration = 1.0
+        if tracked.borrowed <= 0:
+            return None
+        health = max_borrow(position.collateral, price, self._lltv_wad(name)) / tracked.borrowed
+        estimate = self._estimate(tracked)
+        if 0 < estimate < math.inf:
+            tracked.calibration = health / estimate
+        return (position, state, price, health) if health < 1 else None
+
+    def _queue_liquidation(
+        self, key: tuple[str, str], position: MorphoPosition, state: MarketState, price: int, health: float
+    ) -> None:
+        wallet, name = key
+        tracked, lif = self.positions[key], liquidation_incentive_factor(self._lltv_wad(name))
+        seize, shares = _liquidation_sizes(position, tracked.borrowed, price, lif)
+        bot, loan = self.rng.choice(self.sim.liquidators), self._loan(name)
+        self.sim._send(self.sim.tokens[loan], bot, "mint", bot, 2 * tracked.borrowed + 10, gas=120_000)
+        self._approve(bot, loan)
+
+        def liquidated(receipt: Receipt) -> None:
+            repaid, _shares, seized, bad_debt = _liquidate_amounts(receipt, self.morpho.address)
+            block = int(receipt["blockNumber"], 16)
+            record = MorphoLiquidation(
+                block, self.sim.now, name, wallet, bot, health, repaid, seized, bad_debt
+            )
+            self.liquidations.append(record)
+            tracked.collateral, tracked.borrowed = max(0, tracked.collateral - seized), 0
+            if self.sim.router is not None:
+                self.sim.seized.append((bot, self._collateral(name), seized))
+
+        params = self.morpho.market(name).params
+        self.sim._send(self.contract, bot, "liquidate", params, wallet, seize, shares, b"", then=liquidated)
+
+    # -- estimates and units
+
+    def _estimate(self, position: _MorphoPosition) -> float:
+        if position.borrowed <= 0:
+            return math.inf
+        name = position.market
+        limit = self.sim._usd(self._collateral(name), position.collateral) * self._lltv(name)
+        return limit / self.sim._usd(self._loan(name), position.borrowed) * position.calibration
+
+    def _collateral(self, name: str) -> str:
+        return self.sim.d.symbol_of(self.morpho.market(name).collateral_token)
+
+    def _loan(self, name: str) -> str:
+        return self.sim.d.symbol_of(self.morpho.market(name).loan_token)
+
+    def _lltv_wad(self, name: str) -> int:
+        return self.morpho.market(name).lltv
+
+    def _lltv(self, name: str) -> float:
+        return self._lltv_wad(name) / WAD
+
+    def counts(self) -> dict[str, int]:
+        """Positions opened per Morpho market."""
+        return {
+            name: sum(1 for p in self.positions.values() if p.market == name) for name in self.morpho.markets
+        }
+
+
+def _liquidation_sizes(position: MorphoPosition, borrowed: int, price: int, lif: int) -> tuple[int, int]:
+    """``(seizedAssets, repaidShares)`` for a liquidation that closes the position: all the collateral
+    when it cannot cover the debt with the incentive (the rest becomes bad debt), else all the shares.
+    Next to the boundary, where interest accrued in the liquidation's block could make either overshoot,
+    half the collateral."""
+    covers = position.collateral * price // ORACLE_PRICE_SCALE * WAD // lif  # debt all collateral repays
+    if covers * 1000 <= borrowed * 999:
+        return position.collateral, 0
+    if covers * 1000 >= borrowed * 1002:
+        return 0, position.borrow_shares
+    return position.collateral // 2, 0
+
+
+def _liquidate_amounts(receipt: Receipt, morpho: str) -> tuple[int, int, int, int]:
+    """``(repaidAssets, repaidShares, seizedAssets, badDebtAssets)`` of the receipt's Liquidate event."""
+    for log in receipt["logs"]:
+        if log["address"].lower() == morpho and log["topics"][0] == LIQUIDATE_TOPIC:
+            words = [int(log["data"][2 + 64 * i : 66 + 64 * i], 16) for i in range(4)]
+            return words[0], words[1], words[2], words[3]
+    return 0, 0, 0, 0

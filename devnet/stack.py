@@ -132,6 +132,7 @@ def _write_record(result: ScenarioResult, record: Path) -> Path:
 
 def _summary(result: ScenarioResult, record: Path) -> dict[str, Any]:
     summary = {**result.to_dict(), "liquidations": len(result.liquidations), "record": str(record)}
+    summary["morpho_liquidations"] = len(result.morpho_liquidations)
     summary["proposals"] = [{"description": p.description, "state": p.state} for p in result.proposals]
     summary.pop("labels")
     return summary

@@ -23,6 +23,8 @@ from devnet.morpho import (
     market_id,
     to_assets_up,
 )
+from devnet.scenario import ScenarioResult, price_path, simulate
+from devnet.uniswap import deploy_uniswap
 from tests.devnet.fixtures import devnet_home  # noqa: F401
 
 LIQUIDATE_TOPIC = (
@@ -197,3 +199,71 @@ def test_manifest_round_trip(chain: tuple[Anvil, Deployment, Morpho]) -> None:
     again = Morpho.from_manifest(body, deployment)
     assert again == morpho
     assert Morpho.from_manifest(deployment.to_manifest(), deployment) is None
+
+
+SCENARIO_DAYS, SCENARIO_WALLETS, SCENARIO_SEED = 4, 40, 7  # the crash of this seed liquidates on Morpho too
+
+
+@pytest.fixture(scope="module")
+def scenario(devnet_home: Path) -> Iterator[tuple[Deployment, Morpho, ScenarioResult]]:  # noqa: F811
+    with Anvil(devnet_home) as node:
+        deployment = deploy_markets(node, devnet_home)
+        uniswap = deploy_uniswap(deployment, devnet_home)
+        morpho = deploy_morpho(deployment, devnet_home)
+        result = simulate(
+            deployment, SCENARIO_DAYS, SCENARIO_WALLETS, SCENARIO_SEED, uniswap=uniswap, morpho=morpho
+        )
+        yield deployment, morpho, result
+
+
+def test_scenario_borrows_on_both_protocols(scenario: tuple[Deployment, Morpho, ScenarioResult]) -> None:
+    deployment, morpho, result = scenario
+    assert result.reverted == 0
+    assert set(result.morpho_positions) == set(morpho.markets)
+    assert all(count > 0 for count in result.morpho_positions.values())
+    both = []
+    for wallet, label in sorted(result.labels.items()):
+        if not label.startswith("borrower-"):
+            continue
+        aave_debt = sum(
+            int(deployment.pool(m).call("getUserAccountData", wallet)[1]) for m in deployment.markets
+        )
+        morpho_shares = sum(morpho.position(name, wallet).borrow_shares for name in morpho.markets)
+        if aave_debt > 0 and morpho_shares > 0:
+            both.append(wallet)
+    assert both, "some wallets owe on Aave and on Morpho at once"
+    # Every market was touched over the days, so interest accrued; the fee markets paid their recipient.
+    for name in morpho.markets:
+        state = morpho.market_state(name)
+        assert state.last_update > result.start_timestamp + (SCENARIO_DAYS - 1) * 86_400
+        assert 0 < state.total_borrow_assets < state.total_supply_assets
+        fee_shares = morpho.position(name, morpho.fee_recipient).supply_shares
+        assert (fee_shares > 0) == (state.fee > 0)
+
+
+def test_scenario_liquidates_on_morpho_in_the_crash(
+    scenario: tuple[Deployment, Morpho, ScenarioResult],
+) -> None:
+    deployment, morpho, result = scenario
+    assert result.morpho_liquidations, "the crash of this seed makes Morpho positions unhealthy"
+    logs = morpho.rpc.rpc(
+        "eth_getLogs",
+        [{"address": morpho.address, "topics": [LIQUIDATE_TOPIC], "fromBlock": hex(result.first_block)}],
+    )
+    assert len(logs) == len(result.morpho_liquidations)
+    bots = {a for a, label in result.labels.items() if label.startswith("liquidator-")}
+    path = price_path(
+        SCENARIO_DAYS, SCENARIO_SEED, {s: a.initial_price for s, a in deployment.assets.items()}
+    )
+    for record, log in zip(result.morpho_liquidations, logs, strict=True):
+        assert int(log["blockNumber"], 16) == record.block
+        assert "0x" + log["topics"][2][-40:] == record.liquidator and record.liquidator in bots
+        assert "0x" + log["topics"][3][-40:] == record.user
+        assert record.health < 1 and record.seized_assets > 0 and record.repaid_assets > 0
+        position = morpho.position(record.market, record.user)
+        assert position.borrow_shares == 0  # the bots close what they liquidate
+        step = (record.timestamp - result.start_timestamp) // 3_600
+        collateral = record.market.split("/")[0]
+        assert path.prices[collateral][step] < path.prices[collateral][0]  # after a drop
+    # Each seizure, on Aave or on Morpho, is sold on the Uniswap pools.
+    assert result.swaps == len(result.liquidations) + len(result.morpho_liquidations)
