@@ -22,6 +22,16 @@ What happens on chain, in order (the policy :func:`graph.cascade.run_cascade` mo
    ``feedback`` weight, publishes what the scenario's ``--feedback`` feeds would (see :class:`FeedRule`).
 4. Repeat until a round liquidates nobody, or ``max_rounds``.
 
+With ``morpho`` the bots also watch Morpho Blue: its borrowers (from ``Borrow`` events) join each round's
+queue, a position being unhealthy when ``wMulDown(mulDivDown(collateral, price, 1e36), lltv)`` falls below
+``toAssetsUp(borrowShares)`` at its oracle's price (the ratio of the two PriceFeeds the shock moves) and the
+market's stored totals, and its place in the queue being that debt at the loan token's feed answer (ties by
+market id). The bot sends the largest ``liquidate`` (every borrow share, or all the collateral when the
+shares would seize more than there is; the rest is then Morpho's bad debt), quotes the sale of the
+collateral it received on the pool between the two tokens and keeps it under the same profit test, then
+sells at once. Interest is not accrued first: set the markets' ``lastUpdate`` to the shock's second (any
+accruing call in the last block) for the bots to read the totals the contract will use.
+
 Every transaction is mined in its own block, and by default every block has the timestamp of the block
 before the shock: the cascade plays out within one second of chain time, so no interest accrues while it
 runs (the simulator holds indices and rates fixed); ``BotPolicy(block_seconds=12)`` spaces the blocks 12 s
@@ -45,6 +55,7 @@ from eth_utils.crypto import keccak
 
 from devnet.aave import AaveDeployError, Deployment
 from devnet.errors import DevnetError
+from devnet.morpho import Morpho, MorphoMarket
 from devnet.scenario import (
     ARBITRAGEUR,
     LIQUIDATION_TOPIC,
@@ -58,6 +69,13 @@ from devnet.scenario import (
 from devnet.uniswap import DEADLINE, SWAP_GAS, SWAP_TOPIC, PoolDeployment, Uniswap
 
 BORROW_TOPIC = "0x" + keccak(text="Borrow(address,address,address,uint256,uint8,uint256,uint16)").hex()
+MORPHO_BORROW_TOPIC = "0x" + keccak(text="Borrow(bytes32,address,address,address,uint256,uint256)").hex()
+MORPHO_LIQUIDATE_TOPIC = (
+    "0x" + keccak(text="Liquidate(bytes32,address,address,uint256,uint256,uint256,uint256,uint256)").hex()
+)
+WAD = 10**18
+ORACLE_PRICE_SCALE = 10**36
+VIRTUAL_SHARES = 10**6
 HF_ONE = 10**18
 Q192 = 1 << 192
 MIN_SQRT_RATIO, MAX_SQRT_RATIO = (
@@ -98,7 +116,9 @@ class ChainLiquidation:
     """One ``LiquidationCall`` the bots made and the sale of what it gave them.
 
     ``market`` is the market's name, ``pool`` its Pool address; assets are symbols; ``collateral_seized`` is
-    what the liquidator received (the protocol fee excluded), ``proceeds`` what its sale brought."""
+    what the liquidator received (the protocol fee excluded), ``proceeds`` what its sale brought. For
+    Morpho Blue (``protocol``): ``market`` is the market's name (``collateral/loan``), ``pool`` its id,
+    ``debt_repaid`` the ``Liquidate`` event's ``repaidAssets`` and ``bad_debt`` its ``badDebtAssets``."""
 
     round: int
     block: int
@@ -110,6 +130,8 @@ class ChainLiquidation:
     debt_repaid: int
     collateral_seized: int
     proceeds: int
+    protocol: str = "aave_v3"
+    bad_debt: int = 0
 
 
 @dataclass(frozen=True)
@@ -144,6 +166,8 @@ class ShockOutcome:
     oracle_prices: dict[str, int]
     positions: dict[tuple[str, str], Holding]
     bad_debt: dict[tuple[str, str], int]
+    # Morpho Blue, by (market name, user): (borrow shares, collateral) after the cascade
+    morpho_positions: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
 
     @property
     def depth(self) -> int:
@@ -172,6 +196,7 @@ class _Run:
     feeds: Mapping[str, FeedRule]
     policy: BotPolicy
     round_seconds: int
+    morpho: Morpho | None = None
     bot: str = field(default_factory=lambda: label_address(LIQUIDATORS[0]))
     since_update: dict[str, int] = field(default_factory=dict)
     market: dict[str, int] = field(default_factory=dict)  # feed answers right after the shock
@@ -193,8 +218,10 @@ def apply_shock(
     policy: BotPolicy | None = None,
     max_rounds: int = 20,
     round_seconds: int = 12,
+    morpho: Morpho | None = None,
 ) -> ShockOutcome:
-    """Shock the feeds of ``shock`` (symbol → price factor), then let the bots act as the module says.
+    """Shock the feeds of ``shock`` (symbol → price factor), then let the bots act as the module says
+    (on Morpho Blue's markets too with ``morpho``; one by one only).
 
     Needs anvil (impersonation, snapshots, the block clock); automining is on while it runs and the block
     timestamp interval is left at ``policy.block_seconds``. Raises :class:`ShockError` for inputs that do
@@ -203,7 +230,9 @@ def apply_shock(
     _check(deployment, uniswap, shock, feeds)
     if max_rounds < 0 or round_seconds < 0 or (policy is not None and policy.block_seconds < 0):
         raise ShockError("max_rounds, round_seconds and block_seconds must not be negative")
-    run = _Run(deployment, uniswap, feeds, policy or BotPolicy(), round_seconds)
+    if morpho is not None and policy is not None and policy.mode == "batched":
+        raise ShockError("the batched bots liquidate Aave only; use BotPolicy() with morpho")
+    run = _Run(deployment, uniswap, feeds, policy or BotPolicy(), round_seconds, morpho)
     latest = run.rpc("eth_getBlockByNumber", ["latest", False])
     timestamp = int(latest["timestamp"], 16)
     run.rpc("evm_setAutomine", [True])
@@ -211,7 +240,7 @@ def apply_shock(
     run.rpc("anvil_setBlockTimestampInterval", [run.policy.block_seconds])
     run.rpc("evm_setNextBlockTimestamp", [timestamp + run.policy.block_seconds])
     _shock(run, shock)
-    users = _borrowers(run)
+    users = _borrowers(run) + _morpho_borrowers(run)
     rounds = []
     for index in range(1, max_rounds + 1):
         done = _round(run, index, users)
@@ -225,8 +254,11 @@ def apply_shock(
         rounds=tuple(rounds),
         pool_prices={name: _sqrt_price(run, pool) for name, pool in sorted(uniswap.pools.items())},
         oracle_prices=_answers(run),
-        positions={key: _holding(run, *key) for key in users},
-        bad_debt=_bad_debt(run, users),
+        positions={key: _holding(run, *key) for key in users if key[0] in deployment.markets},
+        bad_debt=_with_morpho_bad_debt(
+            _bad_debt(run, [k for k in users if k[0] in deployment.markets]), rounds
+        ),
+        morpho_positions=_morpho_holdings(run, users),
     )
 
 
@@ -313,14 +345,17 @@ def _arbitrage(run: _Run, pool: PoolDeployment, ratio: Fraction) -> None:
 def _round(run: _Run, index: int, users: list[tuple[str, str]]) -> ChainRound:
     queue = []
     for market, user in users:
+        if market not in run.deployment.markets:
+            continue
         data = run.deployment.pool(market).call("getUserAccountData", user)
         if int(data[5]) < HF_ONE:
             queue.append((-int(data[1]), run.deployment.markets[market].pool.lower(), market, user))
+    queue += _morpho_unhealthy(run, users)
     unhealthy = [(market, user) for _, _, market, user in sorted(queue)]
     if run.policy.mode == "batched":
         done = _batched(run, index, sorted(unhealthy, key=lambda k: (k[1].lower(), k[0])))
     else:
-        done = [x for x in (_liquidate(run, index, m, u) for m, u in unhealthy) if x is not None]
+        done = [x for x in (_liquidate_any(run, index, m, u) for m, u in unhealthy) if x is not None]
     taken = {(x.market, x.user) for x in done}
     _update_feeds(run)
     left = tuple(k for k in unhealthy if k not in taken)
@@ -574,4 +609,161 @@ def _bad_debt(run: _Run, users: list[tuple[str, str]]) -> dict[tuple[str, str], 
             owed = int(run.deployment.v_token(market, symbol).call("balanceOf", user))
             if owed:
                 found[(market, symbol)] = found.get((market, symbol), 0) + owed
+    return dict(sorted(found.items()))
+
+
+# ------------------------------------------------------------------------------------------- Morpho Blue
+
+
+def _liquidate_any(run: _Run, index: int, market: str, user: str) -> ChainLiquidation | None:
+    if market in run.deployment.markets:
+        return _liquidate(run, index, market, user)
+    return _morpho_liquidate(run, index, market, user)
+
+
+def _morpho_borrowers(run: _Run) -> list[tuple[str, str]]:
+    """(market name, user) of everyone who ever borrowed on a Morpho market (``Borrow``'s ``onBehalf``)."""
+    if run.morpho is None:
+        return []
+    names = {m.id.lower(): name for name, m in run.morpho.markets.items()}
+    logs = run.rpc(
+        "eth_getLogs",
+        [
+            {
+                "address": run.morpho.address,
+                "topics": [MORPHO_BORROW_TOPIC],
+                "fromBlock": hex(run.deployment.start_block),
+                "toBlock": "latest",
+            }
+        ],
+    )
+    found = {(names[log["topics"][1].lower()], "0x" + log["topics"][2][-40:]) for log in logs}
+    return sorted(k for k in found if k[0] in names.values())
+
+
+def _symbol(run: _Run, token: str) -> str:
+    for symbol, asset in run.deployment.assets.items():
+        if asset.token.lower() == token.lower():
+            return symbol
+    raise ShockError(f"Morpho token {token} is not a devnet asset")
+
+
+def _morpho_unhealthy(run: _Run, users: list[tuple[str, str]]) -> list[tuple[int, str, str, str]]:
+    """Queue entries (minus the debt at the loan token's feed answer, market id, name, user)."""
+    if run.morpho is None:
+        return []
+    found = []
+    for name, user in users:
+        if name not in run.morpho.markets:
+            continue
+        market = run.morpho.market(name)
+        state, position = run.morpho.market_state(name), run.morpho.position(name, user)
+        owed = _up(
+            position.borrow_shares, state.total_borrow_assets + 1, state.total_borrow_shares + VIRTUAL_SHARES
+        )
+        limit = position.collateral * run.morpho.price(name) // ORACLE_PRICE_SCALE * market.lltv // WAD
+        if position.borrow_shares and limit < owed:
+            loan = run.deployment.assets[_symbol(run, market.loan_token)]
+            debt = owed * _answer(run, _symbol(run, market.loan_token)) // 10**loan.decimals
+            found.append((-debt, market.id.lower(), name, user))
+    return found
+
+
+def _up(x: int, y: int, d: int) -> int:
+    return (x * y + d - 1) // d
+
+
+def _incentive(lltv: int) -> int:
+    return min(115 * 10**16, WAD * WAD // (WAD - 3 * 10**17 * (WAD - lltv) // WAD))
+
+
+def _morpho_args(run: _Run, market: MorphoMarket, name: str, user: str) -> tuple[int, int]:
+    """``(seizedAssets, repaidShares)``: every borrow share when the collateral covers what they seize,
+    else all the collateral, else (rounding) the most collateral whose shares the position has."""
+    state, position = run.morpho.market_state(name), run.morpho.position(name, user)  # type: ignore[union-attr]
+    price, factor = run.morpho.price(name), _incentive(market.lltv)  # type: ignore[union-attr]
+    assets, shares = state.total_borrow_assets + 1, state.total_borrow_shares + VIRTUAL_SHARES
+    seized = position.borrow_shares * assets // shares * factor // WAD * ORACLE_PRICE_SCALE // price
+    if seized <= position.collateral:
+        return 0, position.borrow_shares
+
+    def cost(amount: int) -> int:
+        return _up(_up(_up(amount, price, ORACLE_PRICE_SCALE), WAD, factor), shares, assets)
+
+    low, high = 0, position.collateral
+    if cost(high) <= position.borrow_shares:
+        return high, 0
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if cost(middle) <= position.borrow_shares else (low, middle)
+    return low, 0
+
+
+def _morpho_liquidate(run: _Run, index: int, name: str, user: str) -> ChainLiquidation | None:
+    assert run.morpho is not None  # only Morpho names reach here
+    market = run.morpho.market(name)
+    collateral, debt = _symbol(run, market.collateral_token), _symbol(run, market.loan_token)
+    seized_arg, shares_arg = _morpho_args(run, market, name, user)
+    if not seized_arg and not shares_arg:
+        return None
+    _gas(run, run.bot)
+    if (debt, "morpho") not in run.funded:
+        run.deployment.token(debt).transact(run.bot, "mint", run.bot, 10**40, gas=200_000)
+        run.funded.add((debt, "morpho"))
+    snapshot = run.rpc("evm_snapshot")
+    try:
+        receipt = run.morpho.liquidate(name, run.bot, user, seized_arg, shares_arg)
+    except AaveDeployError:
+        run.rpc("evm_revert", [snapshot])
+        return None
+    repaid, seized, bad = _morpho_event(receipt, run.morpho.address)
+    proceeds = run.uniswap.quote_exact_input(collateral, debt, seized).amount_out if seized else 0
+    debt_price, unit = _answer(run, debt), 10 ** run.deployment.assets[debt].decimals
+    gas, floor = (usd * unit // debt_price for usd in (run.policy.gas_cost, run.policy.min_profit))
+    if seized == 0 or proceeds - repaid - gas <= floor:
+        run.rpc("evm_revert", [snapshot])
+        return None
+    sale = run.uniswap.swap_exact_input(run.bot, collateral, debt, seized)
+    return ChainLiquidation(
+        round=index,
+        block=int(sale.receipt["blockNumber"], 16),
+        market=name,
+        pool=market.id.lower(),
+        user=user,
+        collateral=collateral,
+        debt=debt,
+        debt_repaid=repaid,
+        collateral_seized=seized,
+        proceeds=sale.amount_out,
+        protocol="morpho_blue",
+        bad_debt=bad,
+    )
+
+
+def _morpho_event(receipt: Mapping[str, Any], morpho: str) -> tuple[int, int, int]:
+    """``repaidAssets``, ``seizedAssets`` and ``badDebtAssets`` of the receipt's ``Liquidate``."""
+    for log in receipt["logs"]:
+        if log["address"].lower() == morpho.lower() and log["topics"][0] == MORPHO_LIQUIDATE_TOPIC:
+            words = [int(log["data"][2 + 64 * i : 66 + 64 * i], 16) for i in range(5)]
+            return words[0], words[2], words[3]
+    raise ShockError(f"no Morpho Liquidate in {receipt['transactionHash']}")
+
+
+def _morpho_holdings(run: _Run, users: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, int]]:
+    if run.morpho is None:
+        return {}
+    found = {}
+    for name, user in users:
+        if name in run.morpho.markets:
+            position = run.morpho.position(name, user)
+            found[(name, user)] = (position.borrow_shares, position.collateral)
+    return found
+
+
+def _with_morpho_bad_debt(
+    found: dict[tuple[str, str], int], rounds: list[ChainRound]
+) -> dict[tuple[str, str], int]:
+    """Aave's bad debt plus what Morpho realised (``badDebtAssets``), by (market name, loan symbol)."""
+    for x in (x for r in rounds for x in r.liquidations if x.protocol == "morpho_blue" and x.bad_debt):
+        found[(x.market, x.debt)] = found.get((x.market, x.debt), 0) + x.bad_debt
     return dict(sorted(found.items()))
