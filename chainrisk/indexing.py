@@ -279,9 +279,11 @@ def sync_catalog(conninfo: str, settings: Settings) -> None:
     import psycopg
 
     from indexer.catalog import sync_config
+    from indexer.lending.morpho import sync_oracles
 
     with psycopg.connect(conninfo) as conn:
         sync_config(conn, settings.chains, settings.tokens, settings.labels)
+        sync_oracles(conn, settings.chains, settings.morpho_oracles)
 
 
 def rewind(conninfo: str, plans: Sequence[Plan], block: int) -> Iterator[str]:

@@ -30,7 +30,15 @@ from chainrisk.contagion.config import ContagionConfig
 from chainrisk.errors import ChainriskError
 from chainrisk.reports.config import ReportConfig, check_channels
 from chainrisk.serve.config import ServeConfig, check_assets
-from indexer.config import ChainConfig, ContractConfig, LabelConfig, TokenConfig, check_tables
+from indexer.config import (
+    ChainConfig,
+    ContractConfig,
+    LabelConfig,
+    MorphoOracleConfig,
+    TokenConfig,
+    check_morpho_oracles,
+    check_tables,
+)
 
 CONFIG_ENV = "CHAINRISK_CONFIG"
 DEFAULT_CONFIG = Path("chainrisk.toml")
@@ -63,6 +71,8 @@ class Settings(BaseSettings):
     contracts: list[ContractConfig] = Field(default_factory=list)
     tokens: list[TokenConfig] = Field(default_factory=list)
     labels: list[LabelConfig] = Field(default_factory=list)
+    # [[morpho_oracles]]: how each Morpho Blue oracle prices, to rebuild price() from the indexed feeds.
+    morpho_oracles: list[MorphoOracleConfig] = Field(default_factory=list)
     # `chainrisk serve`: /healthz and /metrics on one port; [serve] holds job schedules and assets.
     serve_port: int = Field(default=9108, ge=0, le=65535)
     serve_addr: str = "127.0.0.1"
@@ -91,6 +101,11 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _tables(self) -> Settings:
         check_tables(self.chains, self.contracts, self.tokens, self.labels)
+        return self
+
+    @model_validator(mode="after")
+    def _morpho_oracles(self) -> Settings:
+        check_morpho_oracles(self.chains, self.morpho_oracles)
         return self
 
     @model_validator(mode="after")

@@ -124,8 +124,25 @@ def indexer_toml(manifest: Mapping[str, Any], chain: str = CHAIN_NAME) -> str:
             f"abi = {_quote(abi)}",
             f"start_block = {int(manifest['start_block'])}",
         ]
-    lines += _tokens(manifest, chain) + _labels(manifest, chain)
+    lines += _tokens(manifest, chain) + _labels(manifest, chain) + _morpho_oracles(manifest, chain)
     return "\n".join(lines) + "\n"
+
+
+def _morpho_oracles(manifest: Mapping[str, Any], chain: str) -> list[str]:
+    """``[[morpho_oracles]]``: how each Morpho market's oracle prices, so the indexer can rebuild it."""
+    lines: list[str] = []
+    markets = (manifest.get("morpho") or {}).get("markets", {})
+    for oracle in sorted({m["oracle"]: m for m in markets.values()}.values(), key=lambda m: m["oracle"]):
+        lines += [
+            "",
+            "[[morpho_oracles]]",
+            f"chain = {_quote(chain)}",
+            f"address = {_quote(oracle['oracle'])}",
+            f"base_feed = {_quote(oracle['oracle_base_feed'])}",
+            f"quote_feed = {_quote(oracle['oracle_quote_feed'])}",
+            f"scale_factor = {_quote(str(oracle['oracle_scale_factor']))}",
+        ]
+    return lines
 
 
 def _tokens(manifest: Mapping[str, Any], chain: str) -> list[str]:
@@ -185,6 +202,8 @@ def _contracts(manifest: Mapping[str, Any]) -> list[tuple[str, str, str]]:
         found += [
             (f"uniswap-{name}", pool["address"], "uniswap_v3_pool") for name, pool in uniswap["pools"].items()
         ]
+    if manifest.get("morpho"):
+        found.append(("morpho-blue", manifest["morpho"]["address"], "morpho_blue"))
     return found
 
 

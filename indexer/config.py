@@ -137,6 +137,57 @@ class TokenConfig(BaseModel):
         return None if value is None else normalise_address(value)
 
 
+class MorphoOracleConfig(BaseModel):
+    """A Morpho Blue oracle of the MorphoChainlinkOracleV2 shape: ``price = scale_factor · base / quote``.
+
+    Oracles emit no events, so their parameters are configured to rebuild ``price()`` from the feeds'
+    indexed ``AnswerUpdated``; ``base_feed`` or ``quote_feed`` left out counts as 1. ``scale_factor`` is a
+    decimal string (it exceeds TOML's 64-bit integers), as the oracle's ``SCALE_FACTOR``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    chain: str = "mainnet"
+    address: str
+    base_feed: str | None = None
+    quote_feed: str | None = None
+    scale_factor: str
+
+    @field_validator("address", "base_feed", "quote_feed")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        return None if value is None else normalise_address(value)
+
+    @field_validator("scale_factor", mode="before")
+    @classmethod
+    def _scale_factor(cls, value: object) -> str:
+        text = str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else ""
+        if not text.isdigit() or not 0 < int(text) < 2**256:
+            raise ValueError(
+                "expected a positive integer below 2^256 as a decimal string, like"
+                f' "1000000000000000000000000", got {value!r}'
+            )
+        return str(int(text))
+
+
+def check_morpho_oracles(chains: Sequence[ChainConfig], oracles: Sequence[MorphoOracleConfig]) -> None:
+    """Each ``[[morpho_oracles]]`` entry names a configured chain, and an oracle is listed once per chain."""
+    known = [c.name for c in chains]
+    seen: dict[tuple[str, str], int] = {}
+    for i, oracle in enumerate(oracles):
+        if oracle.chain not in known:
+            raise ConfigError(
+                f"morpho_oracles.{i}.chain = {oracle.chain!r}: no [[chains]] entry has this name; add one or"
+                " fix the name"
+            )
+        first = seen.setdefault((oracle.chain, oracle.address), i)
+        if first != i:
+            raise ConfigError(
+                f"morpho_oracles.{i}.address = {oracle.address!r}: already listed as morpho_oracles.{first};"
+                " keep one entry"
+            )
+
+
 LabelCategory = Literal["exchange", "protocol", "bridge", "treasury", "fund", "market_maker", "other"]
 LABEL_CATEGORIES: tuple[str, ...] = get_args(LabelCategory)
 
@@ -166,10 +217,12 @@ class IndexConfig(BaseModel):
     contracts: list[ContractConfig] = Field(default_factory=list)
     tokens: list[TokenConfig] = Field(default_factory=list)
     labels: list[LabelConfig] = Field(default_factory=list)
+    morpho_oracles: list[MorphoOracleConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> IndexConfig:
         check_tables(self.chains, self.contracts, self.tokens, self.labels)
+        check_morpho_oracles(self.chains, self.morpho_oracles)
         return self
 
     def chain(self, name: str) -> ChainConfig:

@@ -218,6 +218,17 @@ tracked_tokens = sa.Table(
     comment="ERC-20s whose transfers are valued in USD; from [[tokens]] in chainrisk.toml.",
 )
 
+morpho_oracles = sa.Table(
+    "morpho_oracles",
+    metadata,
+    sa.Column("chain_id", sa.Integer, primary_key=True),
+    sa.Column("address", sa.Text, primary_key=True),
+    sa.Column("base_feed", sa.Text, comment="aggregator of the numerator; NULL: 1"),
+    sa.Column("quote_feed", sa.Text, comment="aggregator of the denominator; NULL: 1"),
+    sa.Column("scale_factor", UINT256, nullable=False),
+    comment="Morpho Blue oracles: price() = scale_factor * base / quote; from [[morpho_oracles]].",
+)
+
 address_labels = sa.Table(
     "address_labels",
     metadata,

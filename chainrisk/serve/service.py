@@ -279,10 +279,12 @@ class Service:
     def _sync_catalog(self) -> None:
         """Tracked tokens and config labels follow chainrisk.toml, as for `chainrisk index`."""
         from indexer.catalog import sync_config
+        from indexer.lending.morpho import sync_oracles
 
         with psycopg.connect(self.conninfo) as conn:
             s = self.settings
             sync_config(conn, s.chains, s.tokens, s.labels)
+            sync_oracles(conn, s.chains, s.morpho_oracles)
 
     # -- scheduling
 

@@ -7,13 +7,14 @@ never see half a snapshot; `account_health` and `position_reserves` are the hist
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import psycopg
 
+from indexer.lending import morpho
 from indexer.lending.history import write_snapshot
-from indexer.lending.positions import MarketState, market_state
+from indexer.lending.positions import MarketState, PositionsError, block_timestamp, market_state
 from indexer.protocols.aave_math import UserReserve, Version, collateral_base, debt_base
 
 
@@ -54,6 +55,38 @@ def refresh(
     write_snapshot(conn, chain_id, state.pool, block, state.timestamp, health, reserves)
     at_risk = sum(1 for row in health if _hf(row) < 11 * 10**17)
     return Refreshed(state.pool, block, len(health), at_risk)
+
+
+def refresh_morpho(
+    conn: psycopg.Connection[tuple[object, ...]],
+    chain_id: int,
+    contract: str,
+    block: int,
+    replay: morpho.MorphoReplay | None = None,
+    on_skip: Callable[[str, str], None] | None = None,
+) -> list[Refreshed]:
+    """Recompute every position of every market of a Morpho Blue contract at `block` into the history.
+
+    Each market is a pool (its id) with protocol morpho_blue. `replay`, when given, must not be past
+    `block`; it is advanced to it (the keeper keeps one per contract instead of replaying from the start).
+    A market that cannot be valued (its oracle or a token's price not configured) is left as it was and
+    reported to `on_skip(market id, reason)`; the others are written.
+    """
+    replay = replay or morpho.MorphoReplay(chain_id, contract)
+    replay.advance(conn, block)
+    timestamp = block_timestamp(conn, chain_id, block)
+    done = []
+    for market in replay.markets(conn):
+        try:
+            health, reserves = morpho.snapshot_rows(conn, market)
+        except PositionsError as exc:
+            if on_skip is not None:
+                on_skip(market.id, str(exc))
+            continue
+        write_snapshot(conn, chain_id, market.id, block, timestamp, health, reserves, morpho.PROTOCOL)
+        at_risk = sum(1 for row in health if _hf(row) < 11 * 10**17)
+        done.append(Refreshed(market.id, block, len(health), at_risk))
+    return done
 
 
 def snapshot(

@@ -10,6 +10,10 @@ exact at the latest moving block.
 Refreshing whole pools is what keeps every exposed wallet exact: a price or an index update moves every
 holder.
 
+Morpho Blue is kept the same way, one contract at a time: its markets are its pools, moved by the
+contract's events and by the feeds of their oracles and tokens, and snapshotted together (one replay of
+the contract's events per keeper, advanced as blocks come).
+
 Progress per pool is the pool's latest snapshot block, so a crash between a batch and its refresh
 resumes where it stopped, and a rollback (which deletes the history from the fork on) resumes from there.
 """
@@ -20,7 +24,8 @@ import logging
 
 import psycopg
 
-from indexer.lending.health import pools, refresh
+from indexer.lending import morpho
+from indexer.lending.health import pools, refresh, refresh_morpho
 from indexer.lending.history import undo_from
 from indexer.lending.positions import PositionsError, reserve_tokens
 from indexer.protocols.aave_math import Version
@@ -41,16 +46,23 @@ class PositionKeeper:
         self._done: dict[str, int] = {}
         self._conn: Conn | None = None
         self._skipped: set[str] = set()
+        self._morpho_done: dict[str, int] = {}
+        self._replays: dict[str, morpho.MorphoReplay] = {}
 
     def indexed(self, through: int) -> None:
         """Everything up to `through` is committed: bring every pool's history up to it."""
         conn = self._connection()
         for pool in pools(conn, self.chain_id):
             self._sync_pool(conn, pool, through)
+        for contract in morpho.morpho_contracts(conn, self.chain_id):
+            self._sync_morpho(conn, contract, through)
+        conn.commit()
 
     def rolled_back(self, fork: int) -> None:
         """Rows from `fork` on are gone: resume each pool from before it."""
         self._done = {pool: min(block, fork - 1) for pool, block in self._done.items()}
+        self._morpho_done = {m: min(block, fork - 1) for m, block in self._morpho_done.items()}
+        self._replays = {m: r for m, r in self._replays.items() if r.block < fork}
 
     def close(self) -> None:
         if self._conn is not None:
@@ -94,6 +106,39 @@ class PositionKeeper:
             undo_from(conn, self.chain_id, pool, latest[0])
         refresh(conn, self.chain_id, pool, block, version=self.version)
         conn.commit()  # each snapshot on its own: a crash keeps what was done
+
+    def _sync_morpho(self, conn: Conn, contract: str, through: int) -> None:
+        done = self._morpho_done.get(contract)
+        if done is not None and done >= through:
+            return
+        ids = _market_ids(conn, self.chain_id, contract, through)
+        latest = _latest_morpho_snapshot(conn, self.chain_id, ids, self.period_s)
+        if done is None:
+            done = -1 if latest is None else latest[0]
+        try:
+            for block, bucket in _morpho_blocks(conn, self.chain_id, contract, done, through, self.period_s):
+                if latest is not None and latest[0] < block and latest[1] == bucket:
+                    for market in ids:
+                        undo_from(conn, self.chain_id, market, latest[0])
+                refresh_morpho(
+                    conn, self.chain_id, contract, block, self._replay(contract, block), self._warn_once
+                )
+                conn.commit()
+                latest = (block, bucket)
+                self.refreshes += 1
+        except PositionsError as exc:
+            conn.rollback()
+            self._replays.pop(contract, None)
+            self._warn_once(contract, str(exc))
+            return
+        self._morpho_done[contract] = through
+
+    def _replay(self, contract: str, block: int) -> morpho.MorphoReplay:
+        """The contract's replay, started again when it is past `block` (after a period's undo)."""
+        replay = self._replays.get(contract)
+        if replay is None or replay.block > block:
+            replay = self._replays[contract] = morpho.MorphoReplay(self.chain_id, contract)
+        return replay
 
     def _warn_once(self, pool: str, reason: str) -> None:
         if pool not in self._skipped:
@@ -165,3 +210,78 @@ def _moving_addresses(conn: Conn, chain_id: int, pool: str, block: int) -> list[
     ).fetchall()
     tokens = [t for r in reserves.values() for t in (r.a_token, r.v_token)]
     return sorted({pool, *tokens, *configurators, *(str(a) for row in feeds for a in row)})
+
+
+def _market_ids(conn: Conn, chain_id: int, contract: str, through: int) -> list[str]:
+    rows = conn.execute(
+        "SELECT id FROM morpho_blue_create_market"
+        " WHERE chain_id = %s AND address = %s AND block_number <= %s",
+        (chain_id, contract, through),
+    ).fetchall()
+    return sorted(str(r[0]) for r in rows)
+
+
+def _latest_morpho_snapshot(
+    conn: Conn, chain_id: int, ids: list[str], period_s: int
+) -> tuple[int, int] | None:
+    """(block, period) of the latest snapshot of any of the contract's markets."""
+    bucket = _BUCKET.format(ts="extract(epoch FROM block_time)::bigint", number="block_number")
+    row = conn.execute(
+        f"SELECT block_number, {bucket} FROM account_health_history"
+        " WHERE chain_id = %(c)s AND pool = ANY(%(p)s) ORDER BY block_number DESC LIMIT 1",
+        {"c": chain_id, "p": ids, "period": period_s},
+    ).fetchone()
+    return None if row is None else (int(str(row[0])), int(str(row[1])))
+
+
+def _morpho_blocks(
+    conn: Conn, chain_id: int, contract: str, after: int, through: int, period_s: int
+) -> list[tuple[int, int]]:
+    """(block, period) of the last block of each period in (after, through] that moves the contract's
+    markets: its own events and those of its oracles' feeds and its tokens' USD feeds, from its first
+    CreateMarket on."""
+    bucket = _BUCKET.format(ts="max(block_timestamp)", number="block_number")
+    rows = conn.execute(
+        f"""
+        WITH moving AS (
+            SELECT block_number, {bucket} AS period FROM logs
+             WHERE chain_id = %(c)s AND address = ANY(%(a)s) AND block_number > %(after)s
+               AND block_number <= %(through)s
+               AND block_number >= (SELECT min(block_number) FROM morpho_blue_create_market
+                                     WHERE chain_id = %(c)s AND address = %(m)s)
+             GROUP BY block_number
+        )
+        SELECT max(block_number), period FROM moving GROUP BY period ORDER BY 1
+        """,
+        {
+            "c": chain_id,
+            "m": contract,
+            "a": _morpho_moving_addresses(conn, chain_id, contract, through),
+            "after": after,
+            "through": through,
+            "period": period_s,
+        },
+    ).fetchall()
+    conn.commit()
+    return [(int(str(r[0])), int(str(r[1]))) for r in rows]
+
+
+def _morpho_moving_addresses(conn: Conn, chain_id: int, contract: str, block: int) -> list[str]:
+    rows = conn.execute(
+        """
+        WITH markets AS (
+            SELECT loan_token, collateral_token, oracle FROM morpho_blue_create_market
+             WHERE chain_id = %(c)s AND address = %(m)s AND block_number <= %(b)s
+        ), tokens AS (
+            SELECT loan_token AS token FROM markets UNION SELECT collateral_token FROM markets
+        )
+        SELECT unnest(ARRAY[o.base_feed, o.quote_feed]) FROM morpho_oracles o
+          JOIN markets k ON o.chain_id = %(c)s AND o.address = k.oracle
+        UNION SELECT price_feed FROM tracked_tokens
+               WHERE chain_id = %(c)s AND token IN (SELECT token FROM tokens)
+        UNION SELECT source FROM aave_oracle_asset_source_updated
+               WHERE chain_id = %(c)s AND block_number <= %(b)s AND asset IN (SELECT token FROM tokens)
+        """,
+        {"c": chain_id, "m": contract, "b": block},
+    ).fetchall()
+    return sorted({contract, *(str(r[0]) for r in rows if r[0] is not None)})

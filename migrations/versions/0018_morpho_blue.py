@@ -590,6 +590,16 @@ def upgrade() -> None:
         comment="Decoded IncrementNonce(address,address,uint256) events.",
         info={"chain_derived": True},
     )
+    op.create_table(
+        "morpho_oracles",
+        sa.Column("chain_id", sa.Integer(), nullable=False),
+        sa.Column("address", sa.Text(), nullable=False),
+        sa.Column("base_feed", sa.Text(), nullable=True, comment="aggregator of the numerator; NULL: 1"),
+        sa.Column("quote_feed", sa.Text(), nullable=True, comment="aggregator of the denominator; NULL: 1"),
+        sa.Column("scale_factor", UINT256, nullable=False),
+        sa.PrimaryKeyConstraint("chain_id", "address"),
+        comment="Morpho Blue oracles: price() = scale_factor * base / quote; from [[morpho_oracles]].",
+    )
     for name in MORPHO_TABLES:
         op.create_index(f"ix_{name}_contract", name, ["chain_id", "address", "block_number", "log_index"])
     for table in HISTORY_TABLES:
@@ -615,6 +625,7 @@ def downgrade() -> None:
         op.drop_column(table, "protocol")
     for name in MORPHO_TABLES:
         op.drop_table(name)
+    op.drop_table("morpho_oracles")
     for statement in (
         ACCOUNT_HEALTH_BEFORE, POSITION_RESERVES_BEFORE, POSITIONS_CURRENT_BEFORE, POSITIONS_AT_RISK_BEFORE,
         HF_DISTRIBUTION_BEFORE, BAD_DEBT_BEFORE, POSITIONS_BY_ASSET_BEFORE, HEALTH_HISTORY_BEFORE,
