@@ -1137,7 +1137,8 @@ class _MorphoAgents:
                 block, self.sim.now, name, wallet, bot, health, repaid, seized, bad_debt
             )
             self.liquidations.append(record)
-            tracked.collateral, tracked.borrowed = max(0, tracked.collateral - seized), 0
+            tracked.collateral = max(0, tracked.collateral - seized)
+            tracked.borrowed = max(0, tracked.borrowed - repaid - bad_debt)
             if self.sim.router is not None:
                 self.sim.seized.append((bot, self._collateral(name), seized))
 

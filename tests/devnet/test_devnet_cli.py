@@ -77,7 +77,9 @@ def test_up_deploys_writes_the_manifest_and_stops_on_ctrl_c(
         assert [c.rpc_urls for c in parsed.chains] == [[body["rpc_url"]]]
         governors = [c.address for c in parsed.contracts if c.abi == "governor"]
         assert governors == [body["governance"]["governor"]]
-        assert body["end_block"] == body["uniswap"]["end_block"] > body["governance"]["end_block"]
+        # Morpho Blue is deployed last, after the Uniswap pools.
+        assert body["end_block"] > body["uniswap"]["end_block"] > body["governance"]["end_block"]
+        assert sorted(body["morpho"]["markets"]) == ["WBTC/USDC", "WETH/USDC", "wstETH/WETH"]
         assert set(body["uniswap"]["pools"]) == {"WETH/USDC", "WBTC/USDC", "wstETH/WETH", "WBTC/WETH"}
         code = httpx.post(body["rpc_url"], json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}).json()
         assert int(code["result"], 16) == parsed.chains[0].chain_id == 31337
