@@ -1,4 +1,5 @@
-"""Reconciliation as the app runs it: our Aave v3 account data against the chain's getUserAccountData.
+"""Reconciliation as the app runs it: our Aave v3 account data against the chain's getUserAccountData,
+and our Morpho Blue positions against Morpho's own views (every indexed market unless pools are named).
 
 `reconcile` is what `chainrisk reconcile` and the demo call: it checks the node serves the chain asked
 for, picks the pools and the block from what is indexed, rebuilds our side from the database and asks the
@@ -118,20 +119,21 @@ def _run(
     """Check the node, rebuild our side from the database, then ask the chain."""
     import psycopg
 
-    from indexer.lending.reconcile import chain_account_data, compare, plan_at
+    from indexer.lending.reconcile import chain_values, compare, plan_at
 
     chain_id = _chain_id(client, chain)
     decimals = {t.address: t.decimals for t in app.settings.tokens if t.chain == chain.name}
     with psycopg.connect(app.conninfo()) as conn:
-        chosen = _pools(conn, chain_id, list(request.pools))
+        morpho = not request.pools and _morpho_indexed(conn, chain_id)
+        chosen = _pools(conn, chain_id, list(request.pools), morpho)
         at = _block(conn, chain_id, request.block)
         plan = plan_at(
             conn, client, chain_id, chosen, at, sample=request.sample, seed=request.seed,
-            version=request.version, decimals=decimals,
+            version=request.version, decimals=decimals, morpho=morpho,
         )  # fmt: skip
     with _progress(show_progress, len(plan.wallets)) as advance:
-        chain_data = chain_account_data(client, plan.wallets, at, advance)
-    context = {"chain": chain.name, "chain_id": chain_id, "pools": chosen}
+        chain_data = chain_values(client, plan, advance)
+    context = {"chain": chain.name, "chain_id": chain_id, "pools": chosen + sorted(plan.morpho)}
     return compare(plan, chain_data, request.tolerance_wei), context
 
 
@@ -144,10 +146,18 @@ def _chain_id(client: HttpChainClient, chain: Target) -> int:
     return actual
 
 
-def _pools(conn: Conn, chain_id: int, wanted: list[str]) -> list[str]:
+def _morpho_indexed(conn: Conn, chain_id: int) -> bool:
+    from indexer.lending.morpho import morpho_contracts
+
+    return bool(morpho_contracts(conn, chain_id))
+
+
+def _pools(conn: Conn, chain_id: int, wanted: list[str], morpho: bool) -> list[str]:
     from indexer.lending.health import pools
 
     indexed = pools(conn, chain_id)
+    if not indexed and morpho:
+        return []
     if not indexed:
         raise OptionError(
             f"no Aave v3 pool is indexed on chain {chain_id}: index one first (a [[contracts]] entry with"
@@ -186,7 +196,7 @@ def _progress(enabled: bool, total: int) -> Iterator[Callable[[int], None]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(
-        TextColumn("getUserAccountData"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        TextColumn("eth_call"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         console=console(stderr=True), transient=True,
     ) as bar:  # fmt: skip
         task = bar.add_task("eth_call", total=total)

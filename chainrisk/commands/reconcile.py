@@ -1,4 +1,5 @@
-"""`chainrisk reconcile`: our Aave v3 account data against the chain's getUserAccountData, per wallet."""
+"""`chainrisk reconcile`: our Aave v3 account data against the chain's getUserAccountData, and our Morpho
+Blue positions against Morpho's position/market views and the oracle's price, per wallet."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ if TYPE_CHECKING:
     from indexer.protocols.aave_math import Version
 
 LABELS = ("collateral", "debt", "available borrows", "liq. threshold", "LTV", "health factor")
+MORPHO_LABELS = ("supply shares", "borrow shares", "collateral", "borrowed", "oracle price", "health factor")
 UINT256_MAX = 2**256 - 1
 
 SAMPLE_HELP = "Wallets to compare, sampled from those with a position."
 CHAIN_HELP = "Chain name from the config; default: the only configured chain."
-POOL_HELP = "Aave v3 Pool address; repeatable. Default: every indexed pool."
+POOL_HELP = "Aave v3 Pool address; repeatable. Default: every indexed pool and Morpho Blue market."
 VERSION_HELP = "Rounding of our side: 3.0 (@aave/core-v3 1.19) or 3.5."
 RPC_HELP = "JSON-RPC URL (archive node for past blocks); default: the chain's."
 TOLERANCE_HELP = "Largest drift of any value that still counts as a match."
@@ -40,7 +42,8 @@ def reconcile(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar for the eth_calls.")] = True,
 ) -> None:
-    """Compare health factors rebuilt from indexed events with Pool.getUserAccountData via eth_call.
+    """Compare health factors rebuilt from indexed events with Pool.getUserAccountData via eth_call
+    (Morpho Blue: with position, market and the oracle's price; health from those views).
 
     Exit 0: every sampled wallet matches within --tolerance-wei; 1: some drift; 2: bad input or no node.
     """
@@ -76,17 +79,18 @@ def _print_report(report: Report, context: dict[str, Any]) -> None:
     from rich.table import Table
 
     several = len(context["pools"]) > 1
-    table = Table(
-        title=f"getUserAccountData at block {report.block:,}: ours (Aave {report.version}) vs chain"
-    )
+    table = Table(title=f"positions at block {report.block:,}: ours (Aave {report.version}) vs chain")
+    table.add_column("protocol")
     table.add_column("wallet", overflow="fold")
     table.add_column("value")
     for name in ("ours", "chain", "drift"):
         table.add_column(name, justify="right", overflow="fold")
     for c in report.comparisons:
         heading = [c.wallet.user, f"pool {_short(c.wallet.pool)}" if several else "", _status(c, report)]
-        for i, label in enumerate(LABELS):
-            table.add_row(heading[i] if i < len(heading) else "", label, *_cells(i, c), end_section=i == 5)
+        labels = MORPHO_LABELS if c.wallet.protocol == "morpho_blue" else LABELS
+        for i, label in enumerate(labels):
+            row = [c.wallet.protocol if i == 0 else "", heading[i] if i < len(heading) else "", label]
+            table.add_row(*row, *_cells(i, c), end_section=i == 5)
     console().print(table)
     console().print(_summary(report, context))
 
@@ -128,5 +132,11 @@ def _summary(report: Report, context: dict[str, Any]) -> str:
     ]
     relative = report.max_hf_relative_drift
     lines[-1] += f" (HF relative {'unbounded' if relative is None else f'{relative:.2e}'})"
+    if "morpho_blue" in report.protocols:
+        drift = report.max_drift_of("morpho_blue")
+        lines.append(
+            "Morpho Blue max drift: "
+            + ", ".join(f"{a} {d:,}" for a, d in zip(MORPHO_LABELS, drift, strict=True))
+        )
     colour = "green" if report.ok else "red"
     return f"[{colour}]" + "\n".join(lines) + "[/]"

@@ -7,6 +7,12 @@
 Our side is :mod:`indexer.lending.positions` at ``block``; the chain side is ``eth_call`` of
 ``getUserAccountData(address)`` at the same block, sent as JSON-RPC batches. Wallets are sampled
 deterministically (by ``seed``) from every user with a position in the pools at that block.
+
+Morpho Blue positions (protocol ``morpho_blue``, pool = market id) are compared on six values too
+(`MorphoData`): ``position(id, user)``'s supply shares, borrow shares and collateral, what the borrow shares
+owe (``toAssetsUp`` over ``market(id)``'s stored totals), the oracle's ``price()``, and the health factor
+``maxBorrow · 1e18 // borrowed``, computed on the chain side from those same chain views: below 1e18
+exactly when ``liquidate`` would pass its health check on the stored state.
 """
 
 from __future__ import annotations
@@ -14,21 +20,29 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import psycopg
+from eth_utils.crypto import keccak
 
 from indexer.chain import ChainClient, HttpChainClient, RpcResponseError, RpcTransportError
 from indexer.config import normalise_address
 from indexer.errors import InputError
+from indexer.lending.morpho import PROTOCOL as MORPHO
+from indexer.lending.morpho import MorphoMarketState, morpho_markets
 from indexer.lending.positions import market_state
+from indexer.protocols import morpho_blue as mb
 from indexer.protocols.aave_math import AccountData, Version
 from indexer.types import BlockHeader
 
 # getUserAccountData(address): six uint256 words back.
 GET_USER_ACCOUNT_DATA = "0xbf92857c"
 FIELDS: tuple[str, ...] = AccountData._fields
+AAVE = "aave_v3"
+_POSITION = "0x" + keccak(text="position(bytes32,address)")[:4].hex()
+_MARKET = "0x" + keccak(text="market(bytes32)")[:4].hex()
+_PRICE = "0x" + keccak(text="price()")[:4].hex()
 # Calls per JSON-RPC batch: within what common providers accept in one request.
 BATCH_SIZE = 100
 # Provider answers meaning "no state for that block": pruned nodes, anvil without history.
@@ -45,21 +59,46 @@ class ReconcileError(InputError):
     """The comparison cannot run as asked; the message says what is wrong and how to fix it."""
 
 
+class MorphoData(NamedTuple):
+    """A Morpho Blue position's six compared values (see the module docstring)."""
+
+    supply_shares: int
+    borrow_shares: int
+    collateral: int
+    borrowed: int
+    oracle_price: int
+    health_factor: int
+
+
+Values = AccountData | MorphoData
+
+
 @dataclass(frozen=True, slots=True)
 class Wallet:
     pool: str
     user: str
+    protocol: str = AAVE
+
+
+@dataclass(frozen=True, slots=True)
+class MorphoTarget:
+    """Where a Morpho market's chain values are read: the Morpho contract, the oracle, and the lltv."""
+
+    morpho: str
+    oracle: str
+    lltv: int
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """The sampled wallets and our account data for each, at one block."""
+    """The sampled wallets and our values for each, at one block."""
 
     block: int
     version: Version
     population: int
     wallets: list[Wallet]
-    ours: list[AccountData]
+    ours: list[Values]
+    morpho: dict[str, MorphoTarget] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,13 +106,13 @@ class Comparison:
     """One wallet's six values, ours and the chain's."""
 
     wallet: Wallet
-    ours: AccountData
-    chain: AccountData
+    ours: Values
+    chain: Values
 
     @property
-    def drift(self) -> AccountData:
+    def drift(self) -> Values:
         """Absolute difference of each value."""
-        return AccountData(*(abs(a - b) for a, b in zip(self.ours, self.chain, strict=True)))
+        return type(self.ours)(*(abs(a - b) for a, b in zip(self.ours, self.chain, strict=True)))
 
     @property
     def hf_relative_drift(self) -> float | None:
@@ -113,7 +152,20 @@ class Report:
 
     @property
     def max_drift(self) -> AccountData:
-        return AccountData(*(max((c.drift[i] for c in self.comparisons), default=0) for i in range(6)))
+        """Largest drift of each Aave value (Aave wallets only)."""
+        aave = [c for c in self.comparisons if c.wallet.protocol == AAVE]
+        return AccountData(*(max((c.drift[i] for c in aave), default=0) for i in range(6)))
+
+    @property
+    def protocols(self) -> list[str]:
+        """The protocols of the compared wallets, sorted."""
+        return sorted({c.wallet.protocol for c in self.comparisons})
+
+    def max_drift_of(self, protocol: str) -> Values:
+        """Largest drift of each value of one protocol's wallets."""
+        chosen = [c for c in self.comparisons if c.wallet.protocol == protocol]
+        shape: type[Values] = MorphoData if protocol == MORPHO else AccountData
+        return shape(*(max((c.drift[i] for c in chosen), default=0) for i in range(6)))
 
     @property
     def max_hf_relative_drift(self) -> float | None:
@@ -136,6 +188,10 @@ class Report:
                 "wallets_within_tolerance": self.within_tolerance,
                 "wallets_drifting": len(self.comparisons) - self.within_tolerance,
                 "max_drift": {name: str(v) for name, v in zip(FIELDS, self.max_drift, strict=True)},
+                "max_drift_by_protocol": {
+                    p: {name: str(v) for name, v in self.max_drift_of(p)._asdict().items()}
+                    for p in self.protocols
+                },
                 "max_health_factor_relative_drift": self.max_hf_relative_drift,
             },
         }
@@ -144,10 +200,11 @@ class Report:
 def _comparison_json(c: Comparison, tolerance_wei: int) -> dict[str, Any]:
     values: dict[str, dict[str, Any]] = {
         name: {"ours": str(ours), "chain": str(chain), "drift": str(drift)}
-        for name, ours, chain, drift in zip(FIELDS, c.ours, c.chain, c.drift, strict=True)
+        for name, ours, chain, drift in zip(c.ours._fields, c.ours, c.chain, c.drift, strict=True)
     }
     values["health_factor"]["relative_drift"] = c.hf_relative_drift
     return {
+        "protocol": c.wallet.protocol,
         "pool": c.wallet.pool,
         "user": c.wallet.user,
         "equal": c.equal,
@@ -199,19 +256,36 @@ def plan_sample(
     seed: int,
     version: Version,
     decimals: Mapping[str, int] | None = None,
+    morpho: bool = False,
 ) -> Plan:
-    """Sample wallets with a position in ``pools`` at ``block`` and rebuild their account data."""
+    """Sample wallets with a position in ``pools`` (and, with ``morpho``, in every indexed Morpho Blue
+    market) at ``block`` and rebuild their values."""
     states = {
         pool: market_state(conn, chain_id, pool, block, decimals, timestamp=timestamp) for pool in pools
     }
+    markets = {m.id: m for m in morpho_markets(conn, chain_id, block)} if morpho else {}
     population = [Wallet(pool, user) for pool, state in states.items() for user in state.users]
+    population += [Wallet(m.id, user, MORPHO) for m in markets.values() for user in m.users]
     if not population:
-        raise ReconcileError(
-            f"no wallet has a position in {', '.join(pools)} at block {block}: nothing to reconcile"
-        )
+        where = ", ".join([*pools, *(["Morpho Blue"] if morpho else [])])
+        raise ReconcileError(f"no wallet has a position in {where} at block {block}: nothing to reconcile")
     wallets = sample_wallets(population, sample, seed)
-    ours = [states[w.pool].account_data(w.user, version) for w in wallets]
-    return Plan(block, version, len(population), wallets, ours)
+    ours = [
+        _morpho_values(markets[w.pool], w.user)
+        if w.protocol == MORPHO
+        else states[w.pool].account_data(w.user, version)
+        for w in wallets
+    ]
+    targets = {i: MorphoTarget(m.morpho, m.params.oracle, m.params.lltv) for i, m in markets.items()}
+    return Plan(block, version, len(population), wallets, ours, targets)
+
+
+def _morpho_values(market: MorphoMarketState, user: str) -> MorphoData:
+    position = market.position(user)
+    return MorphoData(
+        position.supply_shares, position.borrow_shares, position.collateral, market.borrowed(user),
+        market.price(), market.health_factor(user),
+    )  # fmt: skip
 
 
 def plan_at(
@@ -225,12 +299,13 @@ def plan_at(
     seed: int,
     version: Version,
     decimals: Mapping[str, int] | None = None,
+    morpho: bool = False,
 ) -> Plan:
     """Check the node holds ``block`` on the indexed fork, then sample and rebuild our side there."""
     header = check_block(client, block, indexed_block_hash(conn, chain_id, block))
     return plan_sample(
         conn, chain_id, pools, block, header.timestamp, sample=sample, seed=seed, version=version,
-        decimals=decimals,
+        decimals=decimals, morpho=morpho,
     )  # fmt: skip
 
 
@@ -272,6 +347,69 @@ def chain_account_data(
     return out
 
 
+def chain_values(
+    client: HttpChainClient, plan: Plan, on_batch: Callable[[int], None] | None = None
+) -> list[Values]:
+    """The chain's values of every planned wallet at the plan's block, in the plan's order."""
+    aave = [w for w in plan.wallets if w.protocol == AAVE]
+    morpho = [w for w in plan.wallets if w.protocol == MORPHO]
+    found: dict[Wallet, Values] = {}
+    found.update(zip(aave, chain_account_data(client, aave, plan.block, on_batch), strict=True))
+    found.update(
+        zip(morpho, chain_morpho_data(client, plan.morpho, morpho, plan.block, on_batch), strict=True)
+    )
+    return [found[w] for w in plan.wallets]
+
+
+def chain_morpho_data(
+    client: HttpChainClient,
+    targets: Mapping[str, MorphoTarget],
+    wallets: Sequence[Wallet],
+    block: int,
+    on_batch: Callable[[int], None] | None = None,
+) -> list[MorphoData]:
+    """Each Morpho wallet's values from ``position``, ``market`` and the oracle's ``price`` at ``block``."""
+    ids = sorted({w.pool for w in wallets})
+    calls = [(targets[i].morpho, _MARKET + i[2:]) for i in ids] + [(targets[i].oracle, _PRICE) for i in ids]
+    try:
+        answers = client.eth_calls(calls, block) if calls else []
+    except (RpcResponseError, RpcTransportError) as exc:
+        raise _state_error(exc, block) from None
+    totals = {i: mb.MarketTotals(*_words(a, 6)) for i, a in zip(ids, answers[: len(ids)], strict=True)}
+    prices = {i: _words(a, 1)[0] for i, a in zip(ids, answers[len(ids) :], strict=True)}
+    out: list[MorphoData] = []
+    for start in range(0, len(wallets), BATCH_SIZE):
+        chunk = wallets[start : start + BATCH_SIZE]
+        calls = [(targets[w.pool].morpho, _position_call(w)) for w in chunk]
+        try:
+            results = client.eth_calls(calls, block)
+        except (RpcResponseError, RpcTransportError) as exc:
+            raise _state_error(exc, block) from None
+        for w, data in zip(chunk, results, strict=True):
+            position = mb.Position(*_words(data, 3))
+            t, price, lltv = totals[w.pool], prices[w.pool], targets[w.pool].lltv
+            out.append(
+                MorphoData(
+                    position.supply_shares, position.borrow_shares, position.collateral,
+                    t.borrowed(position.borrow_shares), price, mb.health_factor(position, t, price, lltv),
+                )
+            )  # fmt: skip
+        if on_batch is not None:
+            on_batch(len(chunk))
+    return out
+
+
+def _position_call(wallet: Wallet) -> str:
+    return _POSITION + wallet.pool[2:] + "00" * 12 + normalise_address(wallet.user)[2:]
+
+
+def _words(data: str, n: int) -> list[int]:
+    body = data[2:]
+    if len(body) != 64 * n:
+        raise ReconcileError(f"a Morpho Blue view returned {len(body) // 2} bytes, not {32 * n}")
+    return [int(body[i * 64 : (i + 1) * 64], 16) for i in range(n)]
+
+
 def _state_error(exc: RpcResponseError | RpcTransportError, block: int) -> Exception:
     """Name the usual cause: a node without state that old. Other errors pass through unchanged."""
     hint = (
@@ -286,7 +424,7 @@ def _state_error(exc: RpcResponseError | RpcTransportError, block: int) -> Excep
     return exc
 
 
-def compare(plan: Plan, chain: Sequence[AccountData], tolerance_wei: int) -> Report:
+def compare(plan: Plan, chain: Sequence[Values], tolerance_wei: int) -> Report:
     """Pair our values with the chain's, wallet by wallet."""
     if tolerance_wei < 0:
         raise ReconcileError(f"--tolerance-wei: expected 0 or more, got {tolerance_wei}")

@@ -5,13 +5,20 @@ with Morpho lenders, borrowers, loopers and liquidation bots. The chain is index
 generated config (``[[morpho_oracles]]`` included) with the position keeper at every moving block; then
 at sampled blocks every market's ``market(id)``, every wallet's ``position(id, user)``, the oracle's
 ``price()`` and whether the position is liquidatable are compared with the rebuild, and the kept history
-with a fresh snapshot.
+with a fresh snapshot. `chainrisk reconcile` then compares the same positions through its own eth_calls,
+and a reorg that moved Morpho's positions is rolled back to what a fresh index of the final chain gives.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import subprocess
+import sys
 import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +51,45 @@ LIQUIDATE_ARGS = ["(address,address,address,address,uint256)", "address", "uint2
 LIQUIDATE_SELECTOR = keccak(text=f"liquidate({','.join(LIQUIDATE_ARGS)})")[:4]
 
 
-def _deploy(node: Anvil, home: Path) -> tuple[Morpho, dict[str, Any]]:
+@dataclass(frozen=True)
+class Devnet:
+    node: Anvil
+    morpho: Morpho
+    conninfo: str
+    chain_id: int
+    head: int
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def devnet(
+    templates: dict[str, str], node_home: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Devnet]:
+    """Aave and Morpho with the scenario's legs on an anvil that keeps history, indexed with the keeper."""
+    from tests.conftest import _fresh_database
+
+    tmp = tmp_path_factory.mktemp("morpho")
+    for db in _fresh_database(templates["embedded"]):
+        with Anvil(node_home, prune_history=False, extra_args=["--timestamp", str(GENESIS)]) as node:
+            morpho, manifest = _deploy(node, node_home, LEGS)
+            conninfo = to_libpq_url(db)
+            config = _index(manifest, conninfo)
+            (tmp / "chainrisk.toml").write_text(indexer_toml(manifest))
+            env = {
+                **os.environ,
+                "CHAINRISK_DATABASE_URL": db,
+                "CHAINRISK_HOME": str(tmp / "home"),
+                "CHAINRISK_CONFIG": str(tmp / "chainrisk.toml"),
+                "CHAINRISK_LOG_LEVEL": "WARNING",
+            }
+            yield Devnet(node, morpho, conninfo, config.chains[0].chain_id, node.block_number(), env)
+
+
+def _deploy(node: Anvil, home: Path, legs: tuple[tuple[int, int, int], ...]) -> tuple[Morpho, dict[str, Any]]:
     node.rpc("anvil_setBlockTimestampInterval", [12])
     deployment = deploy_markets(node, home)
     morpho = deploy_morpho(deployment, home)
-    for days, wallets, seed in LEGS:
+    for days, wallets, seed in legs:
         simulate(deployment, days, wallets, seed, morpho=morpho)
     manifest = manifest_with_morpho(deployment.to_manifest(), morpho)
     return morpho, {**manifest, "rpc_url": node.url}
@@ -99,6 +140,45 @@ def _liquidation_allowed(morpho: Morpho, market: MorphoMarketState, user: str, b
     return True
 
 
+def _compare_market(
+    morpho: Morpho, market: MorphoMarketState, users: list[str], stamp: int, counts: dict[str, int]
+) -> list[str]:
+    """market(id), price() and every seen user's position(id, user) and liquidatability at the block."""
+    block, name = market.block, next(n for n, m in morpho.markets.items() if m.id == market.id)
+    chain_market, price = morpho.market_state(name, block), morpho.price(name, block)
+    t = market.totals
+    ours = (
+        t.total_supply_assets, t.total_supply_shares, t.total_borrow_assets, t.total_borrow_shares,
+        t.last_update, t.fee,
+    )  # fmt: skip
+    out = (
+        [] if ours == tuple(chain_market.__dict__.values()) else [f"{name}@{block} {ours} != {chain_market}"]
+    )
+    if market.oracle_price != price:
+        out.append(f"{name}@{block} price {market.oracle_price} != {price}")
+    chain_totals = mb.MarketTotals(*chain_market.__dict__.values())
+    for user in users:
+        position, mine = morpho.position(name, user, block), market.position(user)
+        if (mine.supply_shares, mine.borrow_shares, mine.collateral) != tuple(position.__dict__.values()):
+            out.append(f"{name}@{block} {user} {mine} != {position}")
+        if mine.empty:
+            continue
+        counts["samples"] += 1
+        truth = not mb.is_healthy(
+            mb.Position(*position.__dict__.values()), chain_totals, price, market.params.lltv
+        )
+        flag = market.liquidatable(user)
+        counts["liquidatable"] += flag
+        if flag != truth or flag != (market.health_factor(user) < mb.WAD):
+            out.append(f"{name}@{block} {user} liquidatable {flag} != {truth}")
+        # With nothing to accrue, liquidate's own health check sees the stored state.
+        if mine.borrow_shares and t.last_update == stamp:
+            counts["calls"] += 1
+            if _liquidation_allowed(morpho, market, user, block) != flag:
+                out.append(f"{name}@{block} {user} liquidate() disagrees ({flag})")
+    return out
+
+
 def _history_at(conn: psycopg.Connection[Any], chain_id: int, block: int) -> set[tuple[object, ...]]:
     rows = conn.execute(
         "SELECT pool, user_address, total_collateral_base, total_debt_base, available_borrows_base,"
@@ -118,62 +198,26 @@ def _snapshot_at(conn: psycopg.Connection[Any], markets: list[MorphoMarketState]
     return rows
 
 
-def test_morpho_positions_from_events_equal_the_contract(node_home: Path, db_url: str) -> None:
-    conninfo = to_libpq_url(db_url)
+def test_morpho_positions_from_events_equal_the_contract(devnet: Devnet) -> None:
     mismatches: list[str] = []
-    samples = liquidatable = calls = blocks_checked = 0
-    with Anvil(node_home, prune_history=False, extra_args=["--timestamp", str(GENESIS)]) as node:
-        morpho, manifest = _deploy(node, node_home)
-        config = _index(manifest, conninfo)
-        chain_id, head = config.chains[0].chain_id, node.block_number()
-        names = {m.id: name for name, m in morpho.markets.items()}
-        replay = MorphoReplay(chain_id, morpho.address)
-        seen: dict[str, set[str]] = {}
-        with psycopg.connect(conninfo) as conn:
-            for block in _sample_blocks(conn, chain_id, head):
-                replay.advance(conn, block)
-                markets = replay.markets(conn)
-                stamp = int(node.rpc("eth_getBlockByNumber", [hex(block), False])["timestamp"], 16)
-                for market in markets:
-                    name = names[market.id]
-                    chain_market = morpho.market_state(name, block)
-                    totals = market.totals
-                    ours = (
-                        totals.total_supply_assets, totals.total_supply_shares, totals.total_borrow_assets,
-                        totals.total_borrow_shares, totals.last_update, totals.fee,
-                    )  # fmt: skip
-                    if ours != tuple(chain_market.__dict__.values()):
-                        mismatches.append(f"{name}@{block} market {ours} != {chain_market}")
-                    price = morpho.price(name, block)
-                    if market.oracle_price != price:
-                        mismatches.append(f"{name}@{block} price {market.oracle_price} != {price}")
-                    users = seen.setdefault(market.id, set())
-                    users |= set(market.positions)
-                    chain_totals = mb.MarketTotals(*chain_market.__dict__.values())
-                    for user in sorted(users):
-                        position = morpho.position(name, user, block)
-                        mine = market.position(user)
-                        if (mine.supply_shares, mine.borrow_shares, mine.collateral) != (
-                            position.supply_shares, position.borrow_shares, position.collateral,
-                        ):  # fmt: skip
-                            mismatches.append(f"{name}@{block} {user} {mine} != {position}")
-                        if mine.empty:
-                            continue
-                        samples += 1
-                        chain_position = mb.Position(*position.__dict__.values())
-                        truth = not mb.is_healthy(chain_position, chain_totals, price, market.params.lltv)
-                        flag = market.liquidatable(user)
-                        liquidatable += flag
-                        if flag != truth or (flag != (market.health_factor(user) < mb.WAD)):
-                            mismatches.append(f"{name}@{block} {user} liquidatable {flag} != {truth}")
-                        # With nothing to accrue, liquidate's own health check sees the stored state.
-                        if mine.borrow_shares and totals.last_update == stamp:
-                            calls += 1
-                            if _liquidation_allowed(morpho, market, user, block) != flag:
-                                mismatches.append(f"{name}@{block} {user} liquidate() disagrees ({flag})")
-                if _history_at(conn, chain_id, block) != _snapshot_at(conn, markets):
-                    mismatches.append(f"kept history at {block} differs from a fresh snapshot")
-                blocks_checked += 1
+    counts = {"samples": 0, "liquidatable": 0, "calls": 0, "blocks": 0}
+    replay = MorphoReplay(devnet.chain_id, devnet.morpho.address)
+    seen: dict[str, set[str]] = {}
+    with psycopg.connect(devnet.conninfo) as conn:
+        for block in _sample_blocks(conn, devnet.chain_id, devnet.head):
+            replay.advance(conn, block)
+            markets = replay.markets(conn)
+            stamp = int(devnet.node.rpc("eth_getBlockByNumber", [hex(block), False])["timestamp"], 16)
+            for market in markets:
+                users = seen.setdefault(market.id, set())
+                users |= set(market.positions)
+                mismatches += _compare_market(devnet.morpho, market, sorted(users), stamp, counts)
+            if _history_at(conn, devnet.chain_id, block) != _snapshot_at(conn, markets):
+                mismatches.append(f"kept history at {block} differs from a fresh snapshot")
+            counts["blocks"] += 1
+    samples, liquidatable, calls, blocks_checked, head = (
+        counts["samples"], counts["liquidatable"], counts["calls"], counts["blocks"], devnet.head,
+    )  # fmt: skip
     print(
         f"\nMorpho parity: {samples} wallet-market-block samples over {blocks_checked} blocks"
         f" (head {head}), {liquidatable} liquidatable, {calls} liquidate() eth_calls,"
@@ -182,3 +226,79 @@ def test_morpho_positions_from_events_equal_the_contract(node_home: Path, db_url
     assert mismatches == [], mismatches[:10]
     assert samples >= MIN_SAMPLES
     assert liquidatable > 0 and calls > 0
+
+
+def _reconcile(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chainrisk", "reconcile", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_reconcile_covers_morpho_with_zero_drift(devnet: Devnet) -> None:
+    for block in (devnet.head, devnet.head - 40):
+        result = _reconcile(devnet.env, "--sample", "1000", "--block", str(block), "--json")
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout)
+        by_protocol: dict[str, int] = {}
+        for wallet in report["wallets"]:
+            by_protocol[wallet["protocol"]] = by_protocol.get(wallet["protocol"], 0) + 1
+        assert set(by_protocol) == {"aave_v3", "morpho_blue"} and by_protocol["morpho_blue"] >= 5
+        assert report["summary"]["wallets_drifting"] == 0
+        drifts = report["summary"]["max_drift_by_protocol"]
+        assert {v for p in drifts.values() for v in p.values()} == {"0"}
+        morpho_ids = {w["pool"] for w in report["wallets"] if w["protocol"] == "morpho_blue"}
+        assert morpho_ids <= {m.id for m in devnet.morpho.markets.values()}
+    table = _reconcile(devnet.env, "--sample", "40", "--seed", "2", "--no-progress")
+    assert table.returncode == 0, table.stderr
+    assert "morpho_blue" in table.stdout and "Morpho Blue max drift: supply shares 0" in table.stdout
+
+
+def _morpho_rows(conninfo: str) -> dict[str, list[tuple[object, ...]]]:
+    with psycopg.connect(conninfo) as conn:
+        return {
+            table: conn.execute(
+                f"SELECT * FROM {table} WHERE protocol = 'morpho_blue' ORDER BY 1, 2, 3, 4"
+            ).fetchall()
+            for table in ("account_health", "position_reserves")
+        }
+
+
+def test_morpho_positions_after_a_reorg_equal_a_fresh_rebuild(
+    node_home: Path, db_url: str, second_db_url: str
+) -> None:
+    first, second = to_libpq_url(db_url), to_libpq_url(second_db_url)
+    with Anvil(node_home, extra_args=["--timestamp", str(GENESIS)]) as node:
+        morpho, manifest = _deploy(node, node_home, ((1, 20, 41),))
+        deployment = morpho.deployment
+        weth = deployment.price("WETH", "aave")
+        _index(manifest, first)
+        snapshot, fork = node.snapshot(), node.block_number()
+        deployment.set_price("WETH", weth * 70 // 100)  # this branch crashes ETH by 30%
+        morpho.contract().transact(deployment.deployer, "accrueInterest", morpho.market("WETH/USDC").params)
+        node.mine(2)
+        _index(manifest, first)
+        crashed = _morpho_rows(first)
+        assert _accruals_after(first, fork) == 1
+        node.revert(snapshot)
+        deployment.set_price("WETH", weth * 105 // 100)  # the canonical branch lifts it by 5%
+        node.mine(3)
+        _index(manifest, first)
+        _index(manifest, second)
+    after = _morpho_rows(first)
+    assert after == _morpho_rows(second)
+    assert after != crashed and after["account_health"]
+    assert _accruals_after(first, fork) == 0
+    with psycopg.connect(first) as conn:
+        assert conn.execute("SELECT count(*) FROM reorgs").fetchone() == (1,)
+
+
+def _accruals_after(conninfo: str, block: int) -> int:
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM morpho_blue_accrue_interest WHERE block_number > %s", (block,)
+        ).fetchone()
+    return 0 if row is None else int(row[0])
