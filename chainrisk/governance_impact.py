@@ -16,7 +16,8 @@ When the new values are not in the calldata (an Aave Governance v3 payload runs 
 executor; any call the `risk_param_changes` view does not decode), :func:`fork_changes` executes the calls
 on an anvil fork of the indexed node, impersonating the executor, reads every reserve's configuration
 and eMode category through the Pool's getters before and after, and returns the difference as the same
-:class:`ParamChange` records, applied the same way.
+:class:`ParamChange` records, applied the same way. An Aave Governance v3 payload runs on the fork as it will
+on chain: ``executePayload(id)`` on its PayloadsController once the fork's time is past the payload's ETA.
 """
 
 from __future__ import annotations
@@ -365,6 +366,41 @@ def aave_payload_call(executor: str, owner: str, payload: str) -> ForkCall:
     selector = keccak(text="executeTransaction(address,uint256,string,bytes,bool)")[:4]
     args = encode(["address", "uint256", "string", "bytes", "bool"], [payload, 0, "execute()", b"", True])
     return ForkCall(owner, executor, selector + args)
+
+
+def aave_execute_payload(controller: str, payload_id: int) -> ForkCall:
+    """``PayloadsController.executePayload(id)``: anyone may call it once the payload's delay has passed
+    (move the fork's time past the ETA); its executors then run each action, delegatecalls included."""
+    data = _selector("executePayload(uint40)") + encode(["uint40"], [payload_id])
+    return ForkCall(ANY_SENDER, controller, data)
+
+
+# IPayloadsControllerCore.Payload: creator, maximumAccessLevelRequired, state, createdAt, queuedAt,
+# executedAt, cancelledAt, expirationTime, delay, gracePeriod, actions.
+_PAYLOAD = (
+    "(address,uint8,uint8,uint40,uint40,uint40,uint40,uint40,uint40,uint40,"
+    "(address,bool,uint8,uint256,string,bytes)[])"
+)
+
+
+def payload_eta(rpc_url: str, controller: str, payload_id: int) -> int | None:
+    """When a queued payload can first execute (queuedAt + delay, from ``getPayloadById``); None when it
+    is not queued or the node cannot say."""
+    import httpx
+
+    data = _selector("getPayloadById(uint40)") + encode(["uint40"], [payload_id])
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "eth_call",
+        "params": [{"to": controller, "data": "0x" + data.hex()}, "latest"],
+    }
+    result = str(httpx.post(rpc_url, json=body, timeout=10).json().get("result") or "")
+    try:
+        ((_, _, _, _, queued_at, _, _, _, delay, _, _),) = decode([_PAYLOAD], bytes.fromhex(result[2:]))
+    except Exception:  # not a PayloadsController, or the node answered with an error
+        return None
+    return int(queued_at) + int(delay) if queued_at else None
 
 
 def _selector(signature: str) -> bytes:

@@ -78,9 +78,10 @@ def reader_views() -> dict[str, str]:
     from analytics.views import VIEWS as FORECAST_VIEWS
     from chainrisk.alerts.views import VIEWS as ALERT_VIEWS
     from chainrisk.contagion.views import VIEWS as CONTAGION_VIEWS
+    from chainrisk.reports.views import VIEWS as REPORT_VIEWS
     from indexer.views import VIEWS as INDEXER_VIEWS
 
-    return {**INDEXER_VIEWS, **FORECAST_VIEWS, **CONTAGION_VIEWS, **ALERT_VIEWS}
+    return {**INDEXER_VIEWS, **FORECAST_VIEWS, **CONTAGION_VIEWS, **ALERT_VIEWS, **REPORT_VIEWS}
 
 
 def grant_reader(

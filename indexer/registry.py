@@ -26,6 +26,8 @@ KINDS: dict[str, tuple[EventSpec, ...]] = {
     "aave_governance_v2": governance.AAVE_V2_EVENTS,
     "aave_governance_v3": governance.AAVE_V3_EVENTS,
     "aave_voting_machine": governance.AAVE_V3_VOTING_EVENTS,
+    "timelock": governance.TIMELOCK_EVENTS,
+    "aave_payloads_controller": governance.AAVE_PAYLOADS_EVENTS,
     "compound_v3": compound_v3.EVENTS,
     "uniswap_v3_factory": uniswap_v3.FACTORY_EVENTS,
     "uniswap_v3_pool": uniswap_v3.POOL_EVENTS,
@@ -58,6 +60,8 @@ class Decoder:
 
 def build_decoder(spec: EventSpec) -> Decoder:
     """Generated slicing decoders for static events; eth_abi for events with dynamic fields."""
+    if spec.table in governance.HAND_DECODERS:  # arrays of structs: decoded into JSON objects
+        return Decoder(spec, governance.HAND_DECODERS[spec.table])
     if spec.is_static and all(p.is_static for p in spec.indexed):
         decode, line = compile_static(spec)
         return Decoder(spec, decode, line)

@@ -42,10 +42,30 @@ LEFT JOIN LATERAL (
 ) g ON true
 """
 
+
+def _bytes32_numeric(word: str) -> str:
+    """A 0x-prefixed bytes32 text as NUMERIC(78, 0), eight 32-bit limbs at a time."""
+    return (
+        f"(SELECT sum(('x' || substr({word}, 8 * limb + 3, 8))::bit(32)::bigint"
+        " * 4294967296::numeric ^ (7 - limb))::numeric(78, 0) FROM generate_series(0, 7) AS limbs(limb))"
+    )
+
+
+# Block time of a governance event: the log's, else the stored header's.
+_EVENT_TIME = (
+    "coalesce((SELECT l.block_timestamp FROM logs l WHERE l.chain_id = {e}.chain_id"
+    " AND l.block_number = {e}.block_number AND l.log_index = {e}.log_index),"
+    " (SELECT b.timestamp FROM blocks b WHERE b.chain_id = {e}.chain_id AND b.number = {e}.block_number))"
+)
+
 # Every decoded governor: OpenZeppelin / Bravo / Alpha (`governor`), Aave Governance v2 (`aave_v2`: no
 # description on chain, only its IPFS hash) and v3 (`aave_v3`: payloads live on the PayloadsControllers, so
 # no calls; ProposalQueued carries the tallies, used when the VotingMachine's votes are not indexed).
-PROPOSALS = """
+# TimelockController operations (`timelock`: the operation id as the proposal id, scheduled = created and
+# queued, ETA = scheduled time + delay) and Aave v3 payloads (`aave_v3_payload`: the payload id on its
+# PayloadsController, the actions as calls, executor and ETA from the executor of the payload's access level
+# as last set before it) are proposals too, so the risk changes they carry are decoded like any other.
+PROPOSALS = f"""
 CREATE OR REPLACE VIEW proposals AS
 WITH tallies AS (
     SELECT chain_id, governor, proposal_id, count(*) AS voters,
@@ -53,6 +73,17 @@ WITH tallies AS (
            coalesce(sum(weight) FILTER (WHERE support = 'against'), 0) AS votes_against,
            coalesce(sum(weight) FILTER (WHERE support = 'abstain'), 0) AS votes_abstain
     FROM votes GROUP BY 1, 2, 3
+), timelock_operations AS (
+    -- An operation's calls come from one transaction; a cancelled operation scheduled again is the new one.
+    SELECT DISTINCT ON (chain_id, address, id) * FROM (
+        SELECT s.chain_id, s.address, s.id, {_bytes32_numeric("s.id")} AS operation_id, s.tx_hash,
+               min(s.block_number) AS block_number, jsonb_agg(s.target ORDER BY s.index) AS targets,
+               jsonb_agg(s.arg_data ORDER BY s.index) AS calldatas, max(s.delay) AS delay,
+               min({_EVENT_TIME.format(e="s")}) AS scheduled_at
+        FROM timelock_call_scheduled s
+        GROUP BY s.chain_id, s.address, s.id, s.tx_hash
+    ) o
+    ORDER BY chain_id, address, id, block_number DESC
 ), created AS (
     SELECT 'governor' AS kind, chain_id, address, proposal_id, proposer, description, targets, signatures,
            calldatas, vote_start, vote_end, block_number, tx_hash, NULL::text AS executor,
@@ -66,6 +97,29 @@ WITH tallies AS (
     SELECT 'aave_v3', chain_id, address, proposal_id, creator, NULL, NULL, NULL, NULL,
            NULL::numeric(78, 0), NULL::numeric(78, 0), block_number, tx_hash, NULL, NULL, ipfs_hash
     FROM aave_gov_v3_proposal_created
+    UNION ALL
+    SELECT 'timelock', chain_id, address, operation_id, NULL, NULL, targets, NULL, calldatas,
+           NULL::numeric(78, 0), NULL::numeric(78, 0), block_number, tx_hash, NULL, NULL, NULL
+    FROM timelock_operations
+    UNION ALL
+    SELECT 'aave_v3_payload', p.chain_id, p.address, p.payload_id::numeric(78, 0), p.creator, NULL,
+           (SELECT jsonb_agg(a ->> 'target' ORDER BY n) FROM jsonb_array_elements(p.actions)
+                WITH ORDINALITY AS x(a, n)),
+           (SELECT jsonb_agg(a ->> 'signature' ORDER BY n) FROM jsonb_array_elements(p.actions)
+                WITH ORDINALITY AS x(a, n)),
+           (SELECT jsonb_agg(a ->> 'call_data' ORDER BY n) FROM jsonb_array_elements(p.actions)
+                WITH ORDINALITY AS x(a, n)),
+           NULL::numeric(78, 0), NULL::numeric(78, 0), p.block_number, p.tx_hash, e.executor,
+           (SELECT jsonb_agg(a -> 'with_delegate_call' ORDER BY n) FROM jsonb_array_elements(p.actions)
+                WITH ORDINALITY AS x(a, n)),
+           NULL
+    FROM aave_payload_created p
+    LEFT JOIN LATERAL (
+        SELECT s.executor FROM aave_payloads_executor_set s
+        WHERE s.chain_id = p.chain_id AND s.address = p.address
+          AND s.access_level = p.maximum_access_level_required AND s.block_number <= p.block_number
+        ORDER BY s.block_number DESC, s.log_index DESC LIMIT 1
+    ) e ON true
 ), queued AS (
     SELECT chain_id, address, proposal_id, eta, block_number,
            NULL::numeric AS votes_for, NULL::numeric AS votes_against
@@ -75,16 +129,46 @@ WITH tallies AS (
     UNION ALL
     SELECT chain_id, address, proposal_id, NULL::numeric(78, 0), block_number, votes_for, votes_against
     FROM aave_gov_v3_proposal_queued
+    UNION ALL
+    SELECT chain_id, address, operation_id, (scheduled_at + delay)::numeric(78, 0), block_number, NULL, NULL
+    FROM timelock_operations
+    UNION ALL
+    SELECT q.chain_id, q.address, q.payload_id::numeric(78, 0),
+           (({_EVENT_TIME.format(e="q")}) + e.delay)::numeric(78, 0), q.block_number, NULL, NULL
+    FROM aave_payload_queued q
+    JOIN aave_payload_created c USING (chain_id, address, payload_id)
+    LEFT JOIN LATERAL (
+        SELECT s.delay FROM aave_payloads_executor_set s
+        WHERE s.chain_id = q.chain_id AND s.address = q.address
+          AND s.access_level = c.maximum_access_level_required AND s.block_number <= q.block_number
+        ORDER BY s.block_number DESC, s.log_index DESC LIMIT 1
+    ) e ON true
 ), executed AS (
     SELECT chain_id, address, proposal_id, block_number FROM gov_proposal_executed
     UNION ALL
     SELECT chain_id, address, id, block_number FROM aave_gov_v2_proposal_executed
     UNION ALL
     SELECT chain_id, address, proposal_id, block_number FROM aave_gov_v3_proposal_executed
+    UNION ALL
+    SELECT o.chain_id, o.address, o.operation_id, min(x.block_number)
+    FROM timelock_call_executed x
+    JOIN timelock_operations o ON o.chain_id = x.chain_id AND o.address = x.address AND o.id = x.id
+                              AND x.block_number >= o.block_number
+    GROUP BY 1, 2, 3
+    UNION ALL
+    SELECT chain_id, address, payload_id::numeric(78, 0), block_number FROM aave_payload_executed
 ), canceled AS (
     SELECT chain_id, address, proposal_id, block_number FROM gov_proposal_canceled
     UNION ALL
     SELECT chain_id, address, proposal_id, block_number FROM aave_gov_v3_proposal_canceled
+    UNION ALL
+    SELECT o.chain_id, o.address, o.operation_id, min(k.block_number)
+    FROM timelock_cancelled k
+    JOIN timelock_operations o ON o.chain_id = k.chain_id AND o.address = k.address AND o.id = k.id
+                              AND k.block_number >= o.block_number
+    GROUP BY 1, 2, 3
+    UNION ALL
+    SELECT chain_id, address, payload_id::numeric(78, 0), block_number FROM aave_payload_cancelled
 )
 SELECT c.chain_id, c.address AS governor, c.proposal_id, c.proposer,
        split_part(ltrim(c.description, '# '), E'\\n', 1) AS title,

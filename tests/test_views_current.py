@@ -8,6 +8,7 @@ from analytics.views import VIEWS as FORECAST_VIEWS
 from chainrisk.alerts.views import VIEWS as ALERT_VIEWS
 from chainrisk.contagion.views import VIEWS as CONTAGION_VIEWS
 from chainrisk.db import to_libpq_url
+from chainrisk.reports.views import VIEWS as REPORT_VIEWS
 from indexer.views import FUNCTIONS, STATE_VIEWS, VIEWS
 
 
@@ -30,10 +31,13 @@ def test_views_module_equals_the_migrated_views(any_db_url: str) -> None:
     with psycopg.connect(to_libpq_url(any_db_url)) as conn:
         migrated, functions = _definitions(conn), _functions(conn)
         modules = [VIEWS, STATE_VIEWS, FORECAST_VIEWS, CONTAGION_VIEWS, ALERT_VIEWS]
+        modules.append(REPORT_VIEWS)
         assert set(migrated) == set().union(*modules)
         assert set(functions) == set(FUNCTIONS)
         views = [*STATE_VIEWS.values(), *VIEWS.values(), *FORECAST_VIEWS.values()]
         for sql in [*views, *CONTAGION_VIEWS.values(), *ALERT_VIEWS.values(), *FUNCTIONS.values()]:
+            conn.execute(sql)
+        for sql in REPORT_VIEWS.values():
             conn.execute(sql)
         assert _definitions(conn) == migrated
         assert _functions(conn) == functions

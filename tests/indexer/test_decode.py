@@ -94,6 +94,8 @@ def _word() -> st.SearchStrategy[bytes]:
 
 
 def _zero(type_: str) -> Any:
+    if type_.startswith("bytes") and type_[5:].isdigit():  # a bytes32 topic: an operation id
+        return b"\0" * int(type_[5:])
     return {"address": "0x" + "00" * 20, "bool": False}.get(type_, 0)
 
 

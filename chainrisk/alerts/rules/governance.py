@@ -40,10 +40,12 @@ from chainrisk.governance_impact import (
     ForkCall,
     MarketImpact,
     ParamChange,
+    aave_execute_payload,
     aave_v2_execute,
     decoded_changes,
     fork_changes_by_pool,
     governor_timelock,
+    payload_eta,
     proposal_impact,
     timelock_calls,
 )
@@ -54,7 +56,15 @@ if TYPE_CHECKING:
 Event = Literal["created", "queued", "executed", "canceled"]
 EVENTS: tuple[Event, ...] = ("created", "queued", "executed", "canceled")
 MAX_LISTED = 10
-GOVERNORS = {"governor": "Governor", "aave_v2": "Aave Governance v2", "aave_v3": "Aave Governance v3"}
+GOVERNORS = {
+    "governor": "Governor",
+    "aave_v2": "Aave Governance v2",
+    "aave_v3": "Aave Governance v3",
+    "timelock": "TimelockController",
+    "aave_v3_payload": "Aave PayloadsController",
+}
+# What a row of `proposals` is, by kind, in a message.
+NOUNS = {"timelock": "Timelock operation", "aave_v3_payload": "Payload"}
 
 
 def _window_s(text: str) -> int:
@@ -224,7 +234,8 @@ def _event_alert(
     changes = decoded_changes(conn, chain_id, governor, int(pid))
     name = _proposal_name(pid)
     lines = [
-        f"Proposal {name} {event} on {GOVERNORS.get(kind, kind)} {governor} (chain {chain_id})"
+        f"{NOUNS.get(kind, 'Proposal')} {name} {event} on {GOVERNORS.get(kind, kind)} {governor}"
+        f" (chain {chain_id})"
         f" at block {block}{f' ({at:%Y-%m-%d %H:%M} UTC)' if at else ''}.",
         f"Title: {title}" if title else "Title: (not on chain)",
         f"Votes: {voters} voter{'' if voters == 1 else 's'}; for {float(v_for) / 1e18:,.0f},"
@@ -253,7 +264,7 @@ def _event_alert(
         now,
         f"{chain_id}:{governor}:{int(pid)}:{event}",
         f"block {block}",
-        f"Proposal {name} {event}{f': {title}' if title else ''}"[:200],
+        f"{NOUNS.get(kind, 'Proposal')} {name} {event}{f': {title}' if title else ''}"[:200],
         "\n".join(lines),
         facts,
     )
@@ -275,6 +286,9 @@ LEFT JOIN LATERAL (
 WHERE p.chain_id = %(chain)s AND p.state = 'queued'
   AND (cardinality(%(governors)s::text[]) = 0 OR p.governor = ANY(%(governors)s))
   AND to_timestamp(t.ts) > %(since)s
+  -- A timelock operation a Governor queued in the same transaction is that proposal, alerted as such.
+  AND NOT (p.kind = 'timelock' AND EXISTS (
+      SELECT 1 FROM gov_proposal_queued g WHERE g.chain_id = p.chain_id AND g.tx_hash = p.created_tx))
 ORDER BY p.queued_block, p.governor, p.proposal_id
 """
 
@@ -310,9 +324,12 @@ def _fork_calls(
         return "", []
     if kind == "aave_v2":
         return url, [aave_v2_execute(str(row[1]), int(row[2]))]
-    if kind != "governor" or not row[7]:
-        return "", []  # Aave v3 payloads are not indexed: nothing to run
-    timelock = governor_timelock(url, str(row[1]))
+    if kind == "aave_v3_payload":
+        return url, [aave_execute_payload(str(row[1]), int(row[2]))]
+    if kind not in ("governor", "timelock") or not row[7]:
+        return "", []
+    # A timelock operation runs its calls from the timelock itself.
+    timelock = str(row[1]) if kind == "timelock" else governor_timelock(url, str(row[1]))
     calldatas = [bytes.fromhex(d[2:]) for d in row[8]]
     return url, timelock_calls(timelock, list(row[7]), calldatas, list(row[9] or ()))
 
@@ -328,6 +345,11 @@ def _changes_by_fork(
 
     home = Path(os.environ.get("CHAINRISK_HOME") or default_home())
     eta = None if row[6] is None else int(row[6])
+    if row[3] == "aave_v3_payload":
+        # executePayload wants the time strictly past queuedAt + delay, which the node knows when the
+        # executor's delay was set before the indexed range.
+        known = eta if eta is not None else payload_eta(url, str(row[1]), int(row[2]))
+        eta = None if known is None else known + 1
     return fork_changes_by_pool(url, chain_id, pools(conn, chain_id), calls, home, at_timestamp=eta)
 
 
@@ -382,9 +404,9 @@ def _render(
     name = _proposal_name(pid)
     hours = 0.0 if eta is None else (int(eta) - now.timestamp()) / 3600
     left = f" (in {hours:.1f} h)" if hours >= 0 else f" ({-hours:.1f} h ago)"
+    noun, kind = NOUNS.get(str(row[3]), "Proposal"), GOVERNORS.get(str(row[3]), "governor")
     lines = [
-        f"Proposal {name} on governor {governor} (chain {chain_id}) is queued"
-        f"{f': {title}' if title else ''}.",
+        f"{noun} {name} on {kind} {governor} (chain {chain_id}) is queued{f': {title}' if title else ''}.",
         f"It can execute from {_when(eta)}{left}."
         if eta is not None
         else "Its execution time is not on chain.",
@@ -399,7 +421,7 @@ def _render(
         now,
         subject,
         period,
-        f"Queued proposal {name} makes {newly} wallet{'s' if newly != 1 else ''} liquidatable"
+        f"Queued {noun.lower()} {name} makes {newly} wallet{'s' if newly != 1 else ''} liquidatable"
         f" ({usd(debt_after)} debt at risk)",
         "\n".join(lines),
         {
