@@ -31,6 +31,9 @@ What differs from the exact path, on purpose:
   its bad debt, so it is not used.
 - The 3.3 dust rule is a closed-form bound instead of the bisection of ``max_debt_to_cover``.
 
+Morpho Blue is not modelled here: :meth:`FastCascade.build` refuses a Morpho book with borrowers (a
+:class:`~graph.cascade.MorphoBook` among ``markets``), and only the exact engine runs them.
+
 The scenarios run in chunks sized to ``memory_bytes``; within a chunk all scenarios advance round by
 round together (a scenario stops when a round of its own liquidates nobody). Accounts are the
 (market, user) pairs with any debt; an account's balances are kept per scenario only once it is first
@@ -45,7 +48,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from graph.cascade import CascadeInputError, LendingMarket, OracleModel, PoolKey
+from graph.cascade import CascadeInputError, LendingMarket, MorphoBook, OracleModel, PoolKey
 from graph.impact import PoolCurves, fit_pool
 from graph.liquidation import Rules
 from graph.univ3_pool import Pool
@@ -68,6 +71,18 @@ BISECTION_STEPS = 60
 
 
 # ------------------------------------------------------------------------------------------- book
+
+
+def _aave_only(markets: Sequence[LendingMarket | MorphoBook]) -> list[LendingMarket]:
+    """The Aave markets; Morpho Blue books with borrowers are refused (only the exact engine runs them),
+    books without any are dropped (nothing of theirs can be liquidated)."""
+    for book in markets:
+        if isinstance(book, MorphoBook) and book.positions:
+            raise CascadeInputError(
+                f"Morpho Blue market {book.market.id}: the fast engine models Aave v3 only;"
+                " run the exact engine (graph.cascade.run_cascade, --engine exact) on Morpho positions"
+            )
+    return [m for m in markets if isinstance(m, LendingMarket)]
 
 
 @dataclass(frozen=True)
@@ -295,7 +310,7 @@ class FastCascade:
     @classmethod
     def build(
         cls,
-        markets: Sequence[LendingMarket],
+        markets: Sequence[LendingMarket | MorphoBook],
         pools: Mapping[PoolKey, Pool],
         oracles: Mapping[str, OracleModel],
         *,
@@ -309,6 +324,7 @@ class FastCascade:
         :func:`graph.cascade.run_cascade` (``gas_cost_usd``, ``min_profit_usd``: USD with 8 decimals)."""
         if max_rounds < 0 or round_seconds < 0 or gas_cost_usd < 0 or memory_bytes <= 0:
             raise CascadeInputError("max_rounds, round_seconds, gas_cost_usd and memory_bytes: not negative")
+        markets = _aave_only(markets)
         decimals = {r.asset: r.decimals for m in markets for rs in m.positions.values() for r in rs}
         if len({m.name for m in markets}) != len(markets):
             raise CascadeInputError("a market is given twice")
