@@ -230,6 +230,113 @@ def test_most_liquidated(devnet_seeded: tuple[str, Any]) -> None:
     assert len(result.liquidations) > 0
 
 
+# --- across Aave v3 and Morpho Blue: the answers against the current rows, read here in Python ---------
+
+
+@pytest.fixture(scope="module")
+def morpho_seeded(templates: dict[str, str], node_home: Path) -> Iterator[str]:
+    """A devnet with Aave and Morpho Blue after a short scenario, indexed with the positions kept."""
+    import tomllib
+
+    from devnet.aave import deploy_markets
+    from devnet.anvil import Anvil
+    from devnet.morpho import deploy_morpho, manifest_with_morpho
+    from devnet.scenario import simulate
+    from devnet.serve import indexer_toml
+    from indexer.catalog import sync_config
+    from indexer.config import IndexConfig
+    from indexer.lending.keeper import PositionKeeper
+    from indexer.lending.morpho import sync_oracles
+    from indexer.runner import config_plan
+    from tests.conftest import _fresh_database
+
+    for db in _fresh_database(templates["embedded"]):
+        with Anvil(node_home) as node:
+            deployment = deploy_markets(node, node_home)
+            morpho = deploy_morpho(deployment, node_home)
+            simulate(deployment, 2, 30, 5, morpho=morpho)
+            manifest = manifest_with_morpho(deployment.to_manifest(), morpho)
+            config = IndexConfig(**tomllib.loads(indexer_toml({**manifest, "rpc_url": node.url})))
+            with psycopg.connect(to_libpq_url(db)) as conn:
+                sync_config(conn, config.chains, config.tokens, config.labels)
+                sync_oracles(conn, config.chains, config.morpho_oracles)
+            with PositionKeeper(to_libpq_url(db), 31337, period_s=0) as keeper:
+                run_plan(
+                    config_plan(config.chains[0], config.contracts, None, False),
+                    to_libpq_url(db),
+                    listener=keeper,
+                )
+        yield db
+
+
+def _by_asset(db: str) -> list[tuple[str, str, str, str, int, int, bool]]:
+    """(protocol, user, asset, symbol, collateral base, debt base, enabled) of every current position row."""
+    rows = _rows_of(
+        db,
+        "SELECT r.protocol, r.user_address, r.asset, k.symbol, r.collateral_base, r.debt_base,"
+        " r.collateral_enabled FROM position_reserves r"
+        " JOIN tracked_tokens k ON k.chain_id = r.chain_id AND k.token = r.asset",
+    )
+    return [
+        (str(p), str(u), str(a), str(s), int(str(c)), int(str(d)), bool(e)) for p, u, a, s, c, d, e in rows
+    ]
+
+
+def _usd(base: int) -> Decimal:
+    return _half_up(Decimal(base) / 10**8, 0)
+
+
+def test_borrowers_on_both_protocols(morpho_seeded: str) -> None:
+    from indexer.lending.morpho import morpho_markets, usd_prices
+
+    db = morpho_seeded
+    debt: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for protocol, user, _, _, _, d, _ in _by_asset(db):
+        debt[user][protocol] += d
+    both = {u: by for u, by in debt.items() if by["aave_v3"] and by["morpho_blue"]}
+    rows = _run(db, "borrowers_on_both_protocols")
+    assert {r[0]: (r[1], r[2]) for r in rows} == {
+        u: (_usd(by["aave_v3"]), _usd(by["morpho_blue"])) for u, by in both.items()
+    }
+    assert len(rows) >= 2
+    # Each Morpho side is what the wallets' borrow shares owe at the loan token's feed, rounded up.
+    with psycopg.connect(to_libpq_url(db)) as conn:
+        head = int(str(conn.execute("SELECT max(block_number) FROM cursors").fetchone()[0]))  # type: ignore[index]
+        owed: dict[str, int] = defaultdict(int)
+        for market in morpho_markets(conn, 31337, head):
+            loan = usd_prices(conn, market)[1]
+            for user in market.users:
+                owed[user] += loan.value(market.borrowed(user), up=True)
+    assert all(owed[u] == by["morpho_blue"] for u, by in both.items())
+
+
+def test_collateral_pledged_on_both(morpho_seeded: str) -> None:
+    db = morpho_seeded
+    pledged: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for protocol, user, _, symbol, c, _, enabled in _by_asset(db):
+        if enabled and c > 0:
+            pledged[(user, symbol)][protocol] += c
+    expected = {
+        k: (_usd(by["aave_v3"]), _usd(by["morpho_blue"])) for k, by in pledged.items() if len(by) == 2
+    }
+    rows = _run(db, "collateral_pledged_on_both")
+    assert {(r[0], r[1]): (r[2], r[3]) for r in rows} == expected and expected
+
+
+def test_exposure_by_asset(morpho_seeded: str) -> None:
+    db = morpho_seeded
+    sums: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for protocol, _, _, symbol, c, d, enabled in _by_asset(db):
+        side = 0 if protocol == "aave_v3" else 1
+        sums[symbol][side] += c if enabled else 0
+        sums[symbol][2 + side] += d
+    rows = _run(db, "exposure_by_asset")
+    got = {r[0]: tuple(r[1:]) for r in rows}
+    for symbol, (ac, mc, ad, md) in sums.items():
+        assert got[symbol] == (_usd(ac), _usd(mc), _usd(ad), _usd(md), _usd(ac + mc), _usd(ad + md))
+    assert any(s[1] for s in sums.values()) and any(s[3] for s in sums.values())
+
+
 # --- lending history: the cookbook's answers against the raw history rows, read here in Python --------
 
 
@@ -652,6 +759,9 @@ CHECKS = {
     "liquidatable_if_eth_falls_20": test_liquidatable_if_eth_falls_20,
     "liquidated_usd_by_collateral": test_liquidated_usd_by_collateral,
     "whales_to_exchanges": test_whales_to_exchanges,
+    "borrowers_on_both_protocols": test_borrowers_on_both_protocols,
+    "collateral_pledged_on_both": test_collateral_pledged_on_both,
+    "exposure_by_asset": test_exposure_by_asset,
     "largest_exchange_inflow_hours": test_largest_exchange_inflow_hours,
 }
 
