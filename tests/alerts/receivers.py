@@ -9,11 +9,14 @@ receiver accepts lands in `accepted`; every request, accepted or not, in `reques
 
 `WebhookReceiver` verifies Standard Webhooks signatures with the reference `standardwebhooks` package and
 remembers webhook-ids: a repeated id is answered 200 and not accepted again (`duplicates` counts them).
-`SmtpReceiver` is an aiosmtpd server.
+`SmtpReceiver` is an aiosmtpd server; `plan_stall` holds the answer to the next message data back (the
+message is kept, as a server that stored it and then hung would have).
 """
 
 from __future__ import annotations
 
+import asyncio
+import email.utils
 import html
 import json
 import random
@@ -37,6 +40,7 @@ class Planned:
     status: int | None = None
     retry_after: float | None = None
     delay_s: float = 0.0
+    http_date: bool = False  # a 429's Retry-After as an HTTP date (whole seconds) instead of seconds
 
 
 @dataclass
@@ -110,6 +114,9 @@ class Receiver:
         return status, out_headers, out
 
     def refuse(self, planned: Planned) -> tuple[int, dict[str, str], bytes]:
+        if planned.status == 429 and planned.http_date:
+            until = email.utils.formatdate(time.time() + (planned.retry_after or 1.0), usegmt=True)
+            return 429, {"retry-after": until}, b"rate limited"
         if planned.status == 429:
             return self.rate_limited(planned.retry_after or 1.0)
         return planned.status or 500, {"content-type": "text/plain"}, b"upstream trouble"
@@ -388,6 +395,8 @@ class SmtpReceiver:
         self.username, self.password = username, password
         self.messages: list[Any] = []
         self.replies: deque[str] = deque()
+        self.stalls: deque[float] = deque()
+        self.data_at: list[float] = []  # when each message's data arrived, answered or not
         self.controller: Any = None
 
     def __enter__(self) -> SmtpReceiver:
@@ -398,9 +407,12 @@ class SmtpReceiver:
 
         class Handler:
             async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                receiver.data_at.append(time.time())
                 if receiver.replies:
                     return receiver.replies.popleft()
                 receiver.messages.append(envelope)
+                if receiver.stalls:
+                    await asyncio.sleep(receiver.stalls.popleft())
                 return "250 OK"
 
         def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
@@ -424,6 +436,12 @@ class SmtpReceiver:
     def reset(self) -> None:
         self.messages.clear()
         self.replies.clear()
+        self.stalls.clear()
+        self.data_at.clear()
 
     def plan_reply(self, reply: str) -> None:
         self.replies.append(reply)
+
+    def plan_stall(self, seconds: float) -> None:
+        """Answer the next message's data only after `seconds` (past a client's read timeout)."""
+        self.stalls.append(seconds)

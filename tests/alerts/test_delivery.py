@@ -364,6 +364,71 @@ def test_a_webhook_timeout_is_resent_with_the_same_id(
     assert hook.duplicates == 1 and len(hook.accepted) == 1 and hook.rejected == 0
 
 
+def test_an_smtp_server_that_stalls_leaves_the_mail_unknown_until_a_person_retries(
+    conninfo: str, settings: Settings, receivers: dict[str, Any]
+) -> None:
+    """The server takes the message data and answers after the client's 0.5 s timeout: the attempt is
+    `unknown` (the mail may have gone), not lost; email does not resend it by itself (`resend_unknown`
+    false) until `alerts retry`, and the resent mail carries the same Message-ID."""
+    smtp: SmtpReceiver = receivers["email"]
+    smtp.plan_stall(2.0)
+    enqueue(conninfo, make_alert(1), ["email"])
+    dispatch_once(conninfo, settings)
+    (only,) = attempts(conninfo, "email")
+    assert only["outcome"] == "unknown" and only["error"]
+    assert deliveries(conninfo)[(only["alert_id"], "email")]["state"] == "unknown"
+    time.sleep(2.0)  # the stalled answer comes and goes: nothing is sent again on its own
+    dispatch_once(conninfo, settings)
+    assert len(attempts(conninfo, "email")) == 1 and len(smtp.data_at) == 1
+    with psycopg.connect(conninfo) as conn:
+        assert outbox.retry(conn, only["alert_id"]) == 1
+    dispatch_until_done(conninfo, settings)
+    assert [t["outcome"] for t in attempts(conninfo, "email")] == ["unknown", "sent"]
+    first, second = smtp.messages
+    ids = [email.message_from_bytes(m.original_content)["Message-ID"] for m in (first, second)]
+    assert ids[0] == ids[1] and ids[0].endswith("@chainrisk.alerts>")
+
+
+def test_an_smtp_stall_is_resent_when_the_channel_resends_unknown(
+    conninfo: str, settings: Settings, receivers: dict[str, Any]
+) -> None:
+    """With `resend_unknown = true` the dispatcher itself sends a stalled mail again (after the backoff)."""
+    smtp: SmtpReceiver = receivers["email"]
+    resend = settings.channels[4].model_copy(update={"resend_unknown": True})
+    only_email = settings.model_copy(update={"channels": [resend]})
+    smtp.plan_stall(1.5)
+    enqueue(conninfo, make_alert(1), ["email"])
+    dispatch_until_done(conninfo, only_email)
+    assert [t["outcome"] for t in attempts(conninfo, "email")] == ["unknown", "sent"]
+    assert len(smtp.data_at) == 2 and len(smtp.messages) == 2
+
+
+@pytest.mark.parametrize("http_date", [False, True], ids=["seconds", "http-date"])
+def test_a_webhook_429_waits_its_retry_after_then_delivers_once(
+    conninfo: str, settings: Settings, receivers: dict[str, Any], http_date: bool
+) -> None:
+    """The receiver answers 429 with Retry-After (2 seconds, or an HTTP date 2 s ahead); by the
+    receiver's own clock the next request comes no earlier than that, with the same webhook-id, and the
+    alert is delivered once."""
+    hook: WebhookReceiver = receivers["webhook"]
+    hook.plan(Planned(status=429, retry_after=2.0, http_date=http_date))
+    enqueue(conninfo, make_alert(1), ["webhook"])
+    dispatch_until_done(conninfo, settings)
+    refused, delivered = hook.requests
+    assert (refused.status, delivered.status) == (429, 200)
+    if http_date:
+        # The date is in whole seconds: the wait asked for ends at that second.
+        until = int(refused.at + 2.0)
+        assert delivered.at >= until
+    else:
+        assert delivered.at - refused.at >= 2.0
+    assert refused.headers["webhook-id"] == delivered.headers["webhook-id"]
+    assert len(hook.accepted) == 1 and hook.duplicates == 0 and hook.rejected == 0
+    first, second = attempts(conninfo, "webhook")
+    assert (first["outcome"], first["status"], second["outcome"]) == ("retry", 429, "sent")
+    assert first["retry_after_s"] is not None and first["retry_after_s"] > (1.0 if http_date else 1.99)
+
+
 # -------------------------------------------------------------------------------------- size limits
 
 
