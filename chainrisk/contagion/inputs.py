@@ -12,6 +12,13 @@ follows that pool as a Chainlink-style feed (50 bps deviation, 3600 s heartbeat)
 
 Each reserve's liquidation protocol fee is the last ``LiquidationProtocolFeeChanged`` its configurator
 emitted up to the block (0 when none was indexed: index the pool's configurator to have them).
+
+Every indexed Morpho Blue market (:func:`indexer.lending.morpho.morpho_markets`, rebuilt from its events at
+the block) whose two tokens the cascade prices becomes a :class:`graph.cascade.MorphoBook` with its
+borrowers. Its oracle in the cascade is the ratio of the two tokens' oracles above, with the
+``SCALE_FACTOR`` of two 8-decimal USD feeds, ``10^(36 + loan decimals − collateral decimals)``: the
+market's own oracle where it reads those feeds (as the devnet's do). The stored totals are taken as they
+are: interest since the market's last accruing event is not added (no rate model is indexed).
 """
 
 from __future__ import annotations
@@ -27,15 +34,18 @@ import psycopg
 from chainrisk.inputs import OptionError
 from graph.cascade import (
     LendingMarket,
+    MorphoBook,
     OracleModel,
     PoolKey,
     market_from_state,
 )
 from graph.liquidation import Rules
+from graph.morpho import MorphoMarket, MorphoPosition, scale_factor
 from graph.univ3_pool import Pool
 from graph.univ3_state import pool_state_at
 from indexer.lending.health import indexed_head
-from indexer.lending.positions import MarketState, market_state
+from indexer.lending.morpho import MorphoMarketState, morpho_markets, usd_prices
+from indexer.lending.positions import MarketState, PositionsError, market_state
 from indexer.lending.read import protocol_fees
 
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -61,6 +71,17 @@ class Inputs:
     oracles: dict[str, OracleModel]
     symbols: dict[str, str]  # token address → symbol
     decimals: dict[str, int]  # token address → decimals, of every asset a position holds
+    morpho: tuple[MorphoBook, ...] = ()  # Morpho Blue markets with their borrowers
+
+    @property
+    def books(self) -> list[LendingMarket | MorphoBook]:
+        """What :func:`graph.cascade.run_cascade` takes: the Aave markets, then the Morpho books."""
+        return [*self.markets, *self.morpho]
+
+    @property
+    def market_names(self) -> list[str]:
+        """Every market: Aave pools, then Morpho market ids."""
+        return [m.name for m in self.markets] + [b.market.id for b in self.morpho]
 
 
 def load_inputs(
@@ -95,11 +116,66 @@ def load_inputs(
             ' pools indexed (abi = "uniswap_v3_factory" and "uniswap_v3_pool" in chainrisk.toml)'
         )
     prices = _prices(states)
+    books = morpho_books(conn, chain, at, prices)
     held = {r.asset for m in markets for rs in m.positions.values() for r in rs}
+    held |= {t for b in books for t in (b.market.loan_token, b.market.collateral_token)}
     oracles = _oracles(prices, dex, held) if oracle == "feed" else _fixed(prices)
     decimals = {r.asset: r.decimals for m in markets for rs in m.positions.values() for r in rs}
+    for book in books:
+        decimals[book.market.loan_token] = book.market.loan_decimals
+        decimals[book.market.collateral_token] = book.market.collateral_decimals
     labels, symbols = _labels(conn, chain), token_symbols(conn, chain)
-    return Inputs(chain, at, markets, labels, dex, addresses, oracles, symbols, decimals)
+    for book in books:
+        pair = (symbols.get(book.market.collateral_token), symbols.get(book.market.loan_token))
+        labels[book.market.id] = f"morpho {pair[0]}/{pair[1]}" if all(pair) else "morpho"
+    return Inputs(chain, at, markets, labels, dex, addresses, oracles, symbols, decimals, books)
+
+
+# ------------------------------------------------------------------------------------------- Morpho
+
+
+def morpho_books(conn: Conn, chain_id: int, block: int, prices: Mapping[str, int]) -> tuple[MorphoBook, ...]:
+    """Every indexed Morpho Blue market at ``block`` whose tokens both have a price in ``prices`` (the
+    cascade's oracles), with its borrowers; none where no Morpho Blue table exists."""
+    found = conn.execute("SELECT to_regclass('morpho_blue_create_market')").fetchone()
+    if found is None or found[0] is None:
+        return ()
+    books = []
+    for state in morpho_markets(conn, chain_id, block):
+        if state.params.collateral_token in prices and state.params.loan_token in prices:
+            try:
+                collateral, loan = usd_prices(conn, state)
+            except PositionsError:  # a token without decimals: not a market the cascade can run
+                continue
+            books.append(morpho_book(state, collateral.decimals, loan.decimals))
+    return tuple(books)
+
+
+def morpho_book(state: MorphoMarketState, collateral_decimals: int, loan_decimals: int) -> MorphoBook:
+    """The cascade's book of one indexed market: params, stored totals, borrowers' positions."""
+    params, totals = state.params, state.totals
+    market = MorphoMarket(
+        id=state.id.lower(),
+        loan_token=params.loan_token.lower(),
+        collateral_token=params.collateral_token.lower(),
+        lltv=params.lltv,
+        loan_decimals=loan_decimals,
+        collateral_decimals=collateral_decimals,
+        total_supply_assets=totals.total_supply_assets,
+        total_supply_shares=totals.total_supply_shares,
+        total_borrow_assets=totals.total_borrow_assets,
+        total_borrow_shares=totals.total_borrow_shares,
+        last_update=totals.last_update,
+        fee=totals.fee,
+        oracle=params.oracle.lower(),
+        irm=params.irm.lower(),
+    )
+    positions = {
+        user.lower(): MorphoPosition(p.supply_shares, p.borrow_shares, p.collateral)
+        for user, p in sorted(state.positions.items())
+        if p.borrow_shares
+    }
+    return MorphoBook(market, positions, scale_factor(collateral_decimals, loan_decimals))
 
 
 # ------------------------------------------------------------------------------------------- shocks

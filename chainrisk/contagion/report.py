@@ -15,7 +15,7 @@ from graph.cascade import CascadeResult, run_cascade
 
 def simulate(inputs: Inputs, shock: Mapping[str, Fraction], max_rounds: int = 20) -> CascadeResult:
     """The cascade the shock sets off (see :mod:`graph.cascade`)."""
-    return run_cascade(inputs.markets, inputs.pools, inputs.oracles, shock, max_rounds=max_rounds)
+    return run_cascade(inputs.books, inputs.pools, inputs.oracles, shock, max_rounds=max_rounds)
 
 
 def report(inputs: Inputs, shock: Mapping[str, Fraction], result: CascadeResult) -> dict[str, object]:
@@ -29,6 +29,7 @@ def report(inputs: Inputs, shock: Mapping[str, Fraction], result: CascadeResult)
             "liquidations": [
                 {
                     "wallet": x.user,
+                    "protocol": x.protocol,
                     "market": x.market,
                     "market_label": inputs.labels.get(x.market),
                     "collateral_asset": x.collateral_asset,

@@ -185,7 +185,7 @@ def outcome(inputs: Inputs, shock: Mapping[str, Fraction]) -> Outcome:
         (market, asset): usd(amount * result.oracle_prices[asset] // 10 ** inputs.decimals[asset])
         for (market, asset), amount in result.bad_debt.items()
     }
-    by_market: dict[str, float] = {m.name: 0.0 for m in inputs.markets}
+    by_market: dict[str, float] = {name: 0.0 for name in inputs.market_names}
     for (market, _), value in by_asset.items():
         by_market[market] += value
     liquidations = tuple(_liquidation(x) for r in result.rounds for x in r.liquidations)
@@ -230,12 +230,12 @@ def var_report(inputs: Inputs, request: VarRequest, outcomes: Sequence[Outcome])
         },
         "bad_debt_by_market_usd": [
             {
-                "market": m.name,
-                "market_label": inputs.labels.get(m.name),
-                "VaR99": value_at_risk([o.by_market[m.name] for o in outcomes], 0.99),
-                "max": max(o.by_market[m.name] for o in outcomes),
+                "market": name,
+                "market_label": inputs.labels.get(name),
+                "VaR99": value_at_risk([o.by_market.get(name, 0.0) for o in outcomes], 0.99),
+                "max": max(o.by_market.get(name, 0.0) for o in outcomes),
             }
-            for m in inputs.markets
+            for name in inputs.market_names
         ],
         "scenarios_with_bad_debt": int((losses > 0).sum()),
         "max_bad_debt_usd": float(losses.max()),
