@@ -9,6 +9,13 @@ attribute. Edges carry USD (``position_reserves`` stores base currency, USD·1e8
 
 A wallet with positions in several markets connects them: that is the contagion channel.
 
+Morpho Blue markets sit beside the Aave pools: the indexer writes their positions to the same table, the
+market being the market id (``protocol`` = ``morpho_blue``): a borrower's collateral row in the collateral
+token, its debt (and a lender's supply, as a claim on the market) in the loan token. Market nodes and
+wallet → market edges carry the ``protocol``; a wallet borrowing on Aave and on Morpho links the two
+protocols' markets exactly as it links two Aave pools. :func:`morpho_positions` makes the same rows from
+the cascade's Morpho books, at given prices.
+
 Market-to-market matrix for DebtRank. Aave markets are isolated — collateral in one market never backs
 debt in another — so the link runs through the wallets, whose solvency rests on everything they own.
 Market i's loan to wallet w is attributed to w's collateral pro rata, wherever it sits:
@@ -29,13 +36,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import networkx as nx
 import numpy as np
 import psycopg
 from numpy.typing import NDArray
 
-from indexer.lending.read import BASE_UNIT, pool_labels, reserve_positions
+from indexer.lending.read import BASE_UNIT, pool_labels
+
+if TYPE_CHECKING:
+    from graph.cascade import MorphoBook
 
 FloatArray = NDArray[np.float64]
 # A market without any over-collateralisation passes on full stress from any exposure.
@@ -44,13 +55,15 @@ MIN_BUFFER_USD = 1 / BASE_UNIT
 
 @dataclass(frozen=True)
 class Position:
-    """One (pool, user, asset) row of position_reserves, in USD."""
+    """One (pool, user, asset) row of position_reserves, in USD; ``pool`` is a Morpho market's id where
+    ``protocol`` is ``morpho_blue``."""
 
     pool: str
     user: str
     asset: str
     collateral_usd: float
     debt_usd: float
+    protocol: str = "aave_v3"
 
 
 @dataclass(frozen=True)
@@ -66,11 +79,36 @@ class MarketExposure:
 
 
 def read_positions(conn: psycopg.Connection[tuple[object, ...]], chain_id: int) -> list[Position]:
-    """Every indexed position of the chain with a non-zero balance, in USD."""
+    """Every indexed position of the chain (Aave and Morpho Blue) with a non-zero balance, in USD."""
+    rows = conn.execute(
+        "SELECT pool, user_address, asset, collateral_base, debt_base, protocol FROM position_reserves"
+        " WHERE chain_id = %s AND (collateral_base > 0 OR debt_base > 0) ORDER BY pool, user_address, asset",
+        (chain_id,),
+    ).fetchall()
     return [
-        Position(r.pool, r.user, r.asset, r.collateral_base / BASE_UNIT, r.debt_base / BASE_UNIT)
-        for r in reserve_positions(conn, chain_id, nonzero=True)
+        Position(str(p), str(u), str(a), int(str(c)) / BASE_UNIT, int(str(d)) / BASE_UNIT, str(protocol))
+        for p, u, a, c, d, protocol in rows
     ]
+
+
+def morpho_positions(books: Sequence[MorphoBook], prices: Mapping[str, int]) -> list[Position]:
+    """The rows of the Morpho books' borrowers at ``prices`` (USD with 8 decimals by token): collateral in
+    the collateral token, debt (``toAssetsUp`` of the borrow shares) in the loan token."""
+    from graph.morpho import borrowed
+
+    found = []
+    for book in books:
+        market = book.market
+        units = 10**market.collateral_decimals, 10**market.loan_decimals
+        for user, position in sorted(book.positions.items()):
+            collateral = position.collateral * prices[market.collateral_token] // units[0]
+            debt = borrowed(market, position) * prices[market.loan_token] // units[1]
+            for asset, c, d in ((market.collateral_token, collateral, 0), (market.loan_token, 0, debt)):
+                if c or d:
+                    found.append(
+                        Position(market.id, user, asset, c / BASE_UNIT, d / BASE_UNIT, "morpho_blue")
+                    )
+    return found
 
 
 def market_labels(conn: psycopg.Connection[tuple[object, ...]], chain_id: int) -> dict[str, str]:
@@ -79,12 +117,13 @@ def market_labels(conn: psycopg.Connection[tuple[object, ...]], chain_id: int) -
 
 
 def exposure_graph(positions: Sequence[Position]) -> nx.DiGraph:
-    """wallet → market → asset, with collateral and debt in USD on every edge."""
+    """wallet → market → asset, with collateral and debt in USD and the market's protocol on every edge."""
     graph = nx.DiGraph()
     for pos in positions:
         wallet, market, asset = ("wallet", pos.user), ("market", pos.pool), ("asset", pos.asset)
-        for node in (wallet, market, asset):
+        for node in (wallet, asset):
             graph.add_node(node, kind=node[0])
+        graph.add_node(market, kind="market", protocol=pos.protocol)
         _add_usd(graph, wallet, market, pos)
         _add_usd(graph, market, asset, pos)
     for _, _, data in graph.edges(data=True):
@@ -94,7 +133,7 @@ def exposure_graph(positions: Sequence[Position]) -> nx.DiGraph:
 
 def _add_usd(graph: nx.DiGraph, source: tuple[str, str], target: tuple[str, str], pos: Position) -> None:
     if not graph.has_edge(source, target):
-        graph.add_edge(source, target, collateral_usd=0.0, debt_usd=0.0)
+        graph.add_edge(source, target, collateral_usd=0.0, debt_usd=0.0, protocol=pos.protocol)
     edge = graph.edges[source, target]
     edge["collateral_usd"] += pos.collateral_usd
     edge["debt_usd"] += pos.debt_usd
