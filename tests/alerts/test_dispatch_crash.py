@@ -7,7 +7,10 @@ in which a message may arrive without its answer being recorded. Afterwards:
 
 - nothing is lost: every delivery is sent (or recorded unknown), none pending, failed or dead;
 - the webhook receiver acted on each alert exactly once: each alert came under one webhook-id on every
-  request, and an id came again only for a delivery whose attempt the record shows interrupted;
+  request, no webhook-id ever carried two different alerts (nor two different payloads), so the 40 ids
+  are the 40 alerts, none missing; an id came again only as a retry of the same message for a delivery
+  whose attempt the record shows interrupted, and the receiver, deduplicating on webhook-id as Standard
+  Webhooks asks, answered it without acting twice;
 - every request a receiver got was recorded as an attempt before it was sent (never more requests than
   attempts), so a chat message shown twice is always one whose record says it was in the crash window;
 - per channel, first attempts went out in alert order.
@@ -127,10 +130,17 @@ def test_sigkill_at_random_points_loses_nothing(db_url: str, tmp_path: Path) -> 
     states = Counter(state for state, _, _ in record.values())
     assert kills == KILLS, log.read_text()
     assert set(states) <= {"sent", "unknown"} and sum(states.values()) == ALERTS * len(CHANNELS), states
-    # The webhook receiver acted once per alert; each alert travelled under one id.
+    # The webhook receiver acted once per alert; each alert travelled under one id, and no id ever
+    # carried two different alerts: a repeated id is a retry of the same message, which the receiver
+    # (deduplicating on webhook-id) answered 200 without acting again.
     assert sorted(_number(hook, body) for body in hook.accepted) == list(range(1, ALERTS + 1))
     ids_per_alert = Counter(n for n, _ in set(requests["hook"]))
     assert set(ids_per_alert.values()) == {1}
+    alerts_per_id = Counter(webhook_id for _, webhook_id in set(requests["hook"]))
+    assert len(alerts_per_id) == ALERTS and set(alerts_per_id.values()) == {1}
+    payloads_per_id = {webhook_id: len(bodies) for webhook_id, bodies in _payloads(hook).items()}
+    assert set(payloads_per_id.values()) == {1}, payloads_per_id  # a retry carries the very same alert
+    assert hook.rejected == 0 and hook.duplicates == len(requests["hook"]) - ALERTS
     interrupted = {key: value[2] for key, value in record.items()}
     for name in CHANNELS:
         sends = Counter(n for n, _ in requests[name])
@@ -193,6 +203,17 @@ def _requests(receiver: Receiver) -> list[tuple[int, str]]:
         if isinstance(receiver, WebhookReceiver):
             body = {"data": body["data"]}
         out.append((_number(receiver, body), request.headers.get("webhook-id", "")))
+    return out
+
+
+def _payloads(receiver: WebhookReceiver) -> dict[str, set[str]]:
+    """webhook-id -> the distinct alert payloads (`data`, as canonical JSON) sent under it."""
+    import json
+
+    out: dict[str, set[str]] = {}
+    for request in receiver.requests:
+        data = json.loads(request.body)["data"]
+        out.setdefault(request.headers["webhook-id"], set()).add(json.dumps(data, sort_keys=True))
     return out
 
 
