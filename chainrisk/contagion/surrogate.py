@@ -1,0 +1,273 @@
+"""The learned contagion surrogate: synthetic books over time, training with the comparison, storage,
+and prediction for one shock on a book.
+
+    snapshots = synthetic_snapshots(count=6, positions=600, seed=0)
+    trained = train(snapshots, scenarios=120, seed=0)       # tree and graph network, held-out metrics
+    trained.document["models"]["severe"]["tree"]["auprc_cascade"]
+
+The books are the devnet's markets, pools and oracles (``chainrisk.bench.cascade.devnet_book``) with
+their balances scaled so the book is a few percent of the pools' depth (so sales move the pools and the
+feeds follow); snapshot ``t`` draws a new book and raises every account's debt by 2 % per step, the book
+growing more leveraged over time. A wallet holds one account in each devnet market.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import torch
+
+from graph.cascade import LendingMarket
+from graph.gnn.baselines import TreeModel, scenario_table
+from graph.gnn.compare import Data, build_data, one_seed, summarise
+from graph.gnn.dataset import Snapshot
+from graph.gnn.features import FEATURES, StaticGraph, shock_matrix, static_graph, tabular
+from graph.gnn.model import ContagionGNN
+from graph.gnn.tensors import IN_DIMS
+from graph.gnn.train import TrainConfig, predict_gnn
+
+SCALE = 25.0  # balances × 25: a 600-line book holds about $10M against pools of $80M–$130M depth
+LEVERAGE_STEP = 0.02
+
+
+def _wallet(user: str) -> str:
+    # devnet_book alternates markets by account index: accounts 2k and 2k + 1 become one wallet.
+    return f"0x{int(user, 16) // 2:040x}"
+
+
+def _scaled(market: LendingMarket, leverage: float) -> LendingMarket:
+    positions = {
+        _wallet(user): tuple(
+            replace(
+                r,
+                scaled_atoken_balance=int(r.scaled_atoken_balance * SCALE),
+                scaled_vdebt_balance=int(r.scaled_vdebt_balance * SCALE * leverage),
+            )
+            for r in reserves
+        )
+        for user, reserves in market.positions.items()
+    }
+    emodes = {_wallet(user): value for user, value in market.emodes.items()}
+    return LendingMarket(market.name, market.rules, positions, market.terms, emodes)
+
+
+def synthetic_snapshots(count: int, positions: int, seed: int) -> list[Snapshot]:
+    """``count`` snapshots of a devnet-shaped book of ``positions`` position lines (see the module)."""
+    from chainrisk.bench.cascade import SHOCKED, address, devnet_book
+
+    found = []
+    for t in range(count):
+        book = devnet_book(positions, seed=seed * 1_000 + t)
+        markets = tuple(_scaled(m, 1.0 + LEVERAGE_STEP * t) for m in book.markets)
+        found.append(Snapshot(t, markets, book.pools, book.oracles, tuple(address(s) for s in SHOCKED)))
+    return found
+
+
+@dataclass
+class Trained:
+    """The tree model and the graph network of one seed, the comparison document, the data's range."""
+
+    tree: TreeModel
+    gnn: ContagionGNN
+    config: TrainConfig
+    document: dict[str, Any]
+    data_range: dict[str, Any]
+
+
+def train(
+    snapshots: Sequence[Snapshot], scenarios: int, seed: int, config: TrainConfig | None = None
+) -> Trained:
+    """Label the temporal split, fit every model of one seed, score them on the held-out sets."""
+    config = replace(config or TrainConfig(), seed=seed)
+    data = build_data(snapshots, scenarios, seed)
+    result = one_seed(data, seed, config)
+    fitted = result["fitted"]
+    return Trained(fitted.tree, fitted.gnn, config, summarise(data, [result]), data_range(data, snapshots))
+
+
+def data_range(data: Data, snapshots: Sequence[Snapshot]) -> dict[str, Any]:
+    """What the models saw and what measured them."""
+    return {
+        "book": "synthetic devnet-shaped",
+        "snapshots": [s.index for s in snapshots],
+        "accounts": {str(t): len(g.accounts) for t, g in data.statics.items()},
+        "train": [list(k) for k in data.split.train],
+        "valid": [list(k) for k in data.split.valid],
+        "test": [list(k) for k in data.split.test],
+        "later": [list(k) for k in data.split.later],
+        "labels": "graph.fastcascade (vectorised engine)",
+    }
+
+
+def gnn_weights(model: ContagionGNN) -> bytes:
+    """The network's state_dict as bytes."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getvalue()
+
+
+def gnn_from_weights(weights: bytes, config: Mapping[str, Any]) -> ContagionGNN:
+    """The network stored by :func:`gnn_weights` (``weights_only``: no code runs on load)."""
+    model = ContagionGNN(IN_DIMS, int(config["hidden"]), int(config["layers"]))
+    model.load_state_dict(torch.load(io.BytesIO(weights), weights_only=True))
+    model.eval()
+    return model
+
+
+def tree_weights(model: TreeModel) -> bytes:
+    """The tree model pickled (scikit-learn estimators have no other format)."""
+    return pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def tree_from_weights(weights: bytes) -> TreeModel:
+    """The tree model from :func:`tree_weights`; the caller has checked the bytes' SHA-256."""
+    model = pickle.loads(weights)  # checksummed bytes this package wrote
+    if not isinstance(model, TreeModel):
+        raise TypeError("stored tree weights do not hold a tree model")
+    return model
+
+
+def config_of(config: TrainConfig) -> dict[str, Any]:
+    """The training configuration as JSON, with the feature list the weights expect."""
+    return {**asdict(config), "features": list(FEATURES)}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One shock on one book: per account the liquidation probability, in total the bad debt estimate."""
+
+    accounts: tuple[tuple[str, str], ...]
+    probability: np.ndarray[Any, np.dtype[np.float64]]
+    bad_debt_usd: float
+    below_one: int
+
+
+def predict(
+    static: StaticGraph, shock: Mapping[str, Fraction], kind: str, *, gnn: ContagionGNN | None = None,
+    tree: TreeModel | None = None,
+) -> Prediction:  # fmt: skip
+    """Apply a stored model to a shock (asset → price factor) on a book's exposure graph."""
+    assets = list(shock)
+    factors = np.array([[float(shock[a]) for a in assets]])
+    shocks = shock_matrix(static, assets, factors)
+    table = tabular(static, shocks)
+    below = int(table[:, FEATURES.index("below_one")].sum())
+    if kind == "gnn":
+        assert gnn is not None
+        probability, by_market, _ = predict_gnn(gnn, static, shocks, table)
+        bad = float(by_market.sum())
+    else:
+        assert tree is not None
+        probability = tree.scores(table)
+        bad = float(tree.bad_debt_usd(scenario_table(static, shocks, table))[0])
+    return Prediction(static.accounts, probability, bad, below)
+
+
+def book_graph(snapshot: Snapshot) -> StaticGraph:
+    """The exposure graph of a snapshot's book."""
+    return static_graph(snapshot.markets, snapshot.pools, snapshot.oracles)
+
+
+# ------------------------------------------------------------------------------------------- commands
+
+SNAPSHOTS = 6
+
+
+def fast_path(document: Mapping[str, Any]) -> str:
+    """The model the fast path ships: the graph network only when its cascade-subset AUPRC on the severe
+    held-out sets beats the tree's by 0.02 with every bootstrap interval above zero."""
+    severe = document["models"]["severe"]
+    margin = severe["gnn"]["auprc_cascade"]["mean"] - severe["tree"]["auprc_cascade"]["mean"]
+    boot = severe["bootstrap_gnn_vs_tree"]
+    wins = margin >= 0.02 and boot["intervals_excluding_zero"] == len(boot["intervals"])
+    return "gnn" if wins else "tree"
+
+
+def train_and_store(conninfo: str, scenarios: int, seed: int, positions: int, epochs: int) -> dict[str, Any]:
+    """Train on :func:`synthetic_snapshots`, store both models, return the comparison and the versions."""
+    import psycopg
+
+    from chainrisk.contagion.surrogate_store import save_model
+
+    snapshots = synthetic_snapshots(SNAPSHOTS, positions, seed)
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    trained = train(snapshots, scenarios, seed, TrainConfig(epochs=epochs))
+    document = {k: v for k, v in trained.document.items() if k != "seeds"}
+    choice = fast_path(document)
+    metrics = {"models": document["models"], "held_out": document["held_out"], "fast_path": choice}
+    data_range = {**trained.data_range, "positions": positions, "book_seed": seed}
+    config = config_of(trained.config)
+    stored = {}
+    with psycopg.connect(conninfo) as conn:
+        for kind, weights in (("tree", tree_weights(trained.tree)), ("gnn", gnn_weights(trained.gnn))):
+            _, stored[kind] = save_model(
+                conn, kind, seed=seed, scenarios=scenarios, data_range=data_range, metrics=metrics,
+                config=config, weights=weights,
+            )  # fmt: skip
+    return {**document, "stored": stored, "fast_path": choice, "data_range": data_range}
+
+
+def _indexed_graph(conninfo: str, shocks: Sequence[str]) -> tuple[StaticGraph, dict[str, Fraction]]:
+    import psycopg
+
+    from chainrisk.contagion import inputs as loading
+
+    with psycopg.connect(conninfo) as conn:
+        inputs = loading.load_inputs(conn, None, None)
+    parsed = loading.parse_shocks(shocks, inputs.symbols, list(inputs.oracles))
+    return static_graph(inputs.markets, inputs.pools, inputs.oracles), parsed
+
+
+def _synthetic_graph(
+    data_range: Mapping[str, Any], shocks: Sequence[str]
+) -> tuple[StaticGraph, dict[str, Fraction]]:
+    from chainrisk.bench.cascade import address
+    from chainrisk.contagion import inputs as loading
+    from devnet.aave import ASSETS
+
+    latest = synthetic_snapshots(SNAPSHOTS, int(data_range["positions"]), int(data_range["book_seed"]))[-1]
+    symbols = {address(a.symbol): a.symbol for a in ASSETS}
+    parsed = loading.parse_shocks(shocks, symbols, list(latest.oracles))
+    return book_graph(latest), parsed
+
+
+def predict_command(conninfo: str, shocks: Sequence[str], kind: str, book: str, top: int) -> dict[str, Any]:
+    """Load the latest model of ``kind``, apply it to the shock on the chosen book, rank the accounts."""
+    import psycopg
+
+    from chainrisk.contagion.surrogate_store import load_model
+
+    with psycopg.connect(conninfo) as conn:
+        stored = load_model(conn, kind)
+    if book == "indexed":
+        static, parsed = _indexed_graph(conninfo, shocks)
+    else:
+        static, parsed = _synthetic_graph(stored.data_range, shocks)
+    if kind == "gnn":
+        result = predict(static, parsed, kind, gnn=gnn_from_weights(stored.weights, stored.config))
+    else:
+        result = predict(static, parsed, kind, tree=tree_from_weights(stored.weights))
+    order = np.argsort(-result.probability, kind="stable")[:top]
+    return {
+        "model": kind,
+        "version": stored.version,
+        "book": book,
+        "shock": {asset: float(f) for asset, f in parsed.items()},
+        "bad_debt_usd": result.bad_debt_usd,
+        "expected_liquidations": float(result.probability.sum()),
+        "below_one": result.below_one,
+        "accounts": [
+            {
+                "market": result.accounts[i][0],
+                "wallet": result.accounts[i][1],
+                "probability": float(result.probability[i]),
+            }
+            for i in order
+        ],
+    }
