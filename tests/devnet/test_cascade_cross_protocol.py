@@ -7,14 +7,16 @@ chosen for WETH −35 %. The Morpho oracle is the ratio of the same WETH and USD
 the WETH feed follows the pool (Chainlink-style, 50 bps). Round 1 liquidates what the shock alone puts
 under water on both protocols; the bots' sales pull the pool and so the feed down, and later rounds take
 positions on both protocols that the shock alone leaves healthy: with the Aave book alone or the Morpho
-book alone the simulator stops earlier. The simulator runs on the book read at the block before the shock
-(Aave from the index, Morpho from the chain's own views at that block); :func:`devnet.shock.apply_shock`
-then shocks the feed and lets the bots act: the same liquidations, in the same order, with the same
-amounts, sales, bad debt, feed answers and final pool price, to the wei.
+book alone the simulator stops earlier. The simulator runs on the book ``load_inputs`` reads from the
+index at the block before the shock (the Morpho books equal to the chain's own views at that block), with
+Aave's 10 % liquidation protocol fee added; :func:`devnet.shock.apply_shock` then shocks the feed and lets
+the bots act: the same liquidations, in the same order, with the same amounts, sales, bad debt, feed
+answers and final pool price, to the wei.
 """
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -27,13 +29,19 @@ from chainrisk.contagion.inputs import Inputs, load_inputs
 from chainrisk.db import to_libpq_url
 from devnet.aave import USD, Deployment, deploy_markets
 from devnet.anvil import Anvil
-from devnet.morpho import Morpho, deploy_morpho
+from devnet.morpho import Morpho, deploy_morpho, manifest_with_morpho
 from devnet.scenario import MAX_UINT, label_address
+from devnet.serve import indexer_toml
 from devnet.shock import FeedRule, ShockOutcome, apply_shock
-from devnet.uniswap import PairSpec, Uniswap, deploy_uniswap
+from devnet.uniswap import PairSpec, Uniswap, deploy_uniswap, manifest_with_uniswap
 from graph.cascade import CascadeResult, LendingMarket, MorphoBook, run_cascade
 from graph.morpho import MorphoMarket, MorphoPosition
-from tests.devnet.test_cascade_chain import CHAIN, LENDER_USDC, VARIABLE, _index, _with_fees
+from indexer.catalog import sync_config
+from indexer.config import IndexConfig
+from indexer.lending.health import indexed_head
+from indexer.lending.morpho import sync_oracles
+from indexer.runner import config_plan, run_plan
+from tests.devnet.test_cascade_chain import CHAIN, LENDER_USDC, VARIABLE, _with_fees
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +68,7 @@ class World:
     uniswap: Uniswap
     morpho: Morpho
     inputs: Inputs
-    books: tuple[MorphoBook, ...]
+    books: tuple[MorphoBook, ...]  # read from the chain's views
     predicted: CascadeResult
     outcome: ShockOutcome
 
@@ -128,6 +136,8 @@ def _books(morpho: Morpho, block: int, timestamp: int) -> tuple[MorphoBook, ...]
                     total_borrow_shares=state.total_borrow_shares,
                     last_update=state.last_update,
                     fee=state.fee,
+                    oracle=market.oracle.lower(),
+                    irm=market.irm.lower(),
                 ),
                 positions,
                 market.oracle_scale_factor,
@@ -135,6 +145,19 @@ def _books(morpho: Morpho, block: int, timestamp: int) -> tuple[MorphoBook, ...]
             )
         )
     return tuple(books)
+
+
+def _index(db: str, node: Anvil, deployment: Deployment, uniswap: Uniswap, morpho: Morpho) -> int:
+    manifest = manifest_with_morpho(manifest_with_uniswap(deployment.to_manifest(), uniswap), morpho)
+    config = IndexConfig(**tomllib.loads(indexer_toml({**manifest, "rpc_url": node.url})))
+    with psycopg.connect(to_libpq_url(db)) as conn:
+        sync_config(conn, config.chains, config.tokens, config.labels)
+        sync_oracles(conn, config.chains, config.morpho_oracles)
+    run_plan(config_plan(config.chains[0], config.contracts, None, False), to_libpq_url(db))
+    with psycopg.connect(to_libpq_url(db)) as conn:
+        head = indexed_head(conn, CHAIN)
+    assert head == int(node.rpc("eth_blockNumber"), 16)
+    return head
 
 
 def _simulate(
@@ -157,12 +180,12 @@ def world(templates: dict[str, str], node_home: Path) -> Iterator[World]:
             )
             morpho = deploy_morpho(deployment, node_home)
             _place(node, deployment, morpho)
-            head = _index(db, node, deployment, uniswap)
+            head = _index(db, node, deployment, uniswap, morpho)
             with psycopg.connect(to_libpq_url(db)) as conn:
                 inputs = _with_fees(load_inputs(conn, CHAIN, head, "3.0", "feed"))
             timestamp = int(node.rpc("eth_getBlockByNumber", [hex(head), False])["timestamp"], 16)
             books = _books(morpho, head, timestamp)
-            predicted = _simulate(inputs, books)
+            predicted = _simulate(inputs, inputs.morpho)
             weth = deployment.assets["WETH"].token.lower()
             feed = inputs.oracles[weth]
             assert feed.kind == "feed"
@@ -199,6 +222,19 @@ def _predicted_rounds(result: CascadeResult) -> list[list[tuple[str, str, str, i
     ]
 
 
+def test_the_indexed_morpho_books_are_the_chains(world: World) -> None:
+    """Equal to the chain's views, but for the ``lastUpdate`` of the two markets nobody borrows from (the
+    index keeps the one before the last ``accrueInterest``; the cascade does not accrue interest)."""
+    indexed = {b.market.id: (b.market, b.positions, b.scale_factor) for b in world.inputs.morpho}
+    chain = {b.market.id: (b.market, b.positions, b.scale_factor) for b in world.books}
+    market_id = world.morpho.market(MARKET).id.lower()
+    assert indexed[market_id] == chain[market_id]
+    for key, (market, positions, scale) in chain.items():
+        assert indexed[key] == (replace(market, last_update=indexed[key][0].last_update), positions, scale)
+    assert len(indexed[world.morpho.market(MARKET).id.lower()][1]) == 4
+    assert world.inputs.labels[world.morpho.market(MARKET).id.lower()] == "morpho WETH/USDC"
+
+
 def test_the_bots_liquidate_on_both_protocols_what_the_simulator_predicts(world: World) -> None:
     chain, predicted = _chain_rounds(world), _predicted_rounds(world.predicted)
     for index, rows in enumerate(predicted, 1):
@@ -232,8 +268,8 @@ def test_one_protocols_sales_liquidate_positions_on_the_other_both_ways(world: W
 def test_each_book_alone_cascades_less_deep(world: World) -> None:
     both = world.predicted
     no_aave = tuple(replace(m, positions={}) for m in world.inputs.markets)
-    morpho_only = _simulate(world.inputs, world.books, markets=no_aave)
-    aave_only = _simulate(world.inputs, tuple(replace(b, positions={}) for b in world.books))
+    morpho_only = _simulate(world.inputs, world.inputs.morpho, markets=no_aave)
+    aave_only = _simulate(world.inputs, tuple(replace(b, positions={}) for b in world.inputs.morpho))
     print(f"\ndepth: both {both.depth}, Aave alone {aave_only.depth}, Morpho alone {morpho_only.depth}")
     assert max(aave_only.depth, morpho_only.depth) < both.depth == world.outcome.depth
 
