@@ -223,8 +223,8 @@ def _predicted_rounds(result: CascadeResult) -> list[list[tuple[str, str, str, i
 
 
 def test_the_indexed_morpho_books_are_the_chains(world: World) -> None:
-    """Equal to the chain's views, but for the ``lastUpdate`` of the two markets nobody borrows from (the
-    index keeps the one before the last ``accrueInterest``; the cascade does not accrue interest)."""
+    """Equal to the chain's views; for the two markets nobody borrows from, ``lastUpdate`` aside (the
+    index's differs from the chain's there by a second; the cascade accrues no interest from it)."""
     indexed = {b.market.id: (b.market, b.positions, b.scale_factor) for b in world.inputs.morpho}
     chain = {b.market.id: (b.market, b.positions, b.scale_factor) for b in world.books}
     market_id = world.morpho.market(MARKET).id.lower()
