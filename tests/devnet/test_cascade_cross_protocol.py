@@ -16,11 +16,16 @@ answers and final pool price, to the wei.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -71,6 +76,8 @@ class World:
     books: tuple[MorphoBook, ...]  # read from the chain's views
     predicted: CascadeResult
     outcome: ShockOutcome
+    cli: dict[str, Any]  # `chainrisk contagion simulate --json` once Aave's protocol fees are set to 0
+    unpaid: ShockOutcome  # the bots' outcome of the same shock then
 
 
 def _place(node: Anvil, deployment: Deployment, morpho: Morpho) -> None:
@@ -168,8 +175,39 @@ def _simulate(
     return run_cascade([*aave, *books], inputs.pools, inputs.oracles, {weth: SHOCK})
 
 
+def _command(
+    db: str, node: Anvil, stack: tuple[Deployment, Uniswap, Morpho], rule: FeedRule, tmp: Path
+) -> tuple[dict[str, Any], ShockOutcome]:
+    """Aave's protocol fees set to 0 (what the command takes where none is indexed), the chain indexed
+    again; then `chainrisk contagion simulate --json` and the bots' outcome of the same shock."""
+    deployment, uniswap, morpho = stack
+    for asset in deployment.assets.values():
+        configurator = deployment.configurator("aave")
+        configurator.transact(deployment.deployer, "setLiquidationProtocolFee", asset.token, 0)
+    for market in morpho.markets.values():
+        morpho.contract().transact(deployment.deployer, "accrueInterest", market.params)
+    head = _index(db, node, deployment, uniswap, morpho)
+    (tmp / "chainrisk.toml").write_text("")
+    env = {
+        **os.environ,
+        "CHAINRISK_DATABASE_URL": db,
+        "CHAINRISK_HOME": str(tmp / "home"),
+        "CHAINRISK_CONFIG": str(tmp / "chainrisk.toml"),
+        "CHAINRISK_LOG_LEVEL": "WARNING",
+    }
+    command = [sys.executable, "-m", "chainrisk", "contagion", "simulate", "--shock", "WETH=-35%", "--json"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    document: dict[str, Any] = json.loads(done.stdout)
+    assert document["block"] == head
+    shocked = apply_shock(deployment, uniswap, {"WETH": SHOCK}, feeds={"WETH": rule}, morpho=morpho)
+    return document, shocked
+
+
 @pytest.fixture(scope="module")
-def world(templates: dict[str, str], node_home: Path) -> Iterator[World]:
+def world(
+    templates: dict[str, str], node_home: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[World]:
     from tests.conftest import _fresh_database
 
     for db in _fresh_database(templates["embedded"]):
@@ -190,8 +228,13 @@ def world(templates: dict[str, str], node_home: Path) -> Iterator[World]:
             feed = inputs.oracles[weth]
             assert feed.kind == "feed"
             rule = FeedRule("USDC", feed.deviation_bps, feed.heartbeat_s)
+            before = node.rpc("evm_snapshot")
             outcome = apply_shock(deployment, uniswap, {"WETH": SHOCK}, feeds={"WETH": rule}, morpho=morpho)
-            yield World(deployment, uniswap, morpho, inputs, books, predicted, outcome)
+            node.rpc("evm_revert", [before])
+            cli, unpaid = _command(
+                db, node, (deployment, uniswap, morpho), rule, tmp_path_factory.mktemp("cli")
+            )
+            yield World(deployment, uniswap, morpho, inputs, books, predicted, outcome, cli, unpaid)
 
 
 def _chain_rounds(world: World) -> list[list[tuple[str, str, str, int, int, int, int]]]:
@@ -297,3 +340,28 @@ def test_pool_feed_positions_and_bad_debt_are_the_simulators(world: World) -> No
     symbols = {t: s for t, s in world.inputs.symbols.items()}
     names = {market_id: MARKET} | {m.pool.lower(): n for n, m in world.deployment.markets.items()}
     assert outcome.bad_debt == {(names[m], symbols[a]): v for (m, a), v in result.bad_debt.items()}
+
+
+def test_the_contagion_command_predicts_both_protocols_on_chain(world: World) -> None:
+    """`chainrisk contagion simulate --shock WETH=-35% --json` on the index (Aave's fees at 0 on chain,
+    as the command takes them): its liquidations, protocols and amounts are the bots', round by round."""
+    got = [
+        [(x.protocol, x.pool, x.user.lower(), x.debt_repaid, x.collateral_seized) for x in r.liquidations]
+        for r in world.unpaid.rounds
+    ]
+    want = [
+        [
+            (x["protocol"], x["market"], x["wallet"], int(x["debt_repaid"]), int(x["collateral_seized"]))
+            for x in r["liquidations"]
+        ]
+        for r in world.cli["rounds"]
+    ]
+    assert got == want and world.cli["depth"] == world.unpaid.depth >= 3
+    assert {x[0] for r in want for x in r} == {"aave_v3", "morpho_blue"}
+    market_id = world.morpho.market(MARKET).id.lower()
+    assert any(
+        x["market_label"] == "morpho WETH/USDC" for r in world.cli["rounds"] for x in r["liquidations"]
+    )
+    bad = {(x["market"], x["symbol"]): int(x["amount"]) for x in world.cli["bad_debt"]}
+    names = {market_id: MARKET} | {m.pool.lower(): n for n, m in world.deployment.markets.items()}
+    assert {(names[m], s): v for (m, s), v in bad.items()} == world.unpaid.bad_debt
