@@ -102,11 +102,13 @@ def _index_devnet(out: Console, manifest: dict[str, Any], conninfo: str) -> None
     from devnet.serve import indexer_toml
     from indexer.catalog import sync_config
     from indexer.config import IndexConfig
+    from indexer.lending.morpho import sync_oracles
     from indexer.runner import config_plan
 
     config = IndexConfig(**tomllib.loads(indexer_toml(manifest)))
     with psycopg.connect(conninfo) as conn:
         sync_config(conn, config.chains, config.tokens, config.labels)
+        sync_oracles(conn, config.chains, config.morpho_oracles)
     # The scenario packs a month into ~1,300 blocks: a daily history keeps the demo quick (docs/SQL.md).
     chain = config.chains[0].model_copy(update={"history_period_s": DEMO_HISTORY_PERIOD_S})
     plan = config_plan(chain, config.contracts, stop=None, follow=False)
@@ -122,9 +124,11 @@ def _reconcile(out: Console, app: AppContext, rpc_url: str, chain_id: int) -> No
     from chainrisk.reconciling import Request, Target, reconcile
 
     report, _ = reconcile(app, Target(None, chain_id, [rpc_url]), Request(RECONCILE_SAMPLE))
+    per = {p: sum(1 for c in report.comparisons if c.wallet.protocol == p) for p in report.protocols}
     out.print(
         f"reconciled {len(report.comparisons)} sampled wallets (of {report.population:,}) against"
         f" Pool.getUserAccountData on the node at block {report.block:,}: {report.equal} equal to the wei"
+        f" ({', '.join(f'{p} {n}' for p, n in per.items())}; Morpho Blue against position, market, price)"
     )
 
 
@@ -134,7 +138,8 @@ def risk_summary(out: Console, conninfo: str, manifest: dict[str, Any]) -> None:
 
     from graph.at_risk import at_risk
     from indexer.lending import read
-    from indexer.lending.health import indexed_head, pools, refresh
+    from indexer.lending.health import indexed_head, pools, refresh, refresh_morpho
+    from indexer.lending.morpho import morpho_contracts
 
     chain_id = int(manifest["chain_id"])
     eth_like = [manifest["assets"][s]["token"] for s in ("WETH", "wstETH") if s in manifest["assets"]]
@@ -143,10 +148,17 @@ def risk_summary(out: Console, conninfo: str, manifest: dict[str, Any]) -> None:
         if head is None:
             return
         refreshed = [refresh(conn, chain_id, pool, head) for pool in pools(conn, chain_id)]
+        markets = [
+            r for m in morpho_contracts(conn, chain_id) for r in refresh_morpho(conn, chain_id, m, head)
+        ]
+        conn.commit()
         shocks = at_risk(conn, chain_id, eth_like, ETH_MOVES)
         under, bad = read.at_risk(conn, chain_id), read.unrealised_bad_debt(conn, chain_id)
-    users = sum(r.users for r in refreshed)
-    out.print(f"positions: {users:,} accounts in {len(refreshed)} pools, health factors at block {head:,}")
+    users, positions = sum(r.users for r in refreshed), sum(r.users for r in markets)
+    out.print(
+        f"positions: {users:,} Aave v3 accounts in {len(refreshed)} pools and {positions:,} Morpho Blue"
+        f" positions in {len(markets)} markets, health factors at block {head:,}"
+    )
     out.print(_risk_table(under, shocks, bad))
     out.print(_flows_table(conninfo, chain_id))
 

@@ -369,34 +369,41 @@ def chain_morpho_data(
     on_batch: Callable[[int], None] | None = None,
 ) -> list[MorphoData]:
     """Each Morpho wallet's values from ``position``, ``market`` and the oracle's ``price`` at ``block``."""
-    ids = sorted({w.pool for w in wallets})
-    calls = [(targets[i].morpho, _MARKET + i[2:]) for i in ids] + [(targets[i].oracle, _PRICE) for i in ids]
-    try:
-        answers = client.eth_calls(calls, block) if calls else []
-    except (RpcResponseError, RpcTransportError) as exc:
-        raise _state_error(exc, block) from None
-    totals = {i: mb.MarketTotals(*_words(a, 6)) for i, a in zip(ids, answers[: len(ids)], strict=True)}
-    prices = {i: _words(a, 1)[0] for i, a in zip(ids, answers[len(ids) :], strict=True)}
+    totals, prices = _chain_markets(client, targets, sorted({w.pool for w in wallets}), block)
     out: list[MorphoData] = []
     for start in range(0, len(wallets), BATCH_SIZE):
         chunk = wallets[start : start + BATCH_SIZE]
-        calls = [(targets[w.pool].morpho, _position_call(w)) for w in chunk]
-        try:
-            results = client.eth_calls(calls, block)
-        except (RpcResponseError, RpcTransportError) as exc:
-            raise _state_error(exc, block) from None
+        results = _eth_calls(client, [(targets[w.pool].morpho, _position_call(w)) for w in chunk], block)
         for w, data in zip(chunk, results, strict=True):
-            position = mb.Position(*_words(data, 3))
+            p = mb.Position(*_words(data, 3))
             t, price, lltv = totals[w.pool], prices[w.pool], targets[w.pool].lltv
+            health = mb.health_factor(p, t, price, lltv)
             out.append(
                 MorphoData(
-                    position.supply_shares, position.borrow_shares, position.collateral,
-                    t.borrowed(position.borrow_shares), price, mb.health_factor(position, t, price, lltv),
+                    p.supply_shares, p.borrow_shares, p.collateral, t.borrowed(p.borrow_shares), price, health
                 )
-            )  # fmt: skip
+            )
         if on_batch is not None:
             on_batch(len(chunk))
     return out
+
+
+def _chain_markets(
+    client: HttpChainClient, targets: Mapping[str, MorphoTarget], ids: Sequence[str], block: int
+) -> tuple[dict[str, mb.MarketTotals], dict[str, int]]:
+    """``market(id)`` and the oracle's ``price()`` of each market at ``block``."""
+    calls = [(targets[i].morpho, _MARKET + i[2:]) for i in ids] + [(targets[i].oracle, _PRICE) for i in ids]
+    answers = _eth_calls(client, calls, block)
+    totals = {i: mb.MarketTotals(*_words(a, 6)) for i, a in zip(ids, answers[: len(ids)], strict=True)}
+    prices = {i: _words(a, 1)[0] for i, a in zip(ids, answers[len(ids) :], strict=True)}
+    return totals, prices
+
+
+def _eth_calls(client: HttpChainClient, calls: Sequence[tuple[str, str]], block: int) -> list[str]:
+    try:
+        return client.eth_calls(calls, block) if calls else []
+    except (RpcResponseError, RpcTransportError) as exc:
+        raise _state_error(exc, block) from None
 
 
 def _position_call(wallet: Wallet) -> str:
