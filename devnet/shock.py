@@ -677,11 +677,11 @@ def _incentive(lltv: int) -> int:
     return min(115 * 10**16, WAD * WAD // (WAD - 3 * 10**17 * (WAD - lltv) // WAD))
 
 
-def _morpho_args(run: _Run, market: MorphoMarket, name: str, user: str) -> tuple[int, int]:
+def _morpho_args(morpho: Morpho, market: MorphoMarket, name: str, user: str) -> tuple[int, int]:
     """``(seizedAssets, repaidShares)``: every borrow share when the collateral covers what they seize,
     else all the collateral, else (rounding) the most collateral whose shares the position has."""
-    state, position = run.morpho.market_state(name), run.morpho.position(name, user)  # type: ignore[union-attr]
-    price, factor = run.morpho.price(name), _incentive(market.lltv)  # type: ignore[union-attr]
+    state, position = morpho.market_state(name), morpho.position(name, user)
+    price, factor = morpho.price(name), _incentive(market.lltv)
     assets, shares = state.total_borrow_assets + 1, state.total_borrow_shares + VIRTUAL_SHARES
     seized = position.borrow_shares * assets // shares * factor // WAD * ORACLE_PRICE_SCALE // price
     if seized <= position.collateral:
@@ -703,7 +703,7 @@ def _morpho_liquidate(run: _Run, index: int, name: str, user: str) -> ChainLiqui
     assert run.morpho is not None  # only Morpho names reach here
     market = run.morpho.market(name)
     collateral, debt = _symbol(run, market.collateral_token), _symbol(run, market.loan_token)
-    seized_arg, shares_arg = _morpho_args(run, market, name, user)
+    seized_arg, shares_arg = _morpho_args(run.morpho, market, name, user)
     if not seized_arg and not shares_arg:
         return None
     _gas(run, run.bot)

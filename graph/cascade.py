@@ -54,7 +54,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Literal
 
-from graph.cascade_screen import Screen, emodes_of
+from graph.cascade_screen import MorphoScreen, Screen, emodes_of
 from graph.errors import GraphError
 from graph.liquidation import (
     Liquidation,
@@ -230,6 +230,7 @@ class _State:
     screen: Screen
     morpho: dict[str, MorphoBook] = field(default_factory=dict)  # markets as they stand
     morpho_positions: dict[str, dict[str, MorphoPosition]] = field(default_factory=dict)
+    morpho_screen: MorphoScreen = field(default_factory=lambda: MorphoScreen({}))
     deficits: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (market, user, asset)
 
 
@@ -463,7 +464,8 @@ def _morpho_liquidatable(state: _State) -> list[tuple[int, str, str]]:
         market = book.market
         price = _morpho_price(state, market, book.scale_factor)
         loan_price, unit = state.feeds[market.loan_token].price, _unit(market.loan_decimals)
-        for user, position in sorted(state.morpho_positions[name].items()):
+        for user in state.morpho_screen.candidates(market, price):
+            position = state.morpho_positions[name][user]
             if not is_healthy(market, position, price):
                 found.append((borrowed(market, position) * loan_price // unit, name, user))
     return found
@@ -584,6 +586,7 @@ def _try_morpho(
     sold[(key, collateral)] = sold.get((key, collateral), 0) + outcome.seized_assets
     state.morpho[name] = replace(book, market=outcome.market)
     state.morpho_positions[name][user] = outcome.position
+    state.morpho_screen.update(name, user, outcome.position)
     deficits: tuple[tuple[str, int], ...] = ()
     if outcome.bad_debt_assets:
         deficits = ((loan, outcome.bad_debt_assets),)
@@ -727,6 +730,7 @@ def run_cascade(
         screen=Screen(positions, emodes_of([(m.name, m.emodes) for m in aave]), decimals),
         morpho={name: _accrued(book) for name, book in books.items()},
         morpho_positions={name: dict(book.positions) for name, book in books.items()},
+        morpho_screen=MorphoScreen({name: book.positions for name, book in books.items()}),
     )
     _align_pools(state.pools, factors)
     rounds = []

@@ -14,6 +14,11 @@ whole basis point (up to 1/LT ≈ 1.3e-4 relative). An account is a *candidate* 
 within ``RELATIVE_SLACK`` (1e-3, eight times that) plus two base units per reserve of going under; only
 candidates get the exact check, which alone decides. Nothing is approximated in the result: an account
 outside the slack cannot be below 1 exactly.
+
+Morpho Blue positions (:class:`MorphoScreen`) the same way, per market: a position's debt is its borrow
+shares at the market's share price and its limit its collateral times the oracle price and the LLTV, so
+one vector expression per market and round bounds them all; the contract's roundings (``toAssetsUp``,
+``mulDivDown``, ``wMulDown``) are a few units, within the same relative slack plus two units.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from graph.morpho import MorphoMarket, MorphoPosition
 from indexer.protocols.aave_math import (
     EModeCategory,
     UserReserve,
@@ -99,3 +105,34 @@ def emodes_of(
 ) -> dict[str, dict[str, EModeCategory | None]]:
     """Per market and user the eMode category the screen applies (users not in eMode are absent)."""
     return {name: {user: category for user, (category, _) in by_user.items()} for name, by_user in markets}
+
+
+class MorphoScreen:
+    """Per Morpho market, the borrowers' borrow shares and collateral as float vectors."""
+
+    def __init__(self, positions: Mapping[str, Mapping[str, MorphoPosition]]) -> None:
+        self.users = {m: sorted(u for u, p in ps.items() if p.borrow_shares) for m, ps in positions.items()}
+        self._row = {m: {u: i for i, u in enumerate(users)} for m, users in self.users.items()}
+        self._shares = {
+            m: np.array([float(positions[m][u].borrow_shares) for u in us]) for m, us in self.users.items()
+        }
+        self._collateral = {
+            m: np.array([float(positions[m][u].collateral) for u in us]) for m, us in self.users.items()
+        }
+
+    def update(self, market: str, user: str, position: MorphoPosition) -> None:
+        """The position's entries from its (new) state."""
+        row = self._row[market].get(user)
+        if row is not None:
+            self._shares[market][row] = float(position.borrow_shares)
+            self._collateral[market][row] = float(position.collateral)
+
+    def candidates(self, market: MorphoMarket, price: int) -> list[str]:
+        """Borrowers of ``market`` that may be unhealthy at the oracle ``price`` (1e36 scale)."""
+        shares = self._shares[market.id]
+        borrowed = shares * ((market.total_borrow_assets + 1) / (market.total_borrow_shares + 1e6))
+        limit = self._collateral[market.id] * (price / 1e36) * (market.lltv / 1e18)
+        hit = np.flatnonzero(
+            (shares > 0) & (limit < borrowed * (1 + RELATIVE_SLACK) + BASE_UNITS_PER_RESERVE)
+        )
+        return [self.users[market.id][i] for i in hit]

@@ -11,8 +11,11 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from graph.cascade import CascadeInputError, MorphoBook, OracleModel, run_cascade
+from graph.cascade_screen import MorphoScreen
 from graph.morpho import (
     MorphoMarket,
     MorphoPosition,
@@ -156,3 +159,35 @@ def test_the_fast_engine_refuses_morpho_borrowers_and_drops_empty_books() -> Non
     empty = replace(_morpho(BOOK), positions={})
     fast = FastCascade.build([_market(), empty], {KEY: _pool()}, _oracles())
     assert fast.run([WETH], np.array([[0.8]])).depth.tolist() == [2]  # the Aave book's cascade, as exact
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 10**24), st.integers(1, 10**30)), min_size=1, max_size=30),
+    st.integers(1, 10**40),
+    st.integers(1, 10**18 - 1),
+    st.integers(1, 10**30),
+)
+def test_the_screen_keeps_every_unhealthy_position(
+    held: list[tuple[int, int]], price: int, lltv: int, assets: int
+) -> None:
+    """Every position that the exact health check finds unhealthy is a candidate, at any share price."""
+    positions = {
+        f"0x{i:040x}": MorphoPosition(borrow_shares=s, collateral=c) for i, (c, s) in enumerate(held)
+    }
+    shares = sum(p.borrow_shares for p in positions.values())
+    market = replace(_morpho({}).market, lltv=lltv, total_borrow_assets=assets, total_borrow_shares=shares)
+    screen = MorphoScreen({market.id: positions})
+    unhealthy = {u for u, p in positions.items() if not is_healthy(market, p, price)}
+    assert unhealthy <= set(screen.candidates(market, price))
+
+
+def test_the_screened_cascade_liquidates_exactly_the_unhealthy_positions() -> None:
+    # 40 positions either side of the line (max borrow 13,760 at $1,600), a pool deep enough for every sale.
+    book = _morpho({f"0x{i:040x}": (10, 13_600 + 10 * i) for i in range(40)})
+    result = run_cascade([book], {KEY: _pool(weth_per_side=100_000)}, _oracles("fixed"), CRASH)
+    unhealthy = {u for u, p in book.positions.items() if not is_healthy(book.market, p, _price(1_600 * E8))}
+    assert len(unhealthy) == 23  # 13,600 + 10·i > 13,760 from i = 17 on
+    assert [x.user for x in result.rounds[0].liquidations] == sorted(
+        unhealthy, reverse=True
+    )  # largest debt first
