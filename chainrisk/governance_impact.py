@@ -359,15 +359,6 @@ def aave_v2_execute(governance: str, proposal_id: int) -> ForkCall:
     return ForkCall(ANY_SENDER, governance, data)
 
 
-def aave_payload_call(executor: str, owner: str, payload: str) -> ForkCall:
-    """Aave governance's executor running a payload: ``executeTransaction(payload, 0, "execute()", "",
-    true)`` from its owner (the PayloadsController, or Governance v2), so the payload's code runs in the
-    executor's context (delegatecall) as it will on chain."""
-    selector = keccak(text="executeTransaction(address,uint256,string,bytes,bool)")[:4]
-    args = encode(["address", "uint256", "string", "bytes", "bool"], [payload, 0, "execute()", b"", True])
-    return ForkCall(owner, executor, selector + args)
-
-
 def aave_execute_payload(controller: str, payload_id: int) -> ForkCall:
     """``PayloadsController.executePayload(id)``: anyone may call it once the payload's delay has passed
     (move the fork's time past the ETA); its executors then run each action, delegatecalls included."""
