@@ -409,11 +409,12 @@ class _Simulation:
             if step % 24 == 23:
                 self.morpho.lenders_move()
         self._mine()
-        if self.morpho is not None:
-            self._sell_seized()  # what the bots took on Morpho; mined with the next batch
         if self.agent is not None:
             self.agent.act(step, self.chain)
         if self.uniswap is not None:
+            if self.seized:  # what the bots took on Morpho this hour, sold before the arbitrageur looks
+                self._sell_seized()
+                self._mine()
             self._arbitrage(step)
 
     def _result(self, first: int) -> ScenarioResult:

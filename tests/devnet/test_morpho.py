@@ -23,8 +23,8 @@ from devnet.morpho import (
     market_id,
     to_assets_up,
 )
-from devnet.scenario import ScenarioResult, price_path, simulate
-from devnet.uniswap import deploy_uniswap
+from devnet.scenario import ScenarioResult, price_path
+from devnet.stack import deploy_all, devnet_node
 from tests.devnet.fixtures import devnet_home  # noqa: F401
 
 LIQUIDATE_TOPIC = (
@@ -206,14 +206,12 @@ SCENARIO_DAYS, SCENARIO_WALLETS, SCENARIO_SEED = 4, 40, 7  # the crash of this s
 
 @pytest.fixture(scope="module")
 def scenario(devnet_home: Path) -> Iterator[tuple[Deployment, Morpho, ScenarioResult]]:  # noqa: F811
-    with Anvil(devnet_home) as node:
-        deployment = deploy_markets(node, devnet_home)
-        uniswap = deploy_uniswap(deployment, devnet_home)
-        morpho = deploy_morpho(deployment, devnet_home)
-        result = simulate(
-            deployment, SCENARIO_DAYS, SCENARIO_WALLETS, SCENARIO_SEED, uniswap=uniswap, morpho=morpho
-        )
-        yield deployment, morpho, result
+    """The whole devnet as `devnet up` deploys it (Governor and pools included) and a short scenario."""
+    with devnet_node(devnet_home) as node:
+        stack = deploy_all(node, devnet_home)
+        assert stack.morpho is not None
+        result = stack.simulate(SCENARIO_DAYS, SCENARIO_WALLETS, SCENARIO_SEED)
+        yield stack.deployment, stack.morpho, result
 
 
 def test_scenario_borrows_on_both_protocols(scenario: tuple[Deployment, Morpho, ScenarioResult]) -> None:
