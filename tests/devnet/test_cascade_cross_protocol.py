@@ -53,6 +53,7 @@ pytestmark = pytest.mark.slow
 SHOCK = Fraction(65, 100)  # WETH −35 %
 POOL_USD = 5_000_000.0  # per side, full range, at $3,000
 MARKET = "WETH/USDC"
+FEEDBACK = 0.5  # the pool's weight in what the scenario's ``--feedback`` feeds publish
 LLTV = 86 * 10**16
 # (protocol, WETH, health at the shocked price): under 1 in round one; a little over 1 only once the sales
 # of the rounds before have pulled the feed down; 1.6 never.
@@ -76,6 +77,9 @@ class World:
     books: tuple[MorphoBook, ...]  # read from the chain's views
     predicted: CascadeResult
     outcome: ShockOutcome
+    market_after: Any  # Morpho.market(id) of WETH/USDC after the shock
+    mixed_predicted: CascadeResult  # the feed as the scenario's ``--feedback`` feeds publish
+    mixed: ShockOutcome
     cli: dict[str, Any]  # `chainrisk contagion simulate --json` once Aave's protocol fees are set to 0
     unpaid: ShockOutcome  # the bots' outcome of the same shock then
 
@@ -230,20 +234,46 @@ def world(
             rule = FeedRule("USDC", feed.deviation_bps, feed.heartbeat_s)
             before = node.rpc("evm_snapshot")
             outcome = apply_shock(deployment, uniswap, {"WETH": SHOCK}, feeds={"WETH": rule}, morpho=morpho)
+            after = morpho.market_state(MARKET)
+            node.rpc("evm_revert", [before])
+            before = node.rpc("evm_snapshot")
+            mixed_feed = replace(feed, kind="mixed", feedback=FEEDBACK)
+            mixed_predicted = run_cascade(
+                inputs.books, inputs.pools, {**inputs.oracles, weth: mixed_feed}, {weth: SHOCK}
+            )
+            mixed_rule = replace(rule, feedback=FEEDBACK)
+            mixed = apply_shock(
+                deployment, uniswap, {"WETH": SHOCK}, feeds={"WETH": mixed_rule}, morpho=morpho
+            )
             node.rpc("evm_revert", [before])
             cli, unpaid = _command(
                 db, node, (deployment, uniswap, morpho), rule, tmp_path_factory.mktemp("cli")
             )
-            yield World(deployment, uniswap, morpho, inputs, books, predicted, outcome, cli, unpaid)
+            yield World(
+                deployment,
+                uniswap,
+                morpho,
+                inputs,
+                books,
+                predicted,
+                outcome,
+                after,
+                mixed_predicted,
+                mixed,
+                cli,
+                unpaid,
+            )
 
 
-def _chain_rounds(world: World) -> list[list[tuple[str, str, str, int, int, int, int]]]:
+def _chain_rounds(
+    world: World, outcome: ShockOutcome | None = None
+) -> list[list[tuple[str, str, str, int, int, int, int]]]:
     return [
         [
             (x.protocol, x.pool, x.user.lower(), x.debt_repaid, x.collateral_seized, x.proceeds, x.bad_debt)
             for x in r.liquidations
         ]
-        for r in world.outcome.rounds
+        for r in (outcome or world.outcome).rounds
     ]
 
 
@@ -330,7 +360,7 @@ def test_pool_feed_positions_and_bad_debt_are_the_simulators(world: World) -> No
         if name == MARKET:
             left = result.morpho[market_id].positions[user.lower()]
             assert (left.borrow_shares, left.collateral) == (shares, collateral), user
-    onchain = world.morpho.market_state(MARKET)
+    onchain = world.market_after
     final = result.morpho[market_id].market
     assert (onchain.total_borrow_assets, onchain.total_borrow_shares, onchain.total_supply_assets) == (
         final.total_borrow_assets,
@@ -365,3 +395,15 @@ def test_the_contagion_command_predicts_both_protocols_on_chain(world: World) ->
     bad = {(x["market"], x["symbol"]): int(x["amount"]) for x in world.cli["bad_debt"]}
     names = {market_id: MARKET} | {m.pool.lower(): n for n, m in world.deployment.markets.items()}
     assert {(names[m], s): v for (m, s), v in bad.items()} == world.unpaid.bad_debt
+
+
+def test_with_the_scenarios_feedback_feeds_too(world: World) -> None:
+    """The feed publishing the scenario's mix of the shocked price and the pool's (the ``mixed`` oracle):
+    the same agreement, every liquidation and feed answer, on both protocols."""
+    assert _chain_rounds(world, world.mixed) == _predicted_rounds(world.mixed_predicted)
+    weth = world.deployment.assets["WETH"].token.lower()
+    for chain_round, predicted_round in zip(world.mixed.rounds, world.mixed_predicted.rounds, strict=True):
+        assert chain_round.oracle_prices["WETH"] == predicted_round.oracle_prices[weth]
+    protocols = [sorted({x.protocol for x in r.liquidations}) for r in world.mixed.rounds]
+    print(f"\nmixed: protocols per round {protocols}")
+    assert world.mixed.depth >= 2 and {p for r in protocols for p in r} == {"aave_v3", "morpho_blue"}
