@@ -296,7 +296,8 @@ FROM flows
 GROUP BY chain_id, token, symbol, hour
 """
 
-# Columns appended to the 0002 view: prices in force just before the liquidation, in USD.
+# Columns appended to the 0002 view: prices in force just before the liquidation, in USD. Morpho Blue's
+# Liquidate rows follow (pool = market id, debt_to_cover = repaid assets, liquidator = caller).
 LIQUIDATIONS = f"""
 CREATE OR REPLACE VIEW liquidations AS
 SELECT q.chain_id, q.address AS pool, q.block_number, q.tx_hash, q.log_index, q.user_address AS borrower,
@@ -307,7 +308,8 @@ SELECT q.chain_id, q.address AS pool, q.block_number, q.tx_hash, q.log_index, q.
        q.debt_to_cover / 10::numeric ^ dk.decimals AS debt_repaid,
        q.liquidated_collateral_amount / 10::numeric ^ ck.decimals AS collateral_seized,
        q.debt_to_cover / 10::numeric ^ dk.decimals * dp.price_usd AS debt_repaid_usd,
-       q.liquidated_collateral_amount / 10::numeric ^ ck.decimals * cp.price_usd AS collateral_seized_usd
+       q.liquidated_collateral_amount / 10::numeric ^ ck.decimals * cp.price_usd AS collateral_seized_usd,
+       'aave_v3' AS protocol
 FROM aave_v3_liquidation_call q
 LEFT JOIN logs l ON l.chain_id = q.chain_id AND l.block_number = q.block_number AND l.log_index = q.log_index
 LEFT JOIN blocks b ON b.chain_id = q.chain_id AND b.number = q.block_number
@@ -315,6 +317,24 @@ LEFT JOIN tracked_tokens ck ON ck.chain_id = q.chain_id AND ck.token = q.collate
 LEFT JOIN tracked_tokens dk ON dk.chain_id = q.chain_id AND dk.token = q.debt_asset
 {_price_before("cp", "ck", "q.collateral_asset", "q.chain_id", "q.block_number", "q.log_index")}
 {_price_before("dp", "dk", "q.debt_asset", "q.chain_id", "q.block_number", "q.log_index")}
+UNION ALL
+SELECT q.chain_id, q.id, q.block_number, q.tx_hash, q.log_index, q.borrower,
+       m.collateral_token, m.loan_token, q.repaid_assets, q.seized_assets, q.caller, NULL,
+       to_timestamp(coalesce(l.block_timestamp, b.timestamp)),
+       ck.symbol, dk.symbol,
+       q.repaid_assets / 10::numeric ^ dk.decimals,
+       q.seized_assets / 10::numeric ^ ck.decimals,
+       q.repaid_assets / 10::numeric ^ dk.decimals * dp.price_usd,
+       q.seized_assets / 10::numeric ^ ck.decimals * cp.price_usd,
+       'morpho_blue'
+FROM morpho_blue_liquidate q
+JOIN morpho_blue_create_market m ON m.chain_id = q.chain_id AND m.address = q.address AND m.id = q.id
+LEFT JOIN logs l ON l.chain_id = q.chain_id AND l.block_number = q.block_number AND l.log_index = q.log_index
+LEFT JOIN blocks b ON b.chain_id = q.chain_id AND b.number = q.block_number
+LEFT JOIN tracked_tokens ck ON ck.chain_id = q.chain_id AND ck.token = m.collateral_token
+LEFT JOIN tracked_tokens dk ON dk.chain_id = q.chain_id AND dk.token = m.loan_token
+{_price_before("cp", "ck", "m.collateral_token", "q.chain_id", "q.block_number", "q.log_index")}
+{_price_before("dp", "dk", "m.loan_token", "q.chain_id", "q.block_number", "q.log_index")}
 """
 
 # Realised rows now carry their USD value (the deficit valued at the debt asset's price just before).

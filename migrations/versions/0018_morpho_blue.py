@@ -180,6 +180,138 @@ LANGUAGE sql STABLE AS $$
 $$
 """
 
+LIQUIDATIONS = """
+CREATE OR REPLACE VIEW liquidations AS
+SELECT q.chain_id, q.address AS pool, q.block_number, q.tx_hash, q.log_index, q.user_address AS borrower,
+       q.collateral_asset, q.debt_asset, q.debt_to_cover, q.liquidated_collateral_amount, q.liquidator,
+       q.receive_a_token,
+       to_timestamp(coalesce(l.block_timestamp, b.timestamp)) AS block_time,
+       ck.symbol AS collateral_symbol, dk.symbol AS debt_symbol,
+       q.debt_to_cover / 10::numeric ^ dk.decimals AS debt_repaid,
+       q.liquidated_collateral_amount / 10::numeric ^ ck.decimals AS collateral_seized,
+       q.debt_to_cover / 10::numeric ^ dk.decimals * dp.price_usd AS debt_repaid_usd,
+       q.liquidated_collateral_amount / 10::numeric ^ ck.decimals * cp.price_usd AS collateral_seized_usd,
+       'aave_v3' AS protocol
+FROM aave_v3_liquidation_call q
+LEFT JOIN logs l ON l.chain_id = q.chain_id AND l.block_number = q.block_number AND l.log_index = q.log_index
+LEFT JOIN blocks b ON b.chain_id = q.chain_id AND b.number = q.block_number
+LEFT JOIN tracked_tokens ck ON ck.chain_id = q.chain_id AND ck.token = q.collateral_asset
+LEFT JOIN tracked_tokens dk ON dk.chain_id = q.chain_id AND dk.token = q.debt_asset
+LEFT JOIN LATERAL (
+    SELECT a.current / 10::numeric ^ ck.price_decimals AS price_usd
+    FROM (SELECT coalesce(ck.price_feed, (
+              SELECT s.source FROM aave_oracle_asset_source_updated s
+              WHERE s.chain_id = q.chain_id AND s.asset = q.collateral_asset
+                AND (s.block_number, s.log_index) < (q.block_number, q.log_index)
+              ORDER BY s.block_number DESC, s.log_index DESC LIMIT 1)) AS feed) f
+    JOIN LATERAL (
+        SELECT u.current FROM price_answer_updated u
+        WHERE u.chain_id = q.chain_id AND u.address = f.feed
+          AND (u.block_number, u.log_index) < (q.block_number, q.log_index)
+        ORDER BY u.block_number DESC, u.log_index DESC LIMIT 1) a ON true
+) cp ON true
+LEFT JOIN LATERAL (
+    SELECT a.current / 10::numeric ^ dk.price_decimals AS price_usd
+    FROM (SELECT coalesce(dk.price_feed, (
+              SELECT s.source FROM aave_oracle_asset_source_updated s
+              WHERE s.chain_id = q.chain_id AND s.asset = q.debt_asset
+                AND (s.block_number, s.log_index) < (q.block_number, q.log_index)
+              ORDER BY s.block_number DESC, s.log_index DESC LIMIT 1)) AS feed) f
+    JOIN LATERAL (
+        SELECT u.current FROM price_answer_updated u
+        WHERE u.chain_id = q.chain_id AND u.address = f.feed
+          AND (u.block_number, u.log_index) < (q.block_number, q.log_index)
+        ORDER BY u.block_number DESC, u.log_index DESC LIMIT 1) a ON true
+) dp ON true
+UNION ALL
+SELECT q.chain_id, q.id, q.block_number, q.tx_hash, q.log_index, q.borrower,
+       m.collateral_token, m.loan_token, q.repaid_assets, q.seized_assets, q.caller, NULL,
+       to_timestamp(coalesce(l.block_timestamp, b.timestamp)),
+       ck.symbol, dk.symbol,
+       q.repaid_assets / 10::numeric ^ dk.decimals,
+       q.seized_assets / 10::numeric ^ ck.decimals,
+       q.repaid_assets / 10::numeric ^ dk.decimals * dp.price_usd,
+       q.seized_assets / 10::numeric ^ ck.decimals * cp.price_usd,
+       'morpho_blue'
+FROM morpho_blue_liquidate q
+JOIN morpho_blue_create_market m ON m.chain_id = q.chain_id AND m.address = q.address AND m.id = q.id
+LEFT JOIN logs l ON l.chain_id = q.chain_id AND l.block_number = q.block_number AND l.log_index = q.log_index
+LEFT JOIN blocks b ON b.chain_id = q.chain_id AND b.number = q.block_number
+LEFT JOIN tracked_tokens ck ON ck.chain_id = q.chain_id AND ck.token = m.collateral_token
+LEFT JOIN tracked_tokens dk ON dk.chain_id = q.chain_id AND dk.token = m.loan_token
+LEFT JOIN LATERAL (
+    SELECT a.current / 10::numeric ^ ck.price_decimals AS price_usd
+    FROM (SELECT coalesce(ck.price_feed, (
+              SELECT s.source FROM aave_oracle_asset_source_updated s
+              WHERE s.chain_id = q.chain_id AND s.asset = m.collateral_token
+                AND (s.block_number, s.log_index) < (q.block_number, q.log_index)
+              ORDER BY s.block_number DESC, s.log_index DESC LIMIT 1)) AS feed) f
+    JOIN LATERAL (
+        SELECT u.current FROM price_answer_updated u
+        WHERE u.chain_id = q.chain_id AND u.address = f.feed
+          AND (u.block_number, u.log_index) < (q.block_number, q.log_index)
+        ORDER BY u.block_number DESC, u.log_index DESC LIMIT 1) a ON true
+) cp ON true
+LEFT JOIN LATERAL (
+    SELECT a.current / 10::numeric ^ dk.price_decimals AS price_usd
+    FROM (SELECT coalesce(dk.price_feed, (
+              SELECT s.source FROM aave_oracle_asset_source_updated s
+              WHERE s.chain_id = q.chain_id AND s.asset = m.loan_token
+                AND (s.block_number, s.log_index) < (q.block_number, q.log_index)
+              ORDER BY s.block_number DESC, s.log_index DESC LIMIT 1)) AS feed) f
+    JOIN LATERAL (
+        SELECT u.current FROM price_answer_updated u
+        WHERE u.chain_id = q.chain_id AND u.address = f.feed
+          AND (u.block_number, u.log_index) < (q.block_number, q.log_index)
+        ORDER BY u.block_number DESC, u.log_index DESC LIMIT 1) a ON true
+) dp ON true
+"""
+
+# As revision 0008 left it, for the downgrade.
+LIQUIDATIONS_BEFORE = """
+CREATE OR REPLACE VIEW liquidations AS
+SELECT q.chain_id, q.address AS pool, q.block_number, q.tx_hash, q.log_index, q.user_address AS borrower,
+       q.collateral_asset, q.debt_asset, q.debt_to_cover, q.liquidated_collateral_amount, q.liquidator,
+       q.receive_a_token,
+       to_timestamp(coalesce(l.block_timestamp, b.timestamp)) AS block_time,
+       ck.symbol AS collateral_symbol, dk.symbol AS debt_symbol,
+       q.debt_to_cover / 10::numeric ^ dk.decimals AS debt_repaid,
+       q.liquidated_collateral_amount / 10::numeric ^ ck.decimals AS collateral_seized,
+       q.debt_to_cover / 10::numeric ^ dk.decimals * dp.price_usd AS debt_repaid_usd,
+       q.liquidated_collateral_amount / 10::numeric ^ ck.decimals * cp.price_usd AS collateral_seized_usd
+FROM aave_v3_liquidation_call q
+LEFT JOIN logs l ON l.chain_id = q.chain_id AND l.block_number = q.block_number AND l.log_index = q.log_index
+LEFT JOIN blocks b ON b.chain_id = q.chain_id AND b.number = q.block_number
+LEFT JOIN tracked_tokens ck ON ck.chain_id = q.chain_id AND ck.token = q.collateral_asset
+LEFT JOIN tracked_tokens dk ON dk.chain_id = q.chain_id AND dk.token = q.debt_asset
+LEFT JOIN LATERAL (
+    SELECT a.current / 10::numeric ^ ck.price_decimals AS price_usd
+    FROM (SELECT coalesce(ck.price_feed, (
+              SELECT s.source FROM aave_oracle_asset_source_updated s
+              WHERE s.chain_id = q.chain_id AND s.asset = q.collateral_asset
+                AND (s.block_number, s.log_index) < (q.block_number, q.log_index)
+              ORDER BY s.block_number DESC, s.log_index DESC LIMIT 1)) AS feed) f
+    JOIN LATERAL (
+        SELECT u.current FROM price_answer_updated u
+        WHERE u.chain_id = q.chain_id AND u.address = f.feed
+          AND (u.block_number, u.log_index) < (q.block_number, q.log_index)
+        ORDER BY u.block_number DESC, u.log_index DESC LIMIT 1) a ON true
+) cp ON true
+LEFT JOIN LATERAL (
+    SELECT a.current / 10::numeric ^ dk.price_decimals AS price_usd
+    FROM (SELECT coalesce(dk.price_feed, (
+              SELECT s.source FROM aave_oracle_asset_source_updated s
+              WHERE s.chain_id = q.chain_id AND s.asset = q.debt_asset
+                AND (s.block_number, s.log_index) < (q.block_number, q.log_index)
+              ORDER BY s.block_number DESC, s.log_index DESC LIMIT 1)) AS feed) f
+    JOIN LATERAL (
+        SELECT u.current FROM price_answer_updated u
+        WHERE u.chain_id = q.chain_id AND u.address = f.feed
+          AND (u.block_number, u.log_index) < (q.block_number, q.log_index)
+        ORDER BY u.block_number DESC, u.log_index DESC LIMIT 1) a ON true
+) dp ON true
+"""
+
 # As revision 0009 left them, for the downgrade.
 ACCOUNT_HEALTH_BEFORE = """
 CREATE VIEW account_health AS
@@ -609,7 +741,7 @@ def upgrade() -> None:
                 "protocol", sa.Text(), nullable=False, server_default="aave_v3", comment=PROTOCOL_COMMENT
             ),
         )
-    for statement in VIEWS_IN_ORDER:
+    for statement in (*VIEWS_IN_ORDER, LIQUIDATIONS):
         op.execute(statement)
     op.execute("DROP FUNCTION health_daily(date, date)")
     for function in (HEALTH_AT, POSITIONS_AT, HEALTH_DAILY):
@@ -620,6 +752,8 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION IF EXISTS health_daily(date, date), health_at(bigint), positions_at(bigint)")
     for view in DEPENDENT_VIEWS:
         op.execute(f"DROP VIEW IF EXISTS {view}")
+    op.execute("DROP VIEW IF EXISTS liquidations")
+    op.execute(LIQUIDATIONS_BEFORE)
     for table in HISTORY_TABLES:
         op.execute(f"DELETE FROM {table} WHERE protocol <> 'aave_v3'")
         op.drop_column(table, "protocol")

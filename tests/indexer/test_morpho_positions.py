@@ -302,3 +302,24 @@ def _accruals_after(conninfo: str, block: int) -> int:
             "SELECT count(*) FROM morpho_blue_accrue_interest WHERE block_number > %s", (block,)
         ).fetchone()
     return 0 if row is None else int(row[0])
+
+
+def test_morpho_liquidations_in_the_lending_views(devnet: Devnet) -> None:
+    """Each Liquidate is a `liquidations` row valued at the feeds just before it; positions carry protocol."""
+    with psycopg.connect(devnet.conninfo) as conn:
+        events = conn.execute(
+            "SELECT id, borrower, repaid_assets, seized_assets, block_number, log_index"
+            " FROM morpho_blue_liquidate ORDER BY block_number, log_index"
+        ).fetchall()
+        rows = conn.execute(
+            "SELECT pool, borrower, debt_to_cover, liquidated_collateral_amount, block_number, log_index,"
+            " debt_repaid_usd, collateral_seized_usd, collateral_symbol, debt_symbol FROM liquidations"
+            " WHERE protocol = 'morpho_blue' ORDER BY block_number, log_index"
+        ).fetchall()
+        protocols = conn.execute("SELECT DISTINCT protocol FROM positions_current ORDER BY 1").fetchall()
+    assert [tuple(r[:6]) for r in rows] == [tuple(e) for e in events] and events
+    symbols = {m.id: (m.collateral_token, m.loan_token) for m in devnet.morpho.markets.values()}
+    for row in rows:
+        assert row[6] > 0 and row[7] > row[6]  # the incentive: more collateral value seized than repaid
+        assert row[8] and row[9] and symbols[row[0]]
+    assert protocols == [("aave_v3",), ("morpho_blue",)]
