@@ -130,3 +130,22 @@ def bench_live(
     paced = (paced_blocks, pace_s)
     result = run(app.settings.home.resolve(), app.database_url(), scenario, history_period_s, paced, say)
     typer.echo(json.dumps(result) if as_json else json.dumps(result, indent=2))
+
+
+@app.command("gnn")
+def bench_gnn(
+    positions: Annotated[int, typer.Option(min=50, help="Position lines per synthetic book.")] = 600,
+    scenarios: Annotated[int, typer.Option(min=10, help="Scenarios per labelled set.")] = 120,
+    seeds: Annotated[int, typer.Option(min=1, help="Training seeds; means and intervals over them.")] = 5,
+    epochs: Annotated[int, typer.Option(min=1, help="Most epochs of the graph network.")] = 12,
+    speed_scenarios: Annotated[int, typer.Option(min=1, help="Scenarios the speed figures run.")] = 200,
+    threads: Annotated[int, typer.Option(min=1, help="Torch threads (the cores it may use).")] = 2,
+    seed: Annotated[int, typer.Option(help="Seed of the books, the draws and the first model.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line.")] = False,
+) -> None:
+    """The learned cascade surrogates (boosted trees, graph network) against the simulator: held-out
+    accuracy over seeds and scenarios per second, with the exact and vectorised engines as baselines."""
+    from chainrisk.bench.gnn import benchmark
+
+    result = benchmark(positions, scenarios, seeds, epochs, speed_scenarios, threads, seed)
+    typer.echo(json.dumps(result, default=str) if as_json else json.dumps(result, indent=2, default=str))

@@ -338,3 +338,9 @@ def _print_curve(document: Mapping[str, Any]) -> None:
     for row in curve_rows(document):
         table.add_row(*row)
     console().print(table)
+
+
+# The learned surrogate's commands live in their own module.
+from chainrisk.commands import surrogate as _surrogate  # noqa: E402
+
+_surrogate.register(app)

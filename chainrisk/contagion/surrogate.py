@@ -183,10 +183,24 @@ def fast_path(document: Mapping[str, Any]) -> str:
     """The model the fast path ships: the graph network only when its cascade-subset AUPRC on the severe
     held-out sets beats the tree's by 0.02 with every bootstrap interval above zero."""
     severe = document["models"]["severe"]
-    margin = severe["gnn"]["auprc_cascade"]["mean"] - severe["tree"]["auprc_cascade"]["mean"]
+    ours, theirs = severe["gnn"]["auprc_cascade"]["mean"], severe["tree"]["auprc_cascade"]["mean"]
+    if ours is None or theirs is None or not np.isfinite(ours - theirs):  # no cascade to judge on
+        return "tree"
+    margin = ours - theirs
     boot = severe["bootstrap_gnn_vs_tree"]
     wins = margin >= 0.02 and boot["intervals_excluding_zero"] == len(boot["intervals"])
     return "gnn" if wins else "tree"
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every NaN or infinity replaced by None (JSON and PostgreSQL's jsonb have no NaN)."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
 
 
 def train_and_store(conninfo: str, scenarios: int, seed: int, positions: int, epochs: int) -> dict[str, Any]:
@@ -198,7 +212,7 @@ def train_and_store(conninfo: str, scenarios: int, seed: int, positions: int, ep
     snapshots = synthetic_snapshots(SNAPSHOTS, positions, seed)
     torch.set_num_threads(min(2, torch.get_num_threads()))
     trained = train(snapshots, scenarios, seed, TrainConfig(epochs=epochs))
-    document = {k: v for k, v in trained.document.items() if k != "seeds"}
+    document = finite({k: v for k, v in trained.document.items() if k != "seeds"})
     choice = fast_path(document)
     metrics = {"models": document["models"], "held_out": document["held_out"], "fast_path": choice}
     data_range = {**trained.data_range, "positions": positions, "book_seed": seed}
