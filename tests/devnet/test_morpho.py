@@ -205,17 +205,20 @@ SCENARIO_DAYS, SCENARIO_WALLETS, SCENARIO_SEED = 4, 40, 7  # the crash of this s
 
 
 @pytest.fixture(scope="module")
-def scenario(devnet_home: Path) -> Iterator[tuple[Deployment, Morpho, ScenarioResult]]:  # noqa: F811
+def scenario(devnet_home: Path) -> Iterator[tuple[Deployment, Morpho, ScenarioResult, str]]:  # noqa: F811
     """The whole devnet as `devnet up` deploys it (Governor and pools included) and a short scenario."""
     with devnet_node(devnet_home) as node:
         stack = deploy_all(node, devnet_home)
         assert stack.morpho is not None
         result = stack.simulate(SCENARIO_DAYS, SCENARIO_WALLETS, SCENARIO_SEED)
-        yield stack.deployment, stack.morpho, result
+        head = str(node.rpc("eth_getBlockByNumber", ["latest", False])["hash"])
+        yield stack.deployment, stack.morpho, result, head
 
 
-def test_scenario_borrows_on_both_protocols(scenario: tuple[Deployment, Morpho, ScenarioResult]) -> None:
-    deployment, morpho, result = scenario
+def test_scenario_borrows_on_both_protocols(
+    scenario: tuple[Deployment, Morpho, ScenarioResult, str],
+) -> None:
+    deployment, morpho, result, _ = scenario
     assert result.reverted == 0
     assert set(result.morpho_positions) == set(morpho.markets)
     assert all(count > 0 for count in result.morpho_positions.values())
@@ -240,9 +243,9 @@ def test_scenario_borrows_on_both_protocols(scenario: tuple[Deployment, Morpho, 
 
 
 def test_scenario_liquidates_on_morpho_in_the_crash(
-    scenario: tuple[Deployment, Morpho, ScenarioResult],
+    scenario: tuple[Deployment, Morpho, ScenarioResult, str],
 ) -> None:
-    deployment, morpho, result = scenario
+    deployment, morpho, result, _ = scenario
     assert result.morpho_liquidations, "the crash of this seed makes Morpho positions unhealthy"
     logs = morpho.rpc.rpc(
         "eth_getLogs",
@@ -265,3 +268,15 @@ def test_scenario_liquidates_on_morpho_in_the_crash(
         assert path.prices[collateral][step] < path.prices[collateral][0]  # after a drop
     # Each seizure, on Aave or on Morpho, is sold on the Uniswap pools.
     assert result.swaps == len(result.liquidations) + len(result.morpho_liquidations)
+
+
+@pytest.mark.slow
+def test_scenario_with_morpho_is_the_same_chain_for_the_same_seed(
+    scenario: tuple[Deployment, Morpho, ScenarioResult, str],
+    devnet_home: Path,  # noqa: F811
+) -> None:
+    _, _, result, head = scenario
+    with devnet_node(devnet_home) as node:
+        again = deploy_all(node, devnet_home).simulate(SCENARIO_DAYS, SCENARIO_WALLETS, SCENARIO_SEED)
+        assert node.rpc("eth_getBlockByNumber", ["latest", False])["hash"] == head
+    assert {**again.to_dict(), "wall_s": 0} == {**result.to_dict(), "wall_s": 0}
