@@ -929,6 +929,7 @@ class _MorphoAgents:
         self.positions: dict[tuple[str, str], _MorphoPosition] = {}
         self.supplied: dict[tuple[str, str], int] = {}  # (lender, market) -> assets supplied
         self.liquidations: list[MorphoLiquidation] = []
+        self.liquidating: set[tuple[str, str]] = set()  # positions liquidated in the block being filled
 
     # -- opening
 
@@ -1046,7 +1047,7 @@ class _MorphoAgents:
 
     def act(self) -> None:
         """A few borrowers repay, borrow more or add collateral (each call accrues the market's interest)."""
-        keys = sorted(k for k, p in self.positions.items() if p.borrowed > 0)
+        keys = sorted(k for k, p in self.positions.items() if p.borrowed > 0 and k not in self.liquidating)
         count = _poisson(self.rng, self.sim.activity * 2 * len(keys)) if keys else 0
         busy: set[tuple[str, str]] = set()
         for _ in range(count):
@@ -1093,7 +1094,10 @@ class _MorphoAgents:
 
     def liquidate(self) -> None:
         """Bots liquidate every Morpho position the chain finds unhealthy (queued with the hour's actions)."""
-        suspects = [k for k, p in sorted(self.positions.items()) if p.borrowed and self._estimate(p) < 1.01]
+        suspects = [
+            k for k, p in sorted(self.positions.items()) if p.borrowed and self._estimate(p) < MORPHO_SUSPECT
+        ]
+        self.liquidating = set()
         for key in suspects:
             chain = self._read(key)
             if chain is not None:
@@ -1125,6 +1129,7 @@ class _MorphoAgents:
         self, key: tuple[str, str], position: MorphoPosition, state: MarketState, price: int, health: float
     ) -> None:
         wallet, name = key
+        self.liquidating.add(key)  # its owner does nothing else in that block
         tracked, lif = self.positions[key], liquidation_incentive_factor(self._lltv_wad(name))
         seize, shares = _liquidation_sizes(position, tracked.borrowed, price, lif)
         bot, loan = self.rng.choice(self.sim.liquidators), self._loan(name)
