@@ -31,8 +31,16 @@ What differs from the exact path, on purpose:
   its bad debt, so it is not used.
 - The 3.3 dust rule is a closed-form bound instead of the bisection of ``max_debt_to_cover``.
 
-Morpho Blue is not modelled here: :meth:`FastCascade.build` refuses a Morpho book with borrowers (a
-:class:`~graph.cascade.MorphoBook` among ``markets``), and only the exact engine runs them.
+Morpho Blue books (:class:`~graph.cascade.MorphoBook` among ``markets``) are accounts of the same book: a
+position holds its collateral token and owes ``toAssetsUp(borrowShares)`` of the loan token (the market
+accrued as the exact path accrues it); it is liquidatable when collateral × price × LLTV < debt at the
+scenario's feed prices (the oracle is the ratio of the two feeds, times the scale); the bots' largest
+``liquidate`` repays every share, or, when those would seize more than the collateral, seizes all of it
+(at the LIF, no close factor, no fee) and the remaining debt is bad debt at once. Its place in the round's
+order is its debt value, among Aave's accounts; its sale goes on the same fitted pool, so Morpho's sales
+move the feeds Aave reads and Aave's move Morpho's. Beyond the floats, the exact path's rounding of
+shares and of the oracle's price (1 in 1e36) is not kept, nor the bisection ``liquidate_max`` falls back
+on when seizing all the collateral would cost one share more than the position holds.
 
 The scenarios run in chunks sized to ``memory_bytes``; within a chunk all scenarios advance round by
 round together (a scenario stops when a round of its own liquidates nobody). Accounts are the
@@ -51,6 +59,7 @@ from numpy.typing import NDArray
 from graph.cascade import CascadeInputError, LendingMarket, MorphoBook, OracleModel, PoolKey
 from graph.impact import PoolCurves, fit_pool
 from graph.liquidation import Rules
+from graph.morpho import accrue_interest, borrowed, liquidation_incentive_factor
 from graph.univ3_pool import Pool
 from indexer.protocols.aave_math import normalized_debt, normalized_income, ray_mul
 
@@ -73,18 +82,6 @@ BISECTION_STEPS = 60
 # ------------------------------------------------------------------------------------------- book
 
 
-def _aave_only(markets: Sequence[LendingMarket | MorphoBook]) -> list[LendingMarket]:
-    """The Aave markets; Morpho Blue books with borrowers are refused (only the exact engine runs them),
-    books without any are dropped (nothing of theirs can be liquidated)."""
-    for book in markets:
-        if isinstance(book, MorphoBook) and book.positions:
-            raise CascadeInputError(
-                f"Morpho Blue market {book.market.id}: the fast engine models Aave v3 only;"
-                " run the exact engine (graph.cascade.run_cascade, --engine exact) on Morpho positions"
-            )
-    return [m for m in markets if isinstance(m, LendingMarket)]
-
-
 @dataclass(frozen=True)
 class Book:
     """Accounts (market, user) with debt, as dense (accounts × assets) arrays in token units."""
@@ -94,12 +91,13 @@ class Book:
     accounts: tuple[tuple[str, str], ...]
     market: IntArray  # account → market index
     rules33: BoolArray  # account → its market runs the 3.3 rules
+    morpho: BoolArray  # account → a Morpho Blue position (no close factor; bad debt when collateral ends)
     collateral: FloatArray  # balances, token units
     debt: FloatArray
     counts: BoolArray  # collateral that counts (flag on, reserve LT ≠ 0, balance)
     enabled: BoolArray  # the collateral flag (bad debt: any enabled collateral left)
-    threshold: FloatArray  # LT as a fraction, eMode applied
-    bonus: FloatArray  # liquidation bonus as a factor (1.05), eMode applied
+    threshold: FloatArray  # LT as a fraction, eMode applied; Morpho: the LLTV
+    bonus: FloatArray  # liquidation bonus as a factor (1.05), eMode applied; Morpho: the LIF
     fee: FloatArray  # protocol fee on the bonus part, fraction, per account × asset
     decimals: Mapping[str, int]
 
@@ -120,55 +118,121 @@ def _balances(reserve: object) -> tuple[int, int]:
     return ray_mul(reserve.scaled_atoken_balance, income), ray_mul(reserve.scaled_vdebt_balance, index)
 
 
-def build_book(markets: Sequence[LendingMarket], decimals: Mapping[str, int]) -> Book:
-    """The dense book of every account with debt; eMode categories with a price source are refused."""
+def build_book(markets: Sequence[LendingMarket | MorphoBook], decimals: Mapping[str, int]) -> Book:
+    """The dense book of every account with debt, Aave's and Morpho's, in the order of (market, user) as
+    the exact path breaks ties; eMode categories with a price source are refused."""
     assets = tuple(sorted(decimals))
     column = {a: j for j, a in enumerate(assets)}
+    by_name = {_name(m): m for m in markets}
+    names = tuple(sorted(by_name))
     rows: list[tuple[int, str, str]] = []
-    for m, market in enumerate(sorted(markets, key=lambda x: x.name)):
+    for m, name in enumerate(names):
+        market = by_name[name]
         for user in sorted(market.positions):
-            if any(r.scaled_vdebt_balance for r in market.positions[user]):
-                rows.append((m, market.name, user))
+            if _owes(market, user):
+                rows.append((m, name, user))
     shape = (len(rows), len(assets))
     arrays = {name: np.zeros(shape) for name in ("collateral", "debt", "threshold", "bonus", "fee")}
-    counts, enabled = np.zeros(shape, dtype=bool), np.zeros(shape, dtype=bool)
-    by_name = {m.name: m for m in markets}
+    flags = {name: np.zeros(shape, dtype=bool) for name in ("counts", "enabled")}
     for i, (_, name, user) in enumerate(rows):
         market = by_name[name]
-        category, emode_bonus = market.emodes.get(user, (None, 0))
-        if category is not None and category.price != 0:
-            raise CascadeInputError(f"{name} {user}: eMode price sources are not modelled")
-        for reserve in market.positions[user]:
-            j, unit = column[reserve.asset], 10.0**reserve.decimals
-            supplied, owed = _balances(reserve)
-            in_category = category is not None and reserve.emode_category == category.category_id
-            terms = market.terms.get(reserve.asset)
-            arrays["collateral"][i, j], arrays["debt"][i, j] = supplied / unit, owed / unit
-            counts[i, j] = bool(
-                reserve.usage_as_collateral_enabled and reserve.liquidation_threshold_bps and supplied
-            )
-            enabled[i, j] = reserve.usage_as_collateral_enabled
-            lt = category.liquidation_threshold_bps if category is not None and in_category else None
-            arrays["threshold"][i, j] = (lt if lt is not None else reserve.liquidation_threshold_bps) / 1e4
-            bonus = emode_bonus if in_category else (terms.liquidation_bonus_bps if terms else 10_000)
-            arrays["bonus"][i, j] = bonus / 1e4
-            arrays["fee"][i, j] = (terms.protocol_fee_bps if terms else 0) / 1e4
-    names = tuple(sorted(m.name for m in markets))
+        if isinstance(market, MorphoBook):
+            _morpho_row(market, user, i, column, arrays | flags)
+        else:
+            _aave_row(market, user, i, column, arrays | flags)
     return Book(
         markets=names,
         assets=assets,
         accounts=tuple((name, user) for _, name, user in rows),
         market=np.array([m for m, _, _ in rows], dtype=np.int64),
-        rules33=np.array([by_name[name].rules == "3.3" for _, name, _ in rows], dtype=bool),
+        rules33=np.array([_rules(by_name[name]) == "3.3" for _, name, _ in rows], dtype=bool),
+        morpho=np.array([isinstance(by_name[name], MorphoBook) for _, name, _ in rows], dtype=bool),
         collateral=arrays["collateral"],
         debt=arrays["debt"],
-        counts=counts,
-        enabled=enabled,
+        counts=flags["counts"],
+        enabled=flags["enabled"],
         threshold=arrays["threshold"],
         bonus=arrays["bonus"],
         fee=arrays["fee"],
         decimals=dict(decimals),
     )
+
+
+def _decimals(markets: Sequence[LendingMarket | MorphoBook]) -> dict[str, int]:
+    """Every asset a position holds; a Morpho book with borrowers brings its two tokens (one without any is
+    left out: nothing of it can be liquidated)."""
+    found: dict[str, int] = {}
+    for m in markets:
+        if isinstance(m, LendingMarket):
+            found |= {r.asset: r.decimals for rs in m.positions.values() for r in rs}
+        elif any(p.borrow_shares for p in m.positions.values()):
+            if m.scale_factor <= 0 or not 0 < m.market.lltv < 10**18:
+                raise CascadeInputError(
+                    f"Morpho market {m.market.id}: expected a positive scale factor and 0 < lltv < 1e18"
+                )
+            found[m.market.loan_token] = m.market.loan_decimals
+            found[m.market.collateral_token] = m.market.collateral_decimals
+    return found
+
+
+def _name(market: LendingMarket | MorphoBook) -> str:
+    return market.market.id if isinstance(market, MorphoBook) else market.name
+
+
+def _rules(market: LendingMarket | MorphoBook) -> str:
+    return "morpho" if isinstance(market, MorphoBook) else market.rules
+
+
+def _owes(market: LendingMarket | MorphoBook, user: str) -> bool:
+    if isinstance(market, MorphoBook):
+        return market.positions[user].borrow_shares > 0
+    return any(r.scaled_vdebt_balance for r in market.positions[user])
+
+
+def _aave_row(
+    market: LendingMarket,
+    user: str,
+    i: int,
+    column: Mapping[str, int],
+    out: Mapping[str, NDArray[np.generic]],
+) -> None:
+    category, emode_bonus = market.emodes.get(user, (None, 0))
+    if category is not None and category.price != 0:
+        raise CascadeInputError(f"{market.name} {user}: eMode price sources are not modelled")
+    for reserve in market.positions[user]:
+        j, unit = column[reserve.asset], 10.0**reserve.decimals
+        supplied, owed = _balances(reserve)
+        in_category = category is not None and reserve.emode_category == category.category_id
+        terms = market.terms.get(reserve.asset)
+        out["collateral"][i, j], out["debt"][i, j] = supplied / unit, owed / unit
+        out["counts"][i, j] = bool(
+            reserve.usage_as_collateral_enabled and reserve.liquidation_threshold_bps and supplied
+        )
+        out["enabled"][i, j] = reserve.usage_as_collateral_enabled
+        lt = category.liquidation_threshold_bps if category is not None and in_category else None
+        out["threshold"][i, j] = (lt if lt is not None else reserve.liquidation_threshold_bps) / 1e4
+        bonus = emode_bonus if in_category else (terms.liquidation_bonus_bps if terms else 10_000)
+        out["bonus"][i, j] = bonus / 1e4
+        out["fee"][i, j] = (terms.protocol_fee_bps if terms else 0) / 1e4
+
+
+def _morpho_row(
+    book: MorphoBook, user: str, i: int, column: Mapping[str, int], out: Mapping[str, NDArray[np.generic]]
+) -> None:
+    """A Morpho position: its collateral (LLTV as the threshold, the LIF as the bonus, no fee) and its debt,
+    ``toAssetsUp(borrowShares)`` of the market accrued as the exact path accrues it."""
+    market, _ = accrue_interest(book.market, book.borrow_rate, book.timestamp)
+    position = book.positions[user]
+    c, d = column[market.collateral_token], column[market.loan_token]
+    out["collateral"][i, c] = position.collateral / 10.0**market.collateral_decimals
+    out["debt"][i, d] = borrowed(market, position) / 10.0**market.loan_decimals
+    out["counts"][i, c] = position.collateral > 0
+    out["enabled"][i, c] = True
+    # The oracle's price is scale · collateral feed / loan feed: a scale off the decimals' own (feeds of
+    # 8 decimals) scales the price, so the health test's LLTV and the seizure's LIF by the same ratio.
+    ratio = book.scale_factor / 10.0 ** (36 + market.loan_decimals - market.collateral_decimals)
+    out["threshold"][i, c] = market.lltv / 1e18 * ratio
+    out["bonus"][i, c] = liquidation_incentive_factor(market.lltv) / 1e18 / ratio
 
 
 # ------------------------------------------------------------------------------------------- outcomes
@@ -324,9 +388,8 @@ class FastCascade:
         :func:`graph.cascade.run_cascade` (``gas_cost_usd``, ``min_profit_usd``: USD with 8 decimals)."""
         if max_rounds < 0 or round_seconds < 0 or gas_cost_usd < 0 or memory_bytes <= 0:
             raise CascadeInputError("max_rounds, round_seconds, gas_cost_usd and memory_bytes: not negative")
-        markets = _aave_only(markets)
-        decimals = {r.asset: r.decimals for m in markets for rs in m.positions.values() for r in rs}
-        if len({m.name for m in markets}) != len(markets):
+        decimals = _decimals(markets)
+        if len({_name(m) for m in markets}) != len(markets):
             raise CascadeInputError("a market is given twice")
         book = build_book(markets, decimals)
         keys = sorted(k for k in pools if k[0] in decimals and k[1] in decimals)
@@ -464,7 +527,10 @@ class FastCascade:
         bonus, fee = book.bonus[acc, coll], book.fee[acc, coll]
         total_debt_usd = (store.debt[rows] * prices).sum(axis=1)
         usd = (balance_c * pc, balance_d * pd, total_debt_usd)
-        max_debt = _max_debt(book.rules33[acc], health, usd, pd, balance_d)
+        # Morpho has no close factor: the bots repay every share (capped below at all the collateral).
+        max_debt = np.where(
+            book.morpho[acc], balance_d, _max_debt(book.rules33[acc], health, usd, pd, balance_d)
+        )
         seized = max_debt * pd / pc * bonus
         capped = seized > balance_c
         amount = np.where(capped, balance_c, seized)
@@ -647,12 +713,12 @@ class FastCascade:
         store.collateral[rows, found.coll] = np.where(all_taken, 0.0, balance_c - found.taken)
         store.debt[rows, found.debt] = np.maximum(store.debt[rows, found.debt] - found.repaid, 0.0)
         # 3.0 turns the flag off when the collateral is gone; 3.3 burns the remaining debt as a deficit
-        # when it was the last collateral.
+        # when it was the last collateral; Morpho (one collateral) realises it as bad debt at once.
         store.enabled[rows, found.coll] &= ~all_taken
         store.counts[rows, found.coll] &= ~all_taken
         rules33 = book.rules33[acc]
         other = (store.collateral[rows] * store.counts[rows] * prices_of[scenario]).sum(axis=1)
-        burn = rules33 & all_taken & (other <= DUST_USD)
+        burn = ((rules33 & (other <= DUST_USD)) | book.morpho[acc]) & all_taken
         if burn.any():
             burned = rows[burn]
             np.add.at(
