@@ -443,3 +443,28 @@ def test_a_missing_run_or_table_is_one_clear_error(db_url: str) -> None:
         conn.commit()
     with pytest.raises(ContagionStoreError, match="run `chainrisk migrate` first"):
         _save(db_url)
+
+
+def test_a_run_with_morpho_bad_debt_loads_back(db_url: str) -> None:
+    from dataclasses import replace
+
+    from tests.graph.test_fastcascade_morpho import morpho_book
+
+    morpho = morpho_book("0x" + "ab" * 32, (WETH, USDC), (18, 6), (2_000 * 10**8, 10**8), 20, seed=1)
+    inputs = replace(book(), morpho=(morpho,))
+    assets, factors, outcomes = drawn(inputs, 40, 5)
+    assert any(o.by_market.get(morpho.market.id, 0.0) > 0 for o in outcomes)
+    with psycopg.connect(to_libpq_url(db_url)) as conn:
+        run_id = save_run(
+            conn, inputs=inputs, kind="var", seed=5, method="student_t", inputs_record={},
+            summary={}, assets=assets, factors=factors, outcomes=outcomes,
+        )  # fmt: skip
+        loaded = load_run(conn, run_id)
+    assert loaded.markets == [*MARKETS, morpho.market.id]
+    for got, expected in zip(loaded.outcomes, outcomes, strict=True):
+        assert (got.bad_debt, got.by_asset, got.by_wallet) == (
+            expected.bad_debt,
+            expected.by_asset,
+            expected.by_wallet,
+        )
+        assert got.by_market == pytest.approx(expected.by_market, rel=1e-12, abs=1e-9)

@@ -3,7 +3,9 @@
     document = curve(inputs, assets=None, max_drop=60, step=5)
     write_png(document, path)
 
-For each moving asset (alone) and each drop on the grid, two views per market:
+For each moving asset (alone) and each drop on the grid, two views per market, Aave's and Morpho Blue's
+(a Morpho market's first round: the positions unhealthy at its oracle's price, the ratio of the two
+shocked feeds):
 
 - **first round**: the accounts whose health factor is below 1 at the shocked oracle price, before any
   liquidation — their debt (debt at risk) and collateral, and how much of that collateral the close
@@ -27,7 +29,8 @@ from chainrisk.contagion import scenarios
 from chainrisk.contagion.inputs import Inputs, symbol_token
 from chainrisk.contagion.report import simulate, usd
 from chainrisk.inputs import OptionError
-from graph.cascade import CascadeResult, LendingMarket
+from graph.cascade import CascadeResult, LendingMarket, MorphoBook
+from graph.morpho import accrue_interest, borrowed, is_healthy, oracle_price
 from indexer.protocols.aave_math import HEALTH_FACTOR_LIQUIDATION_THRESHOLD, user_account_data
 
 MAX_POINTS = 200
@@ -70,24 +73,30 @@ def curve(inputs: Inputs, assets: Sequence[str], grid: Sequence[Fraction]) -> di
         for drop in grid:
             factor = 1 - drop / 100
             result = simulate(inputs, {asset: factor})
-            for market in inputs.markets:
+            for market in inputs.books:
+                name = market.market.id if isinstance(market, MorphoBook) else market.name
                 points.append(
                     {
                         "asset": asset,
                         "symbol": inputs.symbols.get(asset),
                         "drop_percent": float(drop),
-                        "market": market.name,
-                        "market_label": inputs.labels.get(market.name),
+                        "market": name,
+                        "market_label": inputs.labels.get(name),
+                        "protocol": "morpho_blue" if isinstance(market, MorphoBook) else "aave_v3",
                         "first_round": _first_round(inputs, market, asset, factor),
-                        "cascade": _after(inputs, market.name, result),
+                        "cascade": _after(inputs, name, result),
                     }
                 )
     return {"chain_id": inputs.chain_id, "block": inputs.block, "points": points}
 
 
-def _first_round(inputs: Inputs, market: LendingMarket, asset: str, factor: Fraction) -> dict[str, Any]:
+def _first_round(
+    inputs: Inputs, market: LendingMarket | MorphoBook, asset: str, factor: Fraction
+) -> dict[str, Any]:
     prices = {a: o.price for a, o in inputs.oracles.items()}
     prices[asset] = prices[asset] * factor.numerator // factor.denominator
+    if isinstance(market, MorphoBook):
+        return _first_round_morpho(market, prices)
     accounts, collateral, debt = 0, 0, 0
     for user, reserves in market.positions.items():
         priced = [replace(r, price=prices[r.asset]) for r in reserves]
@@ -97,6 +106,21 @@ def _first_round(inputs: Inputs, market: LendingMarket, asset: str, factor: Frac
             accounts += 1
             collateral += account.total_collateral_base
             debt += account.total_debt_base
+    return {"accounts": accounts, "collateral_usd": usd(collateral), "debt_usd": usd(debt)}
+
+
+def _first_round_morpho(book: MorphoBook, prices: Mapping[str, int]) -> dict[str, Any]:
+    """The unhealthy positions at the market oracle's price, the ratio of the two shocked feeds (as the
+    cascade prices it); interest accrued to the book's timestamp first, as the cascade does."""
+    market, _ = accrue_interest(book.market, book.borrow_rate, book.timestamp)
+    loan, held = prices[market.loan_token], prices[market.collateral_token]
+    price = oracle_price(book.scale_factor, held, loan)
+    accounts, collateral, debt = 0, 0, 0
+    for position in book.positions.values():
+        if not is_healthy(market, position, price):
+            accounts += 1
+            collateral += position.collateral * held // 10**market.collateral_decimals
+            debt += borrowed(market, position) * loan // 10**market.loan_decimals
     return {"accounts": accounts, "collateral_usd": usd(collateral), "debt_usd": usd(debt)}
 
 

@@ -196,7 +196,7 @@ def _fast(
     from chainrisk.contagion.distributed import scenario_outcomes_on
     from graph.fastcascade import FastCascade, replay_worst
 
-    fast = FastCascade.build(inputs.markets, inputs.pools, inputs.oracles).run(assets, factors)
+    fast = FastCascade.build(inputs.books, inputs.pools, inputs.oracles).run(assets, factors)
     if progress is not None:
         progress(len(factors) // 2)  # the fast pass is about half the work of the default replay
     worst = replay_worst(fast, default_exact_worst(len(factors)) if exact_worst is None else exact_worst)

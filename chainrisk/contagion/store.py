@@ -84,7 +84,7 @@ def save_run(
     Raises :class:`ContagionStoreError` when the parts do not fit together or the tables are missing."""
     _check(kind, seed, method, assets, factors, outcomes)
     record, document = _json("inputs_record", inputs_record), _json("summary", summary)
-    markets = [m.name for m in inputs.markets]
+    markets = inputs.market_names
     try:
         with conn.transaction(), conn.cursor() as cur:
             row = cur.execute(

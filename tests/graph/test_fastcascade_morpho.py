@@ -5,15 +5,27 @@ the same depths and the bad debt and liquidated value within the stated toleranc
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 
 import numpy as np
 import pytest
 
 from chainrisk.bench.cascade import address, devnet_book, scenarios
+from chainrisk.contagion import runs
+from chainrisk.contagion.inputs import Inputs
+from chainrisk.contagion.var import scenario_outcomes
 from graph.cascade import CascadeResult, LendingMarket, MorphoBook, OracleModel, PoolKey, run_cascade
 from graph.fastcascade import FastCascade, FastOutcomes
-from graph.morpho import MorphoMarket, MorphoPosition, liquidate_max, oracle_price, scale_factor
+from graph.morpho import (
+    MorphoMarket,
+    MorphoPosition,
+    accrue_interest,
+    is_healthy,
+    liquidate_max,
+    oracle_price,
+    scale_factor,
+)
 from graph.univ3_pool import Pool
 from tests import contagion_book
 from tests.graph.test_cascade import CRASH, E6, E8, KEY, USDC, USER_A, USER_B, WETH, _market, _oracles, _pool
@@ -238,3 +250,60 @@ def test_the_first_round_takes_the_exact_accounts_of_both_protocols(small: Mixed
         assert set(outcomes.liquidated_in_round(s, 1)) == want
         protocols |= {x.protocol for x in result.rounds[0].liquidations} if result.rounds else set()
     assert protocols == {"aave_v3", "morpho_blue"}
+
+
+# ------------------------------------------------------------------------------------------- contagion var
+
+
+def _mixed_inputs() -> Inputs:
+    morpho = morpho_book(
+        "0x" + "ab" * 32, (contagion_book.WETH, contagion_book.USDC), (18, 6), (2_000 * E8, E8), 20, seed=1
+    )
+    return replace(contagion_book.book(), morpho=(morpho,))
+
+
+def test_var_fast_with_every_scenario_replayed_equals_the_exact_engine_with_morpho() -> None:
+    """`contagion var --engine fast --exact-worst N` (all N scenarios) on Aave and Morpho: every outcome
+    is the exact engine's, Morpho's bad debt and liquidations included."""
+    inputs = _mixed_inputs()
+    assets, factors = contagion_book.factors(40, seed=5)
+    exact = scenario_outcomes(inputs, assets, factors)
+    assert sum(o.by_market.get("0x" + "ab" * 32, 0.0) for o in exact) > 0
+    outcomes, error = runs._fast(inputs, assets, factors, 40, None, None)
+    assert outcomes == exact
+    assert error["exact_scenarios"] == 40
+    assert error["bad_debt_max_error_of_worst"] < BAD_DEBT_TOLERANCE
+
+
+def test_var_fast_ranks_the_scenarios_with_morphos_bad_debt() -> None:
+    """Without replays the fast outcomes hold Morpho's bad debt per market, near the exact engine's."""
+    inputs = _mixed_inputs()
+    assets, factors = contagion_book.factors(40, seed=5)
+    exact = scenario_outcomes(inputs, assets, factors)
+    outcomes, _ = runs._fast(inputs, assets, factors, 0, None, None)
+    morpho = "0x" + "ab" * 32
+    fast_morpho = sum(o.by_market.get(morpho, 0.0) for o in outcomes)
+    exact_morpho = sum(o.by_market.get(morpho, 0.0) for o in exact)
+    assert exact_morpho > 0 and abs(fast_morpho / exact_morpho - 1) < BAD_DEBT_TOLERANCE
+    worst = max(range(len(exact)), key=lambda i: exact[i].bad_debt)
+    assert max(range(len(outcomes)), key=lambda i: outcomes[i].bad_debt) == worst
+
+
+def test_the_curve_has_points_for_morpho_markets() -> None:
+    """`contagion curve`: a Morpho market gets its points beside Aave's, first round and cascade."""
+    from chainrisk.contagion.curve import curve
+
+    inputs = _mixed_inputs()
+    document = curve(inputs, [contagion_book.WETH], [Fraction(0), Fraction(20)])
+    morpho = [p for p in document["points"] if p["market"] == "0x" + "ab" * 32]
+    assert [p["drop_percent"] for p in morpho] == [0.0, 20.0]
+    assert {p["protocol"] for p in document["points"]} == {"aave_v3", "morpho_blue"}
+    calm, crash = morpho
+    assert calm["first_round"]["accounts"] == 0 and crash["first_round"]["accounts"] > 0
+    assert crash["first_round"]["debt_usd"] > 0 and crash["cascade"]["liquidations"] > 0
+    # The first round is the exact health test at the ratio of the two shocked feeds.
+    book = inputs.morpho[0]
+    market, _ = accrue_interest(book.market, book.borrow_rate, book.timestamp)
+    price = oracle_price(book.scale_factor, 1_600 * E8, E8)
+    unhealthy = sum(not is_healthy(market, p, price) for p in book.positions.values())
+    assert crash["first_round"]["accounts"] == unhealthy
