@@ -71,13 +71,14 @@ def devnet(
 
     home = app.settings.home.resolve()
     with devnet_node(home) as node:
-        with out.status("deploying Aave v3 markets 'aave' and 'spark', a Governor and Uniswap v3 on anvil"):
+        deploying = "deploying Aave v3 ('aave', 'spark'), a Governor, Uniswap v3 and Morpho Blue on anvil"
+        with out.status(deploying):
             stack = deploy_all(node, home)
             manifest = write_manifest(stack.manifest(), manifest_path(home), node.url)
         out.print(
             f"devnet at {node.url}: markets deployed in blocks"
-            f" {stack.deployment.start_block}-{stack.deployment.end_block}, governor and Uniswap v3 pools"
-            " after them"
+            f" {stack.deployment.start_block}-{stack.deployment.end_block}, governor, Uniswap v3 pools and"
+            " Morpho Blue after them"
         )
         _simulate(out, stack, days, wallets, seed)
         _index_devnet(out, manifest, conninfo)
@@ -90,7 +91,8 @@ def _simulate(out: Console, stack: Stack, days: int, wallets: int, seed: int) ->
         result = stack.simulate(days, wallets, seed, progress=lambda line: status.update(line))
     out.print(
         f"scenario: {result.transactions:,} transactions in {result.blocks:,} blocks, "
-        f"{len(result.liquidations)} liquidations, {len(result.proposals)} governance proposals,"
+        f"{len(result.liquidations)} Aave and {len(result.morpho_liquidations)} Morpho liquidations,"
+        f" {len(result.proposals)} governance proposals,"
         f" ETH ${result.eth_low / 1e8:,.0f}-${result.eth_high / 1e8:,.0f} ({result.wall_s:.0f}s)"
     )
 

@@ -133,9 +133,15 @@ def _deployed(url: str, stack: Stack, end_block: int) -> str:
         f"devnet at {url} (chain id {deployment.chain_id}): "
         f"markets {', '.join(deployment.markets)}, governor {governance.governor} "
         f"(timelock {governance.timelock}, risk admin of '{governance.market}'), "
-        f"Uniswap v3 pools {', '.join(uniswap.pools)}; "
+        f"Uniswap v3 pools {', '.join(uniswap.pools)}{_morpho(stack)}; "
         f"blocks {deployment.start_block}-{end_block} ({stack.deploy_s:.1f} s)"
     )
+
+
+def _morpho(stack: Stack) -> str:
+    if stack.morpho is None:
+        return ""
+    return f", Morpho Blue {stack.morpho.address} (markets {', '.join(stack.morpho.markets)})"
 
 
 def _serve(node: Anvil) -> None:
