@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import replace
 from fractions import Fraction
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -149,16 +148,6 @@ def test_inputs_that_do_not_fit_are_refused() -> None:
         run_cascade([replace(book, scale_factor=0)], {KEY: _pool()}, _oracles(), CRASH)
     with pytest.raises(CascadeInputError, match="no oracle"):
         run_cascade([book], {KEY: _pool()}, {USDC: OracleModel(E8)}, {})
-
-
-def test_the_fast_engine_refuses_morpho_borrowers_and_drops_empty_books() -> None:
-    from graph.fastcascade import FastCascade
-
-    with pytest.raises(CascadeInputError, match="the fast engine models Aave v3 only"):
-        FastCascade.build([_market(), _morpho(BOOK)], {KEY: _pool()}, _oracles())
-    empty = replace(_morpho(BOOK), positions={})
-    fast = FastCascade.build([_market(), empty], {KEY: _pool()}, _oracles())
-    assert fast.run([WETH], np.array([[0.8]])).depth.tolist() == [2]  # the Aave book's cascade, as exact
 
 
 @settings(max_examples=100, deadline=None)
