@@ -1,7 +1,7 @@
 """What the graph network must beat, on the same rows: the analytic first-round rule, gradient-boosted
 trees (scikit-learn's HistGradientBoosting) and an MLP on the per-account features of
-:mod:`graph.gnn.features`, and for bad debt a tree on per-scenario aggregates and the first round's
-shortfall.
+:mod:`graph.gnn.features`, and for bad debt a tree on per-scenario aggregates anchored on the bad debt of
+the approximate cascade (:mod:`graph.gnn.approx`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from graph.gnn.approx import approximate_cascade
 from graph.gnn.features import FEATURES, FloatArray, StaticGraph, health_after
 
 SCENARIO_FEATURES = (
@@ -25,6 +26,9 @@ SCENARIO_FEATURES = (
     "shortfall_kusd",
     "max_pressure",
     "total_debt_kusd",
+    "approx_bad_kusd",
+    "approx_liquidated_kusd",
+    "approx_depth",
 )
 
 
@@ -46,6 +50,7 @@ def scenario_table(static: StaticGraph, shocks: FloatArray, table: FloatArray) -
     """(scenarios, len(SCENARIO_FEATURES)): asset-agnostic aggregates of a scenario, for bad debt."""
     s = shocks.shape[0]
     hf = health_after(static, shocks)
+    approx = approximate_cascade(static, shocks)
     debt = shocks @ static.debt_usd.T
     below = hf < 1.0
     pressure = table[:, FEATURES.index("pressure_on_depth")].reshape(s, -1)
@@ -59,21 +64,26 @@ def scenario_table(static: StaticGraph, shocks: FloatArray, table: FloatArray) -
         np.log1p(first_round_shortfall(static, shocks) / 1e3),
         pressure.max(axis=1),
         np.log1p(debt.sum(axis=1) / 1e3),
+        np.log1p(approx.bad_debt_usd / 1e3),
+        np.log1p(approx.liquidated_usd / 1e3),
+        approx.depth.astype(np.float64),
     ]
     result: FloatArray = np.stack(columns, axis=1)
     return result
 
 
 def _anchor(scenarios: FloatArray) -> FloatArray:
-    result: FloatArray = scenarios[:, SCENARIO_FEATURES.index("shortfall_kusd")]
+    result: FloatArray = scenarios[:, SCENARIO_FEATURES.index("approx_bad_kusd")]
     return result
 
 
 @dataclass
 class TreeModel:
     """Boosted trees: liquidation per account; per scenario, log1p bad debt (thousands of USD) as a
-    correction to the first round's shortfall, so that beyond the training range the estimate still
-    grows with the shortfall instead of flattening where the last leaf ends."""
+    correction to the approximate cascade's bad debt, so that beyond the training range (the severe
+    families are held out) the estimate still grows with it instead of flattening where the last leaf
+    ends. Anchored on the first round's shortfall instead, the VaR95 error on the severe sets was 0.4 %
+    and 73 % on two books; on the approximate cascade 8.9 % and 4.0 % (one seed, 600 positions)."""
 
     accounts: HistGradientBoostingClassifier
     bad_debt: HistGradientBoostingRegressor

@@ -15,6 +15,8 @@ pool depth it would sell, the stress its largest collateral asset takes from eve
 the shock (their collateral in that asset over the depth of its pools, and over its whole collateral), and
 a DebtRank of the account in the account–asset graph, and whether a pool joins its largest collateral and
 largest debt (and its depth): without one no liquidator can sell, and the cascade leaves the account.
+Two more come from the cheap approximate cascade of :mod:`graph.gnn.approx`: the round in which it first
+liquidates the account, and the account's health factor at the prices its sales leave.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ FEATURES = (
     "debtrank",
     "pair_pool",
     "log_pair_depth_musd",
+    "approx_round",
+    "log_hf_cascade",
 )
 
 
@@ -185,6 +189,8 @@ def pair_pool_depth(static: StaticGraph) -> FloatArray:
 
 def tabular(static: StaticGraph, shocks: FloatArray) -> FloatArray:
     """(scenarios × accounts, len(FEATURES)) rows, scenario-major."""
+    from graph.gnn.approx import approximate_cascade  # it reads StaticGraph from here
+
     s, n = shocks.shape[0], len(static.accounts)
     hf0 = health_after(static, np.ones((1, len(static.assets))))
     hf1 = health_after(static, shocks)
@@ -197,6 +203,7 @@ def tabular(static: StaticGraph, shocks: FloatArray) -> FloatArray:
     # Collateral (shocked USD) of the accounts below 1, per scenario and asset: what round 1 sells.
     selling = np.einsum("sn,na,sa->sa", below, static.collateral_usd, shocks)
     total = np.maximum(static.collateral_usd.sum(axis=0), 1.0)
+    approx = approximate_cascade(static, shocks)
     columns = [
         np.broadcast_to(np.log(np.maximum(hf0, 1e-6)), (s, n)),
         np.log(np.maximum(hf1, 1e-6)),
@@ -212,6 +219,8 @@ def tabular(static: StaticGraph, shocks: FloatArray) -> FloatArray:
         np.broadcast_to(static.rank, (s, n)),
         np.broadcast_to(pair_depth > 0, (s, n)),
         np.broadcast_to(np.log1p(pair_depth / 1e6), (s, n)),
+        approx.first_round,
+        np.log(np.maximum(health_after(static, approx.price), 1e-6)),
     ]
     table: FloatArray = np.stack([np.asarray(c, dtype=np.float64) for c in columns], axis=2).reshape(
         s * n, -1
