@@ -274,7 +274,7 @@ def test_var_prints_a_table(indexed: tuple[str, int], tmp_path: Path) -> None:
         (["--vol", "WETH"], "--vol 'WETH': expected SYMBOL=VOL"),
         (["--df", "2"], "--df 2.0: expected degrees of freedom above 2"),
         (["--vol", "DOGE=0.05"], "--vol 'DOGE=0.05': unknown or stable asset 'DOGE'; expected one of"),
-        (["--engine", "quick"], "--engine 'quick': expected exact or fast"),
+        (["--engine", "quick"], "--engine 'quick': expected exact, fast or surrogate"),
         (["--exact-worst", "2"], "--exact-worst: only with --engine fast"),
         (["--engine", "fast", "--exact-worst", "9"], "--exact-worst 9: expected 0 to --scenarios (3)"),
         (["--dask", "10.0.0.5"], "--dask '10.0.0.5': expected a Dask scheduler address"),

@@ -127,7 +127,10 @@ _VAR_HELP = "\n\n".join(
         " source, correlation, df, regimes, series and dates) are in --json, so a run repeats exactly.",
         "--engine exact (default) runs the integer cascade on every scenario, in process or on the Dask"
         " cluster --dask (or [contagion] dask) names; --engine fast runs the vectorised cascade on all of"
-        " them and the worst --exact-worst again exactly, and reports its error on those. The run, every"
+        " them and the worst --exact-worst again exactly, and reports its error on those; --engine"
+        " surrogate predicts each scenario's bad debt with the latest tree surrogate (`contagion train`)"
+        " instead, replays the worst --exact-worst exactly and reports its error on those (the others keep"
+        " the predicted total only: no per-market bad debt, liquidations or depth). The run, every"
         " scenario, its bad debt per market, asset and wallet, and its liquidations go to the database"
         " (views contagion_run_results, contagion_tail_contributors, …; --no-store to skip).",
         "Example: chainrisk contagion var --scenarios 1000 --seed 7 --method fhs --horizon 3d --stress-days",
@@ -181,12 +184,17 @@ Replay = Annotated[
 Engine = Annotated[
     str,
     typer.Option(
-        help="exact (the integer cascade on every scenario) or fast (vectorised over all scenarios, then the"
-        " worst --exact-worst again exactly)."
+        help="exact (the integer cascade on every scenario), fast (the vectorised cascade over all"
+        " scenarios, then the worst --exact-worst again exactly) or surrogate (the stored tree surrogate's"
+        " bad debt for all scenarios, then the worst --exact-worst again exactly; needs `contagion train`)."
     ),
 ]
 ExactWorst = Annotated[
-    int | None, typer.Option(help="With --engine fast: scenarios replayed exactly (default: the worst 6%).")
+    int | None,
+    typer.Option(
+        help="With --engine fast or surrogate: scenarios replayed exactly (default: the worst 6%, at least"
+        " 20)."
+    ),
 ]
 Dask = Annotated[
     str | None,
@@ -271,6 +279,13 @@ def _print_var(document: Mapping[str, Any]) -> None:
         out.print(
             f"fast engine: {fast['exact_scenarios']:,} worst scenarios replayed exactly; largest bad-debt"
             f" error among them {fast['bad_debt_max_abs_error_usd']:,.2f} USD"
+        )
+    if "surrogate_path" in document:
+        learned = document["surrogate_path"]
+        out.print(
+            f"surrogate engine ({learned['model']} v{learned['version']}): {learned['exact_scenarios']:,}"
+            " worst scenarios replayed exactly; largest bad-debt error among them"
+            f" {learned['bad_debt_max_abs_error_usd']:,.2f} USD"
         )
     stored = f", stored as run {document['run_id']}" if "run_id" in document else ", not stored"
     out.print(f"chain {document['chain_id']}, block {document['block']}{stored}")

@@ -8,7 +8,7 @@ Light on purpose (settings load for every command): pydantic and a regular expre
     scenarios = 10000
     method = "t"                   # or "fhs"
     horizon = "1d"                 # "3d", "7d"
-    engine = "exact"               # or "fast"
+    engine = "exact"               # or "fast", or "surrogate" (needs `chainrisk contagion train` first)
     stress_days = true             # add the five named stress days
     # chain_id = 1                 # needed when more than one chain has Aave pools indexed
 """
@@ -39,7 +39,7 @@ class ContagionConfig(BaseModel):
     scenarios: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
     method: Literal["t", "fhs"] = "t"
     horizon: Literal["1d", "3d", "7d"] = "1d"
-    engine: Literal["exact", "fast"] = "exact"
+    engine: Literal["exact", "fast", "surrogate"] = "exact"
     stress_days: bool = True
     chain_id: Annotated[int | None, Field(ge=1)] = None
 

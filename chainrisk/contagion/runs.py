@@ -8,13 +8,20 @@
     with psycopg.connect(conninfo) as conn:
         run_id = save(conn, inputs, request, run)
 
-Two engines. ``exact`` runs the integer cascade (:mod:`graph.cascade`) on every scenario, in process or
-on a Dask cluster (:mod:`chainrisk.contagion.distributed`). ``fast`` runs the vectorised cascade
+Three engines. ``exact`` runs the integer cascade (:mod:`graph.cascade`) on every scenario, in process
+or on a Dask cluster (:mod:`chainrisk.contagion.distributed`). ``fast`` runs the vectorised cascade
 (:mod:`graph.fastcascade`: float64 over all scenarios at once, pools as fitted impact curves) on every
 scenario, then the exact cascade again on the ``exact_worst`` scenarios with the largest fast-path bad
 debt (by default the worst 6 %, which holds the 5 % tail every reported measure reads); their exact
 outcomes replace the fast ones, so VaR and ES come from exact cascades whenever the fast path ranks the
 tail scenarios into the replayed set, and the document states the fast path's error on them.
+``surrogate`` does the same with the latest stored tree surrogate (``chainrisk contagion train``) in
+place of the vectorised cascade: it predicts each scenario's bad debt on the book's exposure graph
+(:mod:`graph.gnn.features`, :mod:`graph.gnn.baselines`), ranks, and replays the worst exactly; the
+others keep the predicted total only (no bad debt per market or asset, no value liquidated, depth 0).
+
+    surrogate = load_surrogate(conn)                 # SurrogateStoreError (exit 2) when none is stored
+    run = compute(inputs, request, engine="surrogate", surrogate=surrogate)
 """
 
 from __future__ import annotations
@@ -42,17 +49,23 @@ if TYPE_CHECKING:
 
     from chainrisk.contagion.scenarios import Replay
     from graph.fastcascade import FastOutcomes
+    from graph.gnn.baselines import TreeModel
 
     FloatArray = NDArray[np.float64]
 else:
     FloatArray = Any
 
-Engine = Literal["exact", "fast"]
-ENGINES: tuple[Engine, ...] = ("exact", "fast")
-# The fast engine replays this share of the scenarios exactly (the 5 % tail and a margin for the
-# fast path's ranking errors), and never fewer than MIN_EXACT_WORST.
+Engine = Literal["exact", "fast", "surrogate"]
+ENGINES: tuple[Engine, ...] = ("exact", "fast", "surrogate")
+# The fast and surrogate engines replay this share of the scenarios exactly (the 5 % tail and a margin
+# for their ranking errors), and never fewer than MIN_EXACT_WORST.
 EXACT_SHARE = 0.06
 MIN_EXACT_WORST = 20
+# The surrogate's exposure graph carries a DebtRank over accounts and assets as a dense square matrix
+# (graph.gnn.features): 10,000 accounts with debt make it 800 MB, and DebtRank holds a few of them.
+MAX_SURROGATE_ACCOUNTS = 10_000
+# Scenarios × accounts rows of account features the surrogate holds at once (~15 float64 each: ~120 MB).
+SURROGATE_ROWS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -83,13 +96,15 @@ class VarOptions:
         from chainrisk.contagion.distributed import check_address
 
         if self.engine not in ENGINES:
-            raise OptionError(f"--engine {self.engine!r}: expected exact or fast")
+            raise OptionError(f"--engine {self.engine!r}: expected exact, fast or surrogate")
         if self.exact_worst is not None and not 0 <= self.exact_worst <= self.scenarios:
             raise OptionError(
                 f"--exact-worst {self.exact_worst}: expected 0 to --scenarios ({self.scenarios})"
             )
-        if self.exact_worst is not None and self.engine != "fast":
-            raise OptionError("--exact-worst: only with --engine fast (the exact engine replays everything)")
+        if self.exact_worst is not None and self.engine not in ("fast", "surrogate"):
+            raise OptionError(
+                "--exact-worst: only with --engine fast or surrogate (the exact engine replays everything)"
+            )
         if self.dask is not None:
             check_address(self.dask)
         if self.replay is not None:
@@ -130,13 +145,38 @@ def prepare(
 
 @dataclass(frozen=True)
 class VarRun:
-    """A computed run: the document, the scenarios and each one's outcome (exact where ``exact[i]``)."""
+    """A computed run: the document, the scenarios and each one's outcome."""
 
     document: dict[str, Any]
     assets: list[str]
     factors: FloatArray
     outcomes: list[Outcome]
     engine: Engine
+
+
+@dataclass(frozen=True)
+class Surrogate:
+    """The stored tree surrogate the ``surrogate`` engine predicts with."""
+
+    version: int
+    tree: TreeModel
+
+
+def load_surrogate(conn: Conn) -> Surrogate:
+    """The latest stored tree surrogate, its checksum verified; :class:`SurrogateStoreError` (exit 2,
+    naming `chainrisk contagion train`) when none is stored or it reads other scenario features."""
+    from chainrisk.contagion.surrogate_store import SurrogateStoreError, load_model, tree_from_weights
+    from graph.gnn.baselines import SCENARIO_FEATURES
+
+    stored = load_model(conn, "tree")
+    tree = tree_from_weights(stored.weights)
+    width = int(getattr(tree.bad_debt, "n_features_in_", len(SCENARIO_FEATURES)))
+    if width != len(SCENARIO_FEATURES):
+        raise SurrogateStoreError(
+            f"tree surrogate version {stored.version}: trained on {width} scenario features, this version"
+            f" computes {len(SCENARIO_FEATURES)}; run `chainrisk contagion train` again"
+        )
+    return Surrogate(stored.version, tree)
 
 
 def compute(
@@ -147,23 +187,33 @@ def compute(
     exact_worst: int | None = None,
     dask: str | None = None,
     progress: Callable[[int], None] | None = None,
+    surrogate: Surrogate | None = None,
 ) -> VarRun:
-    """Draw the scenarios, run them on the engine, summarise; the stress days run exactly, apart."""
+    """Draw the scenarios, run them on the engine, summarise; the stress days run exactly, apart. The
+    ``surrogate`` engine needs ``surrogate`` (:func:`load_surrogate`)."""
     from chainrisk.contagion.distributed import scenario_outcomes_on
     from chainrisk.contagion.scenarios import stress_results
 
+    if engine == "surrogate" and surrogate is None:
+        raise ValueError("engine surrogate: no surrogate given; load one with load_surrogate(conn)")
     assets, factors = draw_factors(inputs, request)
-    fast_path: dict[str, Any] | None = None
+    section: tuple[str, dict[str, Any]] | None = None
     if engine == "fast":
         outcomes, fast_path = _fast(inputs, assets, factors, exact_worst, dask, progress)
+        section = ("fast_path", fast_path)
+    elif engine == "surrogate":
+        assert surrogate is not None
+        outcomes, surrogate_path = _surrogate(inputs, assets, factors, surrogate, exact_worst, dask, progress)
+        section = ("surrogate_path", surrogate_path)
     else:
         outcomes = scenario_outcomes_on(inputs, assets, factors, address=dask, progress=progress)
     document = var_report(inputs, request, outcomes)
     document["inputs"]["engine"] = engine
     document["stress_days"] = stress_results(inputs, request)
-    if fast_path is not None:
-        document["fast_path"] = fast_path
-    return VarRun(document, list(assets), factors, outcomes, "fast" if engine == "fast" else "exact")
+    if section is not None:
+        document[section[0]] = section[1]
+    used: Engine = "fast" if engine == "fast" else "surrogate" if engine == "surrogate" else "exact"
+    return VarRun(document, list(assets), factors, outcomes, used)
 
 
 def save(conn: Conn, inputs: Inputs, request: VarRequest, run: VarRun) -> int:
@@ -241,6 +291,90 @@ def _fast_error(fast: FastOutcomes, worst: list[int], exact: Sequence[Outcome]) 
     }
 
 
+# ------------------------------------------------------------------------------------------- surrogate
+
+
+def _surrogate(
+    inputs: Inputs,
+    assets: Sequence[str],
+    factors: FloatArray,
+    surrogate: Surrogate,
+    exact_worst: int | None,
+    dask: str | None,
+    progress: Callable[[int], None] | None,
+) -> tuple[list[Outcome], dict[str, Any]]:
+    import numpy as np
+
+    from chainrisk.contagion.distributed import scenario_outcomes_on
+
+    predicted, severity = surrogate_bad_debt(inputs, assets, factors, surrogate.tree)
+    k = default_exact_worst(len(factors)) if exact_worst is None else exact_worst
+    # Largest predicted bad debt first; where the prediction ties (at 0, mostly), the deepest price fall
+    # first; then the lower scenario number.
+    worst = np.lexsort((np.arange(len(factors)), severity, -predicted))[: max(0, k)].astype(np.int64)
+    if progress is not None:
+        progress(len(factors) - len(worst))
+    exact = scenario_outcomes_on(inputs, assets, factors[worst], address=dask, progress=progress)
+    none: tuple[WalletLiquidation, ...] = ()
+    outcomes = [Outcome(float(b), {}, {}, {}, 0.0, 0, none) for b in predicted.tolist()]
+    for i, outcome in zip(worst.tolist(), exact, strict=True):
+        outcomes[i] = outcome
+    return outcomes, _surrogate_error(surrogate, predicted, worst.tolist(), exact)
+
+
+def surrogate_bad_debt(
+    inputs: Inputs, assets: Sequence[str], factors: FloatArray, tree: TreeModel
+) -> tuple[FloatArray, FloatArray]:
+    """Per scenario (row of ``factors``), the tree surrogate's bad debt (USD) on the Aave markets of
+    ``inputs`` and the scenario's deepest price move of an asset with a feed (factor − 1, ≤ 0 for a fall).
+    Scenarios go through in blocks of at most ``SURROGATE_ROWS`` account rows. Raises
+    :class:`OptionError` for a book beyond ``MAX_SURROGATE_ACCOUNTS`` accounts with debt."""
+    import numpy as np
+
+    from graph.gnn.baselines import SCENARIO_FEATURES, scenario_table
+    from graph.gnn.features import shock_matrix, static_graph, tabular
+
+    owing = sum(
+        any(r.scaled_vdebt_balance for r in reserves)
+        for m in inputs.markets
+        for reserves in m.positions.values()
+    )
+    if owing > MAX_SURROGATE_ACCOUNTS:
+        raise OptionError(
+            f"--engine surrogate: the book holds {owing:,} accounts with debt; the surrogate's exposure"
+            f" graph is dense in them, so at most {MAX_SURROGATE_ACCOUNTS:,}; use --engine fast"
+        )
+    predicted, severity = np.zeros(len(factors)), np.zeros(len(factors))
+    if owing == 0 or len(factors) == 0:  # nobody to liquidate: no bad debt
+        return predicted, severity
+    static = static_graph(inputs.markets, inputs.pools, inputs.oracles)
+    step = max(1, SURROGATE_ROWS // len(static.accounts))
+    column = SCENARIO_FEATURES.index("min_shock")
+    for start in range(0, len(factors), step):
+        shocks = shock_matrix(static, assets, factors[start : start + step])
+        table = scenario_table(static, shocks, tabular(static, shocks))
+        predicted[start : start + step] = tree.bad_debt_usd(table)
+        severity[start : start + step] = table[:, column]
+    return predicted, severity
+
+
+def _surrogate_error(
+    surrogate: Surrogate, predicted: FloatArray, worst: list[int], exact: Sequence[Outcome]
+) -> dict[str, Any]:
+    """The surrogate against the exact cascade on the replayed scenarios."""
+    bad = [abs(float(predicted[i]) - o.bad_debt) for i, o in zip(worst, exact, strict=True)]
+    scale = max((o.bad_debt for o in exact), default=0.0)
+    return {
+        "model": "tree",
+        "version": surrogate.version,
+        "exact_scenarios": len(worst),
+        "replayed": sorted(worst),
+        "bad_debt_max_abs_error_usd": max(bad, default=0.0),
+        "bad_debt_mean_abs_error_usd": sum(bad) / len(bad) if bad else 0.0,
+        "bad_debt_max_error_of_worst": max(bad, default=0.0) / scale if scale else 0.0,
+    }
+
+
 def run_command(
     database: Callable[[], str], options: VarOptions, *, store: bool, show_progress: bool
 ) -> dict[str, Any]:
@@ -253,11 +387,13 @@ def run_command(
     request, again = options.check()
     conninfo = database()
     with psycopg.connect(conninfo) as conn:
+        # The model first: without one the run stops before minutes of loading the book.
+        surrogate = load_surrogate(conn) if options.engine == "surrogate" else None
         inputs, request = prepare(conn, options, request, again)
     with progress_bar(request.scenarios, show_progress) as advance:
         run = compute(
             inputs, request, engine=options.engine, exact_worst=options.exact_worst, dask=options.dask,
-            progress=advance,
+            progress=advance, surrogate=surrogate,
         )  # fmt: skip
     if store:
         with psycopg.connect(conninfo) as conn:

@@ -121,16 +121,9 @@ def gnn_from_weights(weights: bytes, config: Mapping[str, Any]) -> ContagionGNN:
 
 
 def tree_weights(model: TreeModel) -> bytes:
-    """The tree model pickled (scikit-learn estimators have no other format)."""
+    """The tree model pickled (scikit-learn estimators have no other format); read back by
+    :func:`chainrisk.contagion.surrogate_store.tree_from_weights`."""
     return pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def tree_from_weights(weights: bytes) -> TreeModel:
-    """The tree model from :func:`tree_weights`; the caller has checked the bytes' SHA-256."""
-    model = pickle.loads(weights)  # checksummed bytes this package wrote
-    if not isinstance(model, TreeModel):
-        raise TypeError("stored tree weights do not hold a tree model")
-    return model
 
 
 def config_of(config: TrainConfig) -> dict[str, Any]:
@@ -255,7 +248,7 @@ def predict_command(conninfo: str, shocks: Sequence[str], kind: str, book: str, 
     """Load the latest model of ``kind``, apply it to the shock on the chosen book, rank the accounts."""
     import psycopg
 
-    from chainrisk.contagion.surrogate_store import load_model
+    from chainrisk.contagion.surrogate_store import load_model, tree_from_weights
 
     with psycopg.connect(conninfo) as conn:
         stored = load_model(conn, kind)

@@ -11,8 +11,9 @@ SHA-256 matches the one stored beside it. Migration 0019 creates the table.
 from __future__ import annotations
 
 import hashlib
+import pickle
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import sqlalchemy as sa
@@ -20,6 +21,9 @@ from psycopg.types.json import Jsonb
 from sqlalchemy.dialects.postgresql import JSONB
 
 from chainrisk.errors import ChainriskError
+
+if TYPE_CHECKING:
+    from graph.gnn.baselines import TreeModel
 
 Conn = psycopg.Connection[tuple[object, ...]]
 KINDS = ("gnn", "tree")
@@ -120,3 +124,14 @@ def load_model(conn: Conn, kind: str, version: int | None = None) -> StoredModel
         config=dict(row[7]),  # type: ignore[call-overload]
         weights=weights,
     )
+
+
+def tree_from_weights(weights: bytes) -> TreeModel:
+    """The tree model from ``chainrisk.contagion.surrogate.tree_weights``; the caller has checked the
+    bytes' SHA-256 (:func:`load_model` does). Imports scikit-learn, not torch."""
+    from graph.gnn.baselines import TreeModel
+
+    model = pickle.loads(weights)  # checksummed bytes this package wrote
+    if not isinstance(model, TreeModel):
+        raise TypeError("stored tree weights do not hold a tree model")
+    return model
