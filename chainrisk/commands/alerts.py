@@ -187,7 +187,7 @@ def check(
     rule: CheckRuleOpt = None,
     at: AtOpt = None,
 ) -> None:
-    """Evaluate the [[alerts]] rules once and print what fires, with each alert's message.
+    """Evaluate the \\[\\[alerts]] rules once and print what fires, with each alert's message.
 
     Nothing is written unless --enqueue; then the alerts go to the outbox exactly as the serve job puts
     them (an alert already there within its cooldown is not added again). Exit 1 when a rule failed.

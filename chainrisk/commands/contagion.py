@@ -126,7 +126,7 @@ _VAR_HELP = "\n\n".join(
         " value liquidated) and the cascade depth histogram. The seed and every input (vols and their"
         " source, correlation, df, regimes, series and dates) are in --json, so a run repeats exactly.",
         "--engine exact (default) runs the integer cascade on every scenario, in process or on the Dask"
-        " cluster --dask (or [contagion] dask) names; --engine fast runs the vectorised cascade on all of"
+        " cluster --dask (or \\[contagion] dask) names; --engine fast runs the vectorised cascade on all of"
         " them and the worst --exact-worst again exactly, and reports its error on those; --engine"
         " surrogate predicts each scenario's bad debt with the latest tree surrogate (`contagion train`)"
         " instead, replays the worst --exact-worst exactly and reports its error on those (the others keep"
@@ -199,7 +199,8 @@ ExactWorst = Annotated[
 Dask = Annotated[
     str | None,
     typer.Option(
-        help="Dask scheduler for the scenario batches, e.g. tcp://10.0.0.5:8786 (default: [contagion] dask)."
+        help="Dask scheduler for the scenario batches, e.g. tcp://10.0.0.5:8786"
+        " (default: \\[contagion] dask)."
     ),
 ]
 ChainId = Annotated[
