@@ -200,3 +200,65 @@ def test_the_service_job_runs_the_surrogate_engine(indexed: str) -> None:
             (result["run_id"],),
         ).fetchone()
     assert stored == (30, int(period.timestamp()), pytest.approx(result["var99_usd"]), "20", "surrogate")
+
+
+def _train(db: str, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    (home / "chainrisk.toml").write_text("")
+    env = {
+        **os.environ, "CHAINRISK_DATABASE_URL": db, "CHAINRISK_HOME": str(home / "home"),
+        "CHAINRISK_CONFIG": str(home / "chainrisk.toml"), "CHAINRISK_LOG_LEVEL": "WARNING",
+        "OMP_NUM_THREADS": "1",
+    }  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "chainrisk", "contagion", "train", *args],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def test_training_on_the_indexed_history_splits_it_by_block(indexed: str, tmp_path: Path) -> None:
+    """`train --book indexed`: books of the indexed chain at evenly spaced blocks from its first borrow to
+    the head, the two latest held out; the stored models say so, predict refuses the synthetic book for
+    them, and the surrogate engine runs on the newest."""
+    from chainrisk.contagion.surrogate import indexed_snapshots
+    from indexer.lending.health import indexed_head
+
+    args = ("--book", "indexed", "--snapshots", "5", "--scenarios", "12", "--epochs", "2", "--seed", "4")
+    done = _train(indexed, tmp_path, *args, "--json")
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    data_range = document["data_range"]
+    with psycopg.connect(to_libpq_url(indexed)) as conn:
+        head = indexed_head(conn, CHAIN)
+        snapshots, (chain, blocks) = indexed_snapshots(conn, 5)
+        assert chain == CHAIN
+        stored = conn.execute(
+            "SELECT kind, version, data_range ->> 'book', data_range -> 'blocks'"
+            " FROM contagion_surrogate_models WHERE version = 2 ORDER BY kind"
+        ).fetchall()
+    assert (data_range["book"], data_range["chain_id"], data_range["blocks"]) == ("indexed", CHAIN, blocks)
+    assert blocks == sorted(set(blocks)) and blocks[-1] == head and len(blocks) >= 4
+    assert stored == [("gnn", 2, "indexed", blocks), ("tree", 2, "indexed", blocks)]
+    # The latest two books test; the earlier ones train; each book is the index at its block.
+    assert {k[0] for k in data_range["test"]} == {len(blocks) - 2, len(blocks) - 1}
+    assert max(k[0] for k in data_range["train"]) < len(blocks) - 2
+    assert [len(s.markets) for s in snapshots][-1] >= 1 and all(s.moving for s in snapshots)
+    accounts = [int(data_range["accounts"][str(t)]) for t in range(len(blocks))]
+    assert accounts[-1] >= accounts[0] > 0
+    refused = subprocess.run(
+        [sys.executable, "-m", "chainrisk", "contagion", "predict", "--shock", "ETH=-30%",
+         "--book", "synthetic"],
+        env={**os.environ, "CHAINRISK_DATABASE_URL": indexed, "CHAINRISK_HOME": str(tmp_path / "home"),
+             "CHAINRISK_CONFIG": str(tmp_path / "chainrisk.toml"), "CHAINRISK_LOG_LEVEL": "WARNING"},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "trained on the indexed book" in refused.stderr, refused.stderr
+    run = _var(indexed, tmp_path, "--engine", "surrogate", "--no-store")
+    assert run["surrogate_path"]["version"] == 2
+
+
+def test_snapshot_blocks_span_the_first_borrow_to_the_head() -> None:
+    from chainrisk.contagion.surrogate import snapshot_blocks
+
+    assert snapshot_blocks(100, 200, 5) == [100, 125, 150, 175, 200]
+    assert snapshot_blocks(100, 103, 6) == [100, 101, 102, 103]  # fewer blocks than books asked
+    assert snapshot_blocks(100, 100, 6) == [100]

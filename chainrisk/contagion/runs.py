@@ -325,10 +325,10 @@ def _surrogate(
 def surrogate_bad_debt(
     inputs: Inputs, assets: Sequence[str], factors: FloatArray, tree: TreeModel
 ) -> tuple[FloatArray, FloatArray]:
-    """Per scenario (row of ``factors``), the tree surrogate's bad debt (USD) on the Aave markets of
-    ``inputs`` and the scenario's deepest price move of an asset with a feed (factor − 1, ≤ 0 for a fall).
-    Scenarios go through in blocks of at most ``SURROGATE_ROWS`` account rows. Raises
-    :class:`OptionError` for a book beyond ``MAX_SURROGATE_ACCOUNTS`` accounts with debt."""
+    """Per scenario (row of ``factors``), the tree surrogate's bad debt (USD) on the Aave markets and
+    Morpho Blue books of ``inputs`` and the scenario's deepest price move of an asset with a feed
+    (factor − 1, ≤ 0 for a fall). Scenarios go through in blocks of at most ``SURROGATE_ROWS`` account
+    rows. Raises :class:`OptionError` for a book beyond ``MAX_SURROGATE_ACCOUNTS`` accounts with debt."""
     import numpy as np
 
     from graph.gnn.baselines import SCENARIO_FEATURES, scenario_table
@@ -338,7 +338,7 @@ def surrogate_bad_debt(
         any(r.scaled_vdebt_balance for r in reserves)
         for m in inputs.markets
         for reserves in m.positions.values()
-    )
+    ) + sum(p.borrow_shares > 0 for b in inputs.morpho for p in b.positions.values())
     if owing > MAX_SURROGATE_ACCOUNTS:
         raise OptionError(
             f"--engine surrogate: the book holds {owing:,} accounts with debt; the surrogate's exposure"
@@ -347,7 +347,7 @@ def surrogate_bad_debt(
     predicted, severity = np.zeros(len(factors)), np.zeros(len(factors))
     if owing == 0 or len(factors) == 0:  # nobody to liquidate: no bad debt
         return predicted, severity
-    static = static_graph(inputs.markets, inputs.pools, inputs.oracles)
+    static = static_graph(inputs.books, inputs.pools, inputs.oracles)
     step = max(1, SURROGATE_ROWS // len(static.accounts))
     column = SCENARIO_FEATURES.index("min_shock")
     for start in range(0, len(factors), step):

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from chainrisk.inputs import OptionError
 from graph.cascade import LendingMarket
 from graph.gnn.baselines import TreeModel, scenario_table
 from graph.gnn.compare import Data, build_data, one_seed, summarise
@@ -196,19 +197,29 @@ def finite(value: Any) -> Any:
     return value
 
 
-def train_and_store(conninfo: str, scenarios: int, seed: int, positions: int, epochs: int) -> dict[str, Any]:
-    """Train on :func:`synthetic_snapshots`, store both models, return the comparison and the versions."""
+def train_and_store(
+    conninfo: str, scenarios: int, seed: int, positions: int, epochs: int, *, book: str = "synthetic",
+    snapshots: int = SNAPSHOTS, chain_id: int | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Train on :func:`synthetic_snapshots` or, with ``book="indexed"``, on :func:`indexed_snapshots`;
+    store both models; return the comparison and the versions."""
     import psycopg
 
     from chainrisk.contagion.surrogate_store import save_model
 
-    snapshots = synthetic_snapshots(SNAPSHOTS, positions, seed)
+    if book == "indexed":
+        with psycopg.connect(conninfo) as conn:
+            taken, blocks = indexed_snapshots(conn, snapshots, chain_id)
+        described: dict[str, Any] = {"book": "indexed", "chain_id": blocks[0], "blocks": blocks[1]}
+    else:
+        taken = synthetic_snapshots(snapshots, positions, seed)
+        described = {"positions": positions, "book_seed": seed}
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    trained = train(snapshots, scenarios, seed, TrainConfig(epochs=epochs))
+    trained = train(taken, scenarios, seed, TrainConfig(epochs=epochs))
     document = finite({k: v for k, v in trained.document.items() if k != "seeds"})
     choice = fast_path(document)
     metrics = {"models": document["models"], "held_out": document["held_out"], "fast_path": choice}
-    data_range = {**trained.data_range, "positions": positions, "book_seed": seed}
+    data_range = {**trained.data_range, **described}
     config = config_of(trained.config)
     stored = {}
     with psycopg.connect(conninfo) as conn:
@@ -220,6 +231,58 @@ def train_and_store(conninfo: str, scenarios: int, seed: int, positions: int, ep
     return {**document, "stored": stored, "fast_path": choice, "data_range": data_range}
 
 
+_FIRST_BORROW = """
+SELECT min(block_number) FROM (
+    SELECT block_number FROM aave_v3_borrow WHERE chain_id = %(c)s AND block_number <= %(b)s
+    UNION ALL
+    SELECT block_number FROM morpho_blue_borrow WHERE chain_id = %(c)s AND block_number <= %(b)s
+) borrows
+"""
+
+
+def snapshot_blocks(first: int, head: int, count: int) -> list[int]:
+    """``count`` blocks evenly spaced from ``first`` (the first borrow) to ``head``, both included; fewer
+    when the range holds fewer blocks."""
+    if head <= first:
+        return [head]
+    return sorted({round(first + (head - first) * k / (count - 1)) for k in range(count)})
+
+
+def indexed_snapshots(
+    conn: Any, count: int, chain_id: int | None = None
+) -> tuple[list[Snapshot], tuple[int, list[int]]]:
+    """The indexed book at ``count`` blocks from its first borrow to the head (:func:`snapshot_blocks`),
+    Aave markets and Morpho Blue books, with the assets whose oracle follows a pool as the ones the
+    scenarios move; and (chain, blocks). Raises :class:`OptionError` when there is too little history."""
+    from chainrisk.contagion import inputs as loading
+
+    head = loading.load_inputs(conn, chain_id, None)
+    first = conn.execute(_FIRST_BORROW, {"c": head.chain_id, "b": head.block}).fetchone()
+    if first is None or first[0] is None:
+        raise OptionError(
+            f"--book indexed: no borrow indexed on chain {head.chain_id}; index the lending markets first"
+            " or use --book synthetic"
+        )
+    blocks = snapshot_blocks(int(str(first[0])), head.block, count)
+    if len(blocks) < 4:
+        raise OptionError(
+            f"--book indexed: the index of chain {head.chain_id} holds borrowers over {len(blocks)}"
+            " block(s); a temporal split needs 4 books at distinct blocks; index more history or use"
+            " --book synthetic"
+        )
+    found = []
+    for t, block in enumerate(blocks):
+        inputs = head if block == head.block else loading.load_inputs(conn, head.chain_id, block)
+        moving = tuple(a for a, o in sorted(inputs.oracles.items()) if o.kind != "fixed")
+        if not moving:
+            raise OptionError(
+                f"--book indexed: at block {block} no asset's oracle follows a pool, so no scenario moves"
+                " a price; index the Uniswap v3 pools of the collateral assets"
+            )
+        found.append(Snapshot(t, tuple(inputs.books), inputs.pools, inputs.oracles, moving))
+    return found, (head.chain_id, blocks)
+
+
 def _indexed_graph(conninfo: str, shocks: Sequence[str]) -> tuple[StaticGraph, dict[str, Fraction]]:
     import psycopg
 
@@ -228,7 +291,7 @@ def _indexed_graph(conninfo: str, shocks: Sequence[str]) -> tuple[StaticGraph, d
     with psycopg.connect(conninfo) as conn:
         inputs = loading.load_inputs(conn, None, None)
     parsed = loading.parse_shocks(shocks, inputs.symbols, list(inputs.oracles))
-    return static_graph(inputs.markets, inputs.pools, inputs.oracles), parsed
+    return static_graph(inputs.books, inputs.pools, inputs.oracles), parsed
 
 
 def _synthetic_graph(
@@ -254,6 +317,11 @@ def predict_command(conninfo: str, shocks: Sequence[str], kind: str, book: str, 
         stored = load_model(conn, kind)
     if book == "indexed":
         static, parsed = _indexed_graph(conninfo, shocks)
+    elif stored.data_range.get("book") == "indexed":
+        raise OptionError(
+            f"--book synthetic: {kind} v{stored.version} was trained on the indexed book, not on a"
+            " synthetic one; use --book indexed"
+        )
     else:
         static, parsed = _synthetic_graph(stored.data_range, shocks)
     if kind == "gnn":

@@ -103,10 +103,13 @@ class TreeModel:
 def fit_tree(
     table: FloatArray, liquidated: NDArray[np.bool_], scenarios: FloatArray, bad_debt: FloatArray, seed: int
 ) -> TreeModel:
-    """Fit both trees (early stopping on a tenth of the rows, seeded)."""
+    """Fit both trees (seeded). The classifier runs a fixed 200 rounds with L2 and leaves of at least 50
+    rows: with early stopping on a random tenth of the rows (mostly easy negatives) it stopped anywhere
+    between 17 and 290 rounds, and the held-out severe AUPRC swung between 0.5 and 0.99 with the seed."""
     accounts = HistGradientBoostingClassifier(
-        max_iter=300, learning_rate=0.1, early_stopping=True, validation_fraction=0.1, random_state=seed
-    )
+        max_iter=200, learning_rate=0.1, early_stopping=False, l2_regularization=1.0, min_samples_leaf=50,
+        random_state=seed,
+    )  # fmt: skip
     accounts.fit(table, liquidated)
     regressor = HistGradientBoostingRegressor(max_iter=300, learning_rate=0.05, random_state=seed)
     regressor.fit(scenarios, np.log1p(bad_debt / 1e3) - _anchor(scenarios))

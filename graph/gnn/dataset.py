@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from graph.cascade import LendingMarket, OracleModel, PoolKey, run_cascade
+from graph.cascade import LendingMarket, MorphoBook, OracleModel, PoolKey, run_cascade
 from graph.fastcascade import FastCascade
 from graph.tail import student_t_scenarios
 from graph.univ3_pool import Pool
@@ -42,7 +42,7 @@ class Snapshot:
     """One book at one point in time: the cascade's inputs and the assets the scenarios move."""
 
     index: int
-    markets: tuple[LendingMarket, ...]
+    markets: tuple[LendingMarket | MorphoBook, ...]
     pools: Mapping[PoolKey, Pool]
     oracles: Mapping[str, OracleModel]
     moving: tuple[str, ...]

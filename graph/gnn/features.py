@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from graph.cascade import LendingMarket, OracleModel, PoolKey
+from graph.cascade import LendingMarket, MorphoBook, OracleModel, PoolKey
 from graph.debtrank import debtrank
 from graph.fastcascade import build_book
 from graph.univ3_pool import Pool
@@ -107,11 +107,26 @@ def pool_depth_usd(pool: Pool, token0: str, decimals: int, price: int) -> float:
     return float(2.0 * amount0 / 10**decimals * price / USD)
 
 
+def book_decimals(markets: Sequence[LendingMarket | MorphoBook]) -> dict[str, int]:
+    """Decimals of every asset a position holds, Aave reserves' and Morpho markets' tokens."""
+    found: dict[str, int] = {}
+    for m in markets:
+        if isinstance(m, MorphoBook):
+            found[m.market.loan_token] = m.market.loan_decimals
+            found[m.market.collateral_token] = m.market.collateral_decimals
+        else:
+            found.update({r.asset: r.decimals for rs in m.positions.values() for r in rs})
+    return found
+
+
 def static_graph(
-    markets: Sequence[LendingMarket], pools: Mapping[PoolKey, Pool], oracles: Mapping[str, OracleModel]
+    markets: Sequence[LendingMarket | MorphoBook],
+    pools: Mapping[PoolKey, Pool],
+    oracles: Mapping[str, OracleModel],
 ) -> StaticGraph:
-    """The exposure graph of every account with debt (the accounts the cascade can liquidate)."""
-    decimals = {r.asset: r.decimals for m in markets for rs in m.positions.values() for r in rs}
+    """The exposure graph of every account with debt (the accounts the cascade can liquidate), Aave
+    accounts and Morpho Blue positions alike."""
+    decimals = book_decimals(markets)
     book = build_book(markets, decimals)
     price = np.array([oracles[a].price / USD for a in book.assets])
     collateral = book.collateral * price * book.counts  # the book's balances are whole tokens
