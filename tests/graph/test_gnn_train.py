@@ -63,3 +63,20 @@ def test_fast_labels_agree_with_the_exact_cascade() -> None:
     labelled = label_set(snapshot, "severe", seed=3, scenarios=4)
     found = exact_agreement(snapshot, labelled, scenarios=4)
     assert found["label_agreement"] >= 0.98
+
+
+def test_the_tree_screen_skips_only_rows_no_cascade_reaches(run) -> None:
+    """Rows the screen keeps from the trees score 0; on the held-out sets none of them was liquidated,
+    and the trees still score the rest."""
+    from graph.gnn.baselines import screened_out
+
+    data, result, _ = run
+    tree = result["fitted"].tree
+    for prepared in data.held_out().values():
+        out = screened_out(prepared.table)
+        liquidated = prepared.labelled.first_round.reshape(-1) > 0
+        assert out.any() and (~out).any()
+        assert not (out & liquidated).any()
+        scores = tree.scores(prepared.table)
+        assert (scores[out] == 0).all() and (scores[~out] > 0).any()
+        assert np.allclose(scores[~out], tree.accounts.predict_proba(prepared.table[~out])[:, 1])
