@@ -242,7 +242,7 @@ def _morpho_row(
 class FastOutcomes:
     """Per scenario: bad debt (USD, at the final oracle prices) in total, per market and per (market,
     asset); value liquidated (debt repaid, USD at the prices of the moment); depth; and every liquidation
-    as (round, scenario, account) triples, ``accounts[account]`` naming the (market, user)."""
+    as (round, scenario, account, debt repaid in USD), ``accounts[account]`` naming the (market, user)."""
 
     markets: tuple[str, ...]
     assets: tuple[str, ...]
@@ -255,6 +255,7 @@ class FastOutcomes:
     liquidation_round: IntArray  # (liquidations,)
     liquidation_scenario: IntArray
     liquidation_account: IntArray
+    liquidation_usd: FloatArray  # (liquidations,) debt repaid, USD at the prices of the moment
     oracle_prices: FloatArray  # (scenarios, assets), USD, after the last round
 
     def liquidated_in_round(self, scenario: int, round_: int) -> list[tuple[str, str]]:
@@ -319,7 +320,7 @@ class _Chunk:
     depth: IntArray
     liquidated: FloatArray
     deficit: FloatArray  # (S, markets, assets) token units
-    events: list[tuple[IntArray, IntArray, IntArray]] = field(default_factory=list)
+    events: list[tuple[IntArray, IntArray, IntArray, FloatArray]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -495,9 +496,11 @@ class FastCascade:
         rows, prices, acc = rows[below], prices[below], acc[below]
         health = weighted[below] / owed[below]
         found = self._liquidations(chunk, rows, prices, acc, health, owed[below])
+        # The feeds move only after the round: the debt asset's price now is the one _apply values at.
+        value = found.repaid * chunk.prices[store.scenario[found.row], found.debt]
         self._apply(chunk, found, prices_of=chunk.prices)
         chunk.events.append(
-            (np.full(found.row.size, index), store.scenario[found.row], store.account[found.row])
+            (np.full(found.row.size, index), store.scenario[found.row], store.account[found.row], value)
         )
         return found
 
@@ -777,6 +780,7 @@ class FastCascade:
             "scenario": (np.concatenate([e[1] for e in events]) if events else np.zeros(0, dtype=np.int64))
             + offset,
             "account": np.concatenate([e[2] for e in events]) if events else np.zeros(0, dtype=np.int64),
+            "value": np.concatenate([e[3] for e in events]) if events else np.zeros(0),
             "n": n,
         }
 
@@ -894,6 +898,7 @@ def _merge(book: Book, parts: Sequence[dict[str, object]], n: int) -> FastOutcom
         liquidation_round=cat("round").astype(np.int64),
         liquidation_scenario=cat("scenario").astype(np.int64),
         liquidation_account=cat("account").astype(np.int64),
+        liquidation_usd=cat("value"),
         oracle_prices=cat("prices").reshape(n, len(book.assets)),
     )
 

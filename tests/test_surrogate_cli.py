@@ -84,6 +84,12 @@ def test_predict_ranks_accounts_under_the_shock(trained: tuple[str, Path], model
     assert len(probabilities) == 10 and all(0.0 <= p <= 1.0 for p in probabilities)
     assert probabilities == sorted(probabilities, reverse=True)
     assert document["below_one"] > 0 and document["bad_debt_usd"] >= 0.0
+    values = [a["expected_liquidated_usd"] for a in document["accounts"]]
+    if model == "tree":  # the trees also say how much each liquidation would repay
+        assert all(v >= 0.0 for v in values) and sum(values) > 0.0
+        assert document["expected_liquidated_usd"] >= sum(values)
+    else:
+        assert values == [None] * 10 and document["expected_liquidated_usd"] is None
 
 
 @pytest.mark.parametrize(

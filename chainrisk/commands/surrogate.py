@@ -133,14 +133,22 @@ def _print_predict(document: dict[str, Any]) -> None:
     from rich.table import Table
 
     table = Table(title=f"{document['model']} v{document['version']}: likeliest liquidations")
-    for column in ("market", "wallet", "probability"):
+    for column in ("market", "wallet", "probability", "expected repaid"):
         table.add_column(column)
     for row in document["accounts"]:
-        table.add_row(row["market"], row["wallet"], f"{row['probability']:.3f}")
+        value = row.get("expected_liquidated_usd")
+        repaid = "-" if value is None else f"${value:,.0f}"
+        table.add_row(row["market"], row["wallet"], f"{row['probability']:.3f}", repaid)
     console().print(table)
     console().print(
         f"bad debt estimate: ${document['bad_debt_usd']:,.0f}; expected liquidations:"
-        f" {document['expected_liquidations']:.1f}; below HF 1 after the shock: {document['below_one']}"
+        f" {document['expected_liquidations']:.1f}"
+        + (
+            ""
+            if document.get("expected_liquidated_usd") is None
+            else f" repaying ${document['expected_liquidated_usd']:,.0f}"
+        )
+        + f"; below HF 1 after the shock: {document['below_one']}"
     )
 
 

@@ -140,6 +140,7 @@ class Prediction:
     probability: np.ndarray[Any, np.dtype[np.float64]]
     bad_debt_usd: float
     below_one: int
+    liquidated_usd: np.ndarray[Any, np.dtype[np.float64]] | None = None  # expected debt repaid (trees)
 
 
 def predict(
@@ -160,6 +161,9 @@ def predict(
         assert tree is not None
         probability = tree.scores(table)
         bad = float(tree.bad_debt_usd(scenario_table(static, shocks, table))[0])
+        if getattr(tree, "value", None) is not None:  # trees stored before the value model have none
+            value = tree.liquidated_usd(table, probability)
+            return Prediction(static.accounts, probability, bad, below, value)
     return Prediction(static.accounts, probability, bad, below)
 
 
@@ -336,12 +340,18 @@ def predict_command(conninfo: str, shocks: Sequence[str], kind: str, book: str, 
         "shock": {asset: float(f) for asset, f in parsed.items()},
         "bad_debt_usd": result.bad_debt_usd,
         "expected_liquidations": float(result.probability.sum()),
+        "expected_liquidated_usd": (
+            None if result.liquidated_usd is None else float(result.liquidated_usd.sum())
+        ),
         "below_one": result.below_one,
         "accounts": [
             {
                 "market": result.accounts[i][0],
                 "wallet": result.accounts[i][1],
                 "probability": float(result.probability[i]),
+                "expected_liquidated_usd": (
+                    None if result.liquidated_usd is None else float(result.liquidated_usd[i])
+                ),
             }
             for i in order
         ],

@@ -97,6 +97,7 @@ class TreeModel:
 
     accounts: HistGradientBoostingClassifier
     bad_debt: HistGradientBoostingRegressor
+    value: HistGradientBoostingRegressor | None = None  # log1p debt repaid (kUSD) of a liquidated row
 
     def scores(self, table: FloatArray) -> FloatArray:
         """Liquidation probability per row; 0 without asking the trees for a row :func:`screened_out`."""
@@ -104,6 +105,15 @@ class TreeModel:
         asked = ~screened_out(table)
         if asked.any():
             result[asked] = self.accounts.predict_proba(table[asked])[:, 1]
+        return result
+
+    def liquidated_usd(self, table: FloatArray, scores: FloatArray) -> FloatArray:
+        """Expected debt repaid per row (USD): the liquidation probability times the value the row's
+        liquidations would repay. Zero where the row scores 0 (screened out) or no value model is fitted."""
+        result: FloatArray = np.zeros(len(table))
+        asked = scores > 0
+        if self.value is not None and asked.any():
+            result[asked] = scores[asked] * np.expm1(np.maximum(self.value.predict(table[asked]), 0.0)) * 1e3
         return result
 
     def bad_debt_usd(self, scenarios: FloatArray) -> FloatArray:
@@ -114,7 +124,12 @@ class TreeModel:
 
 
 def fit_tree(
-    table: FloatArray, liquidated: NDArray[np.bool_], scenarios: FloatArray, bad_debt: FloatArray, seed: int
+    table: FloatArray,
+    liquidated: NDArray[np.bool_],
+    scenarios: FloatArray,
+    bad_debt: FloatArray,
+    seed: int,
+    value: FloatArray | None = None,
 ) -> TreeModel:
     """Fit both trees (seeded). The classifier runs a fixed 80 rounds at a rate of 0.2, depth 6, with L2
     and leaves of at least 50 rows. With early stopping on a random tenth of the rows (mostly easy
@@ -128,7 +143,12 @@ def fit_tree(
     accounts.fit(table, liquidated)
     regressor = HistGradientBoostingRegressor(max_iter=300, learning_rate=0.05, random_state=seed)
     regressor.fit(scenarios, np.log1p(bad_debt / 1e3) - _anchor(scenarios))
-    return TreeModel(accounts, regressor)
+    if value is None or not liquidated.any():
+        return TreeModel(accounts, regressor)
+    # The value given a liquidation, learned on liquidated rows only: the classifier says whether.
+    sizes = HistGradientBoostingRegressor(max_iter=100, learning_rate=0.1, random_state=seed)
+    sizes.fit(table[liquidated], np.log1p(value[liquidated] / 1e3))
+    return TreeModel(accounts, regressor, sizes)
 
 
 def fit_mlp(table: FloatArray, liquidated: NDArray[np.bool_], seed: int) -> Pipeline:

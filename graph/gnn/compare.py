@@ -76,6 +76,11 @@ def _rows(sets: Sequence[Prepared]) -> tuple[FloatArray, np.ndarray, FloatArray,
     return table, liquidated, scen, bad
 
 
+def _values(sets: Sequence[Prepared]) -> FloatArray:
+    """Debt repaid per row (USD), in the rows' order."""
+    return np.concatenate([p.labelled.liquidated_value.reshape(-1) for p in sets])
+
+
 @dataclass
 class Fitted:
     """One seed's models."""
@@ -93,7 +98,7 @@ def fit_all(data: Data, seed: int, config: TrainConfig) -> Fitted:
     table, liquidated, scen, bad = _rows(data.train + data.valid)
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    tree = fit_tree(table, liquidated, scen, bad, seed)
+    tree = fit_tree(table, liquidated, scen, bad, seed, _values(data.train + data.valid))
     seconds["tree"] = time.perf_counter() - start
     start = time.perf_counter()
     mlp = fit_mlp(table, liquidated, seed)
@@ -157,6 +162,10 @@ def one_seed(data: Data, seed: int, config: TrainConfig) -> dict[str, Any]:
         found[name] = {
             "models": {m: metrics.scores_of(first, s) for m, s in scores.items()},
             "var": {m: metrics.var_error(b, prepared.labelled.bad_debt) for m, b in bad.items()},
+            "value": metrics.value_error(
+                fitted.tree.liquidated_usd(prepared.table, scores["tree"]).reshape(first.shape),
+                prepared.labelled.liquidated_value,
+            ),
             "bootstrap_gnn_vs_tree": metrics.paired_bootstrap(
                 first, scores["gnn"], scores["tree"], seed=seed
             ),
@@ -187,6 +196,9 @@ def _group(per_seed: Sequence[Mapping[str, Any]], tests: Sequence[str]) -> dict[
         var_rows = [s[t]["var"][model] for s in per_seed for t in tests if model in s[t]["var"]]
         if var_rows:
             table[model]["var95_relative_error"] = _mean([r["relative_error"] for r in var_rows])
+    values = [s[t]["value"] for s in per_seed for t in tests if "value" in s[t]]
+    for measure in ("total_relative_error", "scenario_median_relative_error"):
+        table["tree"][f"liquidated_value_{measure}"] = _mean([v[measure] for v in values])
     for name in ("bootstrap_gnn_vs_tree", "bootstrap_ensemble_vs_tree"):
         table[name] = {
             "difference": _mean([s[t][name]["difference"] for s in per_seed for t in tests]),

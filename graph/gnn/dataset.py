@@ -3,6 +3,7 @@
     snapshot = Snapshot(0, markets, pools, oracles)
     labelled = label_set(snapshot, "severe", seed=7, scenarios=200)
     labelled.first_round          # (scenarios, accounts): 0 = not liquidated, else the round of the first
+    labelled.liquidated_value     # (scenarios, accounts): debt repaid over every round, USD
 
 Labels come from :class:`graph.fastcascade.FastCascade` (the vectorised engine: volume in seconds); the
 exact engine :func:`graph.cascade.run_cascade` checks them on a subset (:func:`exact_agreement`).
@@ -60,6 +61,7 @@ class LabelledSet:
     accounts: tuple[tuple[str, str], ...]
     markets: tuple[str, ...]
     first_round: IntArray  # (scenarios, accounts); 0 = never liquidated
+    liquidated_value: FloatArray  # (scenarios, accounts) debt repaid over every round, USD
     bad_debt_by_market: FloatArray  # (scenarios, markets) USD
     bad_debt: FloatArray  # (scenarios,) USD
     liquidated_usd: FloatArray  # (scenarios,) USD
@@ -105,6 +107,8 @@ def label_factors(
     # Later rounds first, so the earliest round of an account is what stays.
     order = np.argsort(-out.liquidation_round, kind="stable")
     first[out.liquidation_scenario[order], out.liquidation_account[order]] = out.liquidation_round[order]
+    value = np.zeros(first.shape)
+    np.add.at(value, (out.liquidation_scenario, out.liquidation_account), out.liquidation_usd)
     return LabelledSet(
         snapshot=snapshot,
         family=family,
@@ -114,6 +118,7 @@ def label_factors(
         accounts=out.accounts,
         markets=out.markets,
         first_round=first,
+        liquidated_value=value,
         bad_debt_by_market=out.bad_debt_by_market,
         bad_debt=out.bad_debt_usd,
         liquidated_usd=out.liquidated_usd,

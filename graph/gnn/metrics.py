@@ -83,3 +83,18 @@ def var_error(predicted: FloatArray, simulated: FloatArray) -> dict[str, float]:
         "absolute_error": abs(ours - truth),
         "relative_error": relative,
     }
+
+
+def value_error(predicted: FloatArray, simulated: FloatArray) -> dict[str, float]:
+    """Debt repaid, predicted against simulated, both (scenarios, accounts) USD: the relative error of
+    the total over the set, and the median relative error of each scenario's total (scenarios with at
+    least ``MIN_VAR_USD`` liquidated; NaN when there are none)."""
+    truth, ours = simulated.sum(axis=1), predicted.sum(axis=1)
+    kept = truth >= MIN_VAR_USD
+    total = float(truth.sum())
+    return {
+        "total_relative_error": abs(float(ours.sum()) - total) / total if total >= MIN_VAR_USD else math.nan,
+        "scenario_median_relative_error": (
+            float(np.median(np.abs(ours[kept] - truth[kept]) / truth[kept])) if kept.any() else math.nan
+        ),
+    }

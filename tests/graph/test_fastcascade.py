@@ -159,3 +159,26 @@ def test_bad_debt_and_liquidated_value_within_the_tolerances(devnet) -> None:
     assert np.allclose(outcomes.bad_debt_by_market.sum(axis=1), outcomes.bad_debt_usd)
     depths = np.array([r.depth for r in exact])
     assert (outcomes.depth == depths).mean() >= 0.9
+
+
+def test_each_liquidation_carries_its_debt_repaid_as_the_exact_engine_does(devnet) -> None:
+    """Every liquidation's value (debt repaid, USD) sums to the scenario's value liquidated; the first
+    round's values are the exact engine's, liquidation by liquidation, within the value tolerance."""
+    _, _, factors, outcomes, exact = devnet
+    per = np.bincount(outcomes.liquidation_scenario, weights=outcomes.liquidation_usd, minlength=len(factors))
+    assert np.allclose(per, outcomes.liquidated_usd, rtol=1e-12, atol=1e-6)
+    assert (outcomes.liquidation_usd > 0).all()
+    compared = 0
+    for s, result in enumerate(exact):
+        if not result.rounds:
+            continue
+        want = {(x.market, x.user): x.debt_repaid_usd / 1e8 for x in result.rounds[0].liquidations}
+        first = (outcomes.liquidation_scenario == s) & (outcomes.liquidation_round == 1)
+        for account, value in zip(
+            outcomes.liquidation_account[first], outcomes.liquidation_usd[first], strict=True
+        ):
+            key = outcomes.accounts[int(account)]
+            if key in want:
+                assert value == pytest.approx(want[key], rel=LIQUIDATED_TOLERANCE, abs=1e-6)
+                compared += 1
+    assert compared > 50

@@ -31,6 +31,8 @@ def test_models_clear_their_floors_on_held_out_severe_days(run) -> None:
     assert severe["tree"]["auprc"]["mean"] >= 0.9
     assert severe["gnn"]["auprc"]["mean"] >= 0.9
     assert severe["gnn+tree"]["auprc"]["mean"] >= 0.9
+    # The value the liquidations repay, summed over the held-out severe sets, within a quarter.
+    assert severe["tree"]["liquidated_value_total_relative_error"]["mean"] <= 0.25
     # Learning beats the analytic first-round rule on every row (it ignores pools and sales).
     assert severe["tree"]["auprc"]["mean"] > severe["analytic"]["auprc"]["mean"]
     assert severe["gnn"]["auprc"]["mean"] > severe["analytic"]["auprc"]["mean"]
