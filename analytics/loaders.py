@@ -212,7 +212,9 @@ def _bars(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _infer_freq(index: pd.DatetimeIndex) -> pd.Timedelta:
     if len(index) < 3:
-        raise PriceDataError(f"too few bars to infer the bar interval: {len(index)}")
+        raise PriceDataError(
+            f"{len(index)} bar(s) in the price data: the bar interval is read from at least 3; give more rows"
+        )
     return pd.Timedelta(pd.Series(index).diff().dropna().mode().iloc[0])
 
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 NODE_TIMEOUT_S = 5.0
+MIN_ORACLE_DAYS = 3  # a price file's bar interval is read from its bars: three at least
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,7 @@ def _export_oracle_prices(service: ServiceContext, asset: ForecastAsset, path: P
     renamed into place, so a reader never sees half of it)."""
     import pandas as pd
 
-    from analytics.loaders import load_oracle_prices
+    from analytics.loaders import PriceDataError, load_oracle_prices
 
     chain_id, token = _oracle_token(service.settings, asset)
     bars = load_oracle_prices(service.url, ORACLE_TICKS, {"chain_id": chain_id, "token": token}).bars
@@ -200,6 +201,12 @@ def _export_oracle_prices(service: ServiceContext, asset: ForecastAsset, path: P
     frame.index = pd.DatetimeIndex(frame.index).strftime("%Y-%m-%dT%H:%M:%SZ")
     frame.to_csv(partial, index_label="time")
     partial.replace(path)
+    if len(bars) < MIN_ORACLE_DAYS:
+        # Exported all the same (it shows what is indexed); the forecast could not read its interval.
+        raise PriceDataError(
+            f"the forecast of {asset.asset} needs at least {MIN_ORACLE_DAYS} days of oracle prices to read"
+            f" them as daily bars; {len(bars)} day(s) indexed so far"
+        )
 
 
 def _oracle_token(settings: Settings, asset: ForecastAsset) -> tuple[int, str]:
