@@ -100,6 +100,8 @@ def test_predict_ranks_accounts_under_the_shock(trained: tuple[str, Path], model
         (("predict", "--shock", "ETH=-30%", "--book", "csv"), "--book 'csv'"),
         (("predict", "--shock", "DOGE=-30%", "--book", "synthetic"), "unknown symbol 'DOGE'"),
         (("train", "--scenarios", "5"), "--scenarios"),
+        (("train", "--device", "tpu"), "--device 'tpu'"),
+        (("train", "--book", "csv"), "--book 'csv'"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(
@@ -121,3 +123,20 @@ def test_predict_without_a_stored_model_says_to_train(db_url: str, tmp_path: Pat
         == ["error: no tree surrogate stored; run `chainrisk contagion train` first"]
         or "no tree surrogate stored" in done.stderr.strip()
     )
+
+
+def test_the_training_device_is_a_gpu_only_when_torch_sees_one() -> None:
+    import torch
+
+    from chainrisk.contagion.surrogate import training_device
+    from chainrisk.inputs import OptionError
+
+    cuda = torch.cuda.is_available()
+    assert training_device("auto") == ("cuda" if cuda else "cpu")
+    assert training_device("cpu") == "cpu"
+    if not cuda:
+        for asked in ("cuda", "cuda:0"):
+            with pytest.raises(OptionError, match="no such GPU"):
+                training_device(asked)
+    with pytest.raises(OptionError, match="cuda:N"):
+        training_device("gpu")

@@ -45,6 +45,10 @@ TrainBook = Annotated[
 Snapshots = Annotated[
     int, typer.Option(min=4, max=50, help="Books over time (the two latest are held out for testing).")
 ]
+Device = Annotated[
+    str,
+    typer.Option(help="Where the graph network trains: auto (a GPU when torch sees one), cpu, cuda, cuda:N."),
+]
 ChainId = Annotated[
     int | None, typer.Option(min=1, help="With --book indexed: the chain (default: the one with Aave pools).")
 ]
@@ -65,17 +69,28 @@ def train_command(
     book: TrainBook = "synthetic",
     snapshots: Snapshots = 6,
     chain_id: ChainId = None,
+    device: Device = "auto",
     as_json: Json = False,
 ) -> None:
     if book not in ("indexed", "synthetic"):
         raise OptionError(f"--book {book!r}: expected synthetic or indexed")
     from chainrisk.contagion import surrogate as model_api
 
+    where = model_api.training_device(device)
+
     conninfo = app_context(ctx).conninfo(migrate=True)  # fails fast, before minutes of training
     working = "labelling the scenarios and training the surrogates"
     with contextlib.nullcontext() if as_json else console().status(working):
         document = model_api.train_and_store(
-            conninfo, scenarios, seed, positions, epochs, book=book, snapshots=snapshots, chain_id=chain_id
+            conninfo,
+            scenarios,
+            seed,
+            positions,
+            epochs,
+            book=book,
+            snapshots=snapshots,
+            chain_id=chain_id,
+            device=where,
         )
     if as_json:
         typer.echo(json.dumps(document, indent=2, default=str))

@@ -174,6 +174,23 @@ def book_graph(snapshot: Snapshot) -> StaticGraph:
 
 # ------------------------------------------------------------------------------------------- commands
 
+
+def training_device(asked: str) -> str:
+    """The torch device the network trains on: ``auto`` is the first GPU torch sees, else the CPU. A GPU
+    asked for by name that torch does not see is an :class:`OptionError`."""
+    cuda = torch.cuda.is_available()
+    if asked == "auto":
+        return "cuda" if cuda else "cpu"
+    if asked == "cpu":
+        return "cpu"
+    if asked.startswith("cuda"):
+        index = asked.partition(":")[2]
+        if not cuda or (index and (not index.isdigit() or int(index) >= torch.cuda.device_count())):
+            raise OptionError(f"--device {asked!r}: torch sees no such GPU here; use cpu or auto")
+        return asked
+    raise OptionError(f"--device {asked!r}: expected auto, cpu, cuda or cuda:N")
+
+
 SNAPSHOTS = 6
 
 
@@ -203,7 +220,7 @@ def finite(value: Any) -> Any:
 
 def train_and_store(
     conninfo: str, scenarios: int, seed: int, positions: int, epochs: int, *, book: str = "synthetic",
-    snapshots: int = SNAPSHOTS, chain_id: int | None = None,
+    snapshots: int = SNAPSHOTS, chain_id: int | None = None, device: str = "cpu",
 ) -> dict[str, Any]:  # fmt: skip
     """Train on :func:`synthetic_snapshots` or, with ``book="indexed"``, on :func:`indexed_snapshots`;
     store both models; return the comparison and the versions."""
@@ -219,7 +236,7 @@ def train_and_store(
         taken = synthetic_snapshots(snapshots, positions, seed)
         described = {"positions": positions, "book_seed": seed}
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    trained = train(taken, scenarios, seed, TrainConfig(epochs=epochs))
+    trained = train(taken, scenarios, seed, TrainConfig(epochs=epochs, device=device))
     document = finite({k: v for k, v in trained.document.items() if k != "seeds"})
     choice = fast_path(document)
     metrics = {"models": document["models"], "held_out": document["held_out"], "fast_path": choice}
