@@ -394,9 +394,11 @@ def test_an_smtp_stall_is_resent_when_the_channel_resends_unknown(
 ) -> None:
     """With `resend_unknown = true` the dispatcher itself sends a stalled mail again (after the backoff)."""
     smtp: SmtpReceiver = receivers["email"]
-    resend = settings.channels[4].model_copy(update={"resend_unknown": True})
+    # SMTP takes five round trips: on a loaded machine 0.5 s can run out on a healthy resend too, so this
+    # test gives the mail 2 s and stalls the first one past them.
+    resend = settings.channels[4].model_copy(update={"resend_unknown": True, "timeout_s": 2.0})
     only_email = settings.model_copy(update={"channels": [resend]})
-    smtp.plan_stall(1.5)
+    smtp.plan_stall(3.0)
     enqueue(conninfo, make_alert(1), ["email"])
     dispatch_until_done(conninfo, only_email)
     assert [t["outcome"] for t in attempts(conninfo, "email")] == ["unknown", "sent"]
