@@ -257,6 +257,17 @@ class FastOutcomes:
     liquidation_account: IntArray
     liquidation_usd: FloatArray  # (liquidations,) debt repaid, USD at the prices of the moment
     oracle_prices: FloatArray  # (scenarios, assets), USD, after the last round
+    # Every (scenario, account) that ends with bad debt, and how much (USD at the final oracle prices):
+    # they sum to ``bad_debt_usd`` per scenario.
+    bad_debt_scenario: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    bad_debt_account: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    bad_debt_account_usd: FloatArray = field(default_factory=lambda: np.zeros(0))
+
+    def account_bad_debt(self) -> FloatArray:
+        """(scenarios, accounts) bad debt, USD at the final oracle prices."""
+        found = np.zeros((self.bad_debt_usd.size, len(self.accounts)))
+        np.add.at(found, (self.bad_debt_scenario, self.bad_debt_account), self.bad_debt_account_usd)
+        return found
 
     def liquidated_in_round(self, scenario: int, round_: int) -> list[tuple[str, str]]:
         """The (market, user) accounts liquidated in one round of one scenario."""
@@ -297,6 +308,7 @@ class _Store:
     debt: FloatArray
     counts: BoolArray
     enabled: BoolArray
+    burned: FloatArray  # debt burned as a deficit (v3.3 last collateral, Morpho), token units
 
     def add(self, book: Book, scenario: IntArray, account: IntArray) -> None:
         first = self.scenario.size
@@ -307,6 +319,7 @@ class _Store:
         self.debt = np.concatenate([self.debt, book.debt[account]])
         self.counts = np.concatenate([self.counts, book.counts[account]])
         self.enabled = np.concatenate([self.enabled, book.enabled[account]])
+        self.burned = np.concatenate([self.burned, np.zeros((account.size, self.burned.shape[1]))])
 
 
 @dataclass
@@ -369,6 +382,7 @@ class FastCascade:
         # Per account: the LT-weighted collateral minus the debt, per asset (margin = prices · this).
         self._margin = book.collateral * book.threshold * book.counts - book.debt
         no_collateral = ~(book.enabled & (book.collateral > 0)).any(axis=1)
+        self._start_orphan: BoolArray = np.asarray(no_collateral, dtype=bool)
         self._orphan_debt = np.zeros((len(book.markets), n_assets))
         np.add.at(self._orphan_debt, book.market[no_collateral], book.debt[no_collateral])
 
@@ -461,6 +475,7 @@ class FastCascade:
                 debt=np.zeros((0, n_assets)),
                 counts=np.zeros((0, n_assets), dtype=bool),
                 enabled=np.zeros((0, n_assets), dtype=bool),
+                burned=np.zeros((0, n_assets)),
             ),
             depth=np.zeros(n, dtype=np.int64),
             liquidated=np.zeros(n),
@@ -729,6 +744,7 @@ class FastCascade:
                 (scenario[burn], book.market[acc[burn]]),
                 store.debt[burned],
             )
+            store.burned[burned] += store.debt[burned]
             store.debt[burned] = 0.0
 
     def _update_feeds(self, chunk: _Chunk) -> None:
@@ -762,6 +778,7 @@ class FastCascade:
         owed = chunk.deficit.copy()
         # Accounts never touched keep their start: those with no collateral at all owe everything.
         owed += self._orphan_debt[None, :, :]
+        new = np.zeros(store.scenario.size, dtype=bool)
         if store.scenario.size:
             touched_orphans = self._orphan_debt_rows(store)
             left = (store.collateral * store.enabled * prices[store.scenario]).sum(axis=1) <= DUST_USD
@@ -771,6 +788,7 @@ class FastCascade:
         by_asset = owed * prices[:, None, :]
         events = chunk.events
         return {
+            **self._account_bad_debt(store, new, prices, offset),
             "offset": offset,
             "by_market_asset": by_asset,
             "liquidated": chunk.liquidated,
@@ -782,6 +800,24 @@ class FastCascade:
             "account": np.concatenate([e[2] for e in events]) if events else np.zeros(0, dtype=np.int64),
             "value": np.concatenate([e[3] for e in events]) if events else np.zeros(0),
             "n": n,
+        }
+
+    def _account_bad_debt(
+        self, store: _Store, new: BoolArray, prices: FloatArray, offset: int
+    ) -> dict[str, object]:
+        """Per (scenario, account) with any: the debt burned plus what a row left without collateral
+        still owes, and every orphan from the start in every scenario, at the final prices."""
+        owed_rows = store.burned + store.debt * new[:, None]
+        usd_rows = (owed_rows * prices[store.scenario]).sum(axis=1)
+        kept = usd_rows > 0
+        orphans = np.flatnonzero(self._start_orphan & (self.book.debt > 0).any(axis=1))
+        n = prices.shape[0]
+        usd_orphans = (prices @ self.book.debt[orphans].T).reshape(-1)  # scenario-major
+        return {
+            "bad_scenario": np.concatenate([store.scenario[kept], np.repeat(np.arange(n), orphans.size)])
+            + offset,
+            "bad_account": np.concatenate([store.account[kept], np.tile(orphans, n)]),
+            "bad_value": np.concatenate([usd_rows[kept], usd_orphans]),
         }
 
     def _orphan_debt_rows(self, store: _Store) -> BoolArray:
@@ -900,6 +936,9 @@ def _merge(book: Book, parts: Sequence[dict[str, object]], n: int) -> FastOutcom
         liquidation_account=cat("account").astype(np.int64),
         liquidation_usd=cat("value"),
         oracle_prices=cat("prices").reshape(n, len(book.assets)),
+        bad_debt_scenario=cat("bad_scenario").astype(np.int64),
+        bad_debt_account=cat("bad_account").astype(np.int64),
+        bad_debt_account_usd=cat("bad_value"),
     )
 
 

@@ -85,11 +85,16 @@ def test_predict_ranks_accounts_under_the_shock(trained: tuple[str, Path], model
     assert probabilities == sorted(probabilities, reverse=True)
     assert document["below_one"] > 0 and document["bad_debt_usd"] >= 0.0
     values = [a["expected_liquidated_usd"] for a in document["accounts"]]
-    if model == "tree":  # the trees also say how much each liquidation would repay
+    owed = [a["expected_bad_debt_usd"] for a in document["accounts"]]
+    rounds = [a["first_round"] for a in document["accounts"]]
+    if model == "tree":  # the trees also say what each liquidation would repay, leave owing, and when
         assert all(v >= 0.0 for v in values) and sum(values) > 0.0
         assert document["expected_liquidated_usd"] >= sum(values)
+        assert all(v >= 0.0 for v in owed) and document["expected_account_bad_debt_usd"] >= sum(owed)
+        assert all(r >= 1.0 for r in rounds)
     else:
         assert values == [None] * 10 and document["expected_liquidated_usd"] is None
+        assert owed == [None] * 10 and rounds == [None] * 10
 
 
 @pytest.mark.parametrize(

@@ -19,9 +19,16 @@ import numpy as np
 import torch
 
 from chainrisk.bench import machine
-from chainrisk.contagion.surrogate import book_graph, fast_path, finite, synthetic_snapshots
+from chainrisk.contagion.surrogate import (
+    book_graph,
+    fast_path,
+    finite,
+    synthetic_snapshot,
+    synthetic_snapshots,
+)
 from graph.cascade import run_cascade
 from graph.fastcascade import FastCascade
+from graph.gnn.approx import approximate_cascade
 from graph.gnn.baselines import scenario_table
 from graph.gnn.compare import build_data, one_seed, summarise
 from graph.gnn.dataset import Snapshot, draw_factors, exact_agreement, label_set
@@ -60,6 +67,17 @@ def speed(
         fitted.tree.scores(table)
         fitted.tree.bad_debt_usd(scenario_table(static, shocks, table))
 
+    def tree_accounts() -> None:  # every per-account answer: liquidation, debt repaid, bad debt, round
+        shocks = shock_matrix(static, snapshot.moving, factors)
+        table = tabular(static, shocks)
+        scores = fitted.tree.scores(table)
+        fitted.tree.liquidated_usd(table, scores)
+        if fitted.tree.heads is not None:
+            anchor = approximate_cascade(static, shocks).bad_debt_account.reshape(-1)
+            fitted.tree.heads.bad_debt_usd(table, anchor)
+            fitted.tree.heads.first_round(table)
+        fitted.tree.bad_debt_usd(scenario_table(static, shocks, table))
+
     def tree_var() -> None:  # the VaR screen: bad debt per scenario, no per-account scores
         shocks = shock_matrix(static, snapshot.moving, factors)
         fitted.tree.bad_debt_usd(scenario_table(static, shocks, tabular(static, shocks)))
@@ -71,22 +89,31 @@ def speed(
         "exact": _median_rate(exact, exact_scenarios, 1),
         "fast": _median_rate(lambda: fast.run(list(snapshot.moving), factors), scenarios, repeats),
         "tree": _median_rate(tree, scenarios, repeats),
+        "tree_accounts": _median_rate(tree_accounts, scenarios, repeats),
         "tree_var": _median_rate(tree_var, scenarios, repeats),
         "gnn": _median_rate(gnn, scenarios, repeats),
     }
     per_second = {k: v["scenarios_per_second"] for k, v in rates.items()}
     ratios = {
         f"{model}_vs_{engine}": per_second[model] / per_second[engine]
-        for model in ("tree", "tree_var", "gnn")
+        for model in ("tree", "tree_accounts", "tree_var", "gnn")
         for engine in ("exact", "fast")
     }
     return {"accounts": len(static.accounts), "rates": rates, "ratios": ratios}
 
 
 def benchmark(
-    positions: int, scenarios: int, seeds: int, epochs: int, speed_scenarios: int, threads: int, seed: int
+    positions: int,
+    scenarios: int,
+    seeds: int,
+    epochs: int,
+    speed_scenarios: int,
+    threads: int,
+    seed: int,
+    speed_positions: int | None = None,
 ) -> dict[str, Any]:
-    """The whole benchmark document (see the module)."""
+    """The whole benchmark document (see the module); the speed figures run on the latest snapshot of a
+    book of ``speed_positions`` lines (by default the training books' size)."""
     torch.set_num_threads(threads)
     snapshots = synthetic_snapshots(SNAPSHOTS, positions, seed)
     started = time.perf_counter()
@@ -112,7 +139,15 @@ def benchmark(
             "models": document["models"],
             "fast_path": fast_path(document),
             "labels_vs_exact": exact_agreement(latest, check, scenarios=10),
-            "speed": speed(latest, per_seed[0]["fitted"], speed_scenarios, 5, 3),
+            "speed": speed(
+                latest
+                if speed_positions in (None, positions)
+                else synthetic_snapshot(SNAPSHOTS - 1, speed_positions, seed),
+                per_seed[0]["fitted"],
+                speed_scenarios,
+                5,
+                3,
+            ),
             "targets": targets(document),
         }
     )

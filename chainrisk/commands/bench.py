@@ -139,6 +139,12 @@ def bench_gnn(
     seeds: Annotated[int, typer.Option(min=1, help="Training seeds; means and intervals over them.")] = 5,
     epochs: Annotated[int, typer.Option(min=1, help="Most epochs of the graph network.")] = 12,
     speed_scenarios: Annotated[int, typer.Option(min=1, help="Scenarios the speed figures run.")] = 200,
+    speed_positions: Annotated[
+        int | None,
+        typer.Option(
+            min=50, help="Position lines of the book the speed figures run on [default: --positions]."
+        ),
+    ] = None,
     threads: Annotated[int, typer.Option(min=1, help="Torch threads (the cores it may use).")] = 2,
     seed: Annotated[int, typer.Option(help="Seed of the books, the draws and the first model.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line.")] = False,
@@ -147,5 +153,5 @@ def bench_gnn(
     accuracy over seeds and scenarios per second, with the exact and vectorised engines as baselines."""
     from chainrisk.bench.gnn import benchmark
 
-    result = benchmark(positions, scenarios, seeds, epochs, speed_scenarios, threads, seed)
+    result = benchmark(positions, scenarios, seeds, epochs, speed_scenarios, threads, seed, speed_positions)
     typer.echo(json.dumps(result, default=str) if as_json else json.dumps(result, indent=2, default=str))

@@ -148,12 +148,17 @@ def _print_predict(document: dict[str, Any]) -> None:
     from rich.table import Table
 
     table = Table(title=f"{document['model']} v{document['version']}: likeliest liquidations")
-    for column in ("market", "wallet", "probability", "expected repaid"):
+    for column in ("market", "wallet", "probability", "expected repaid", "expected bad debt", "round"):
         table.add_column(column)
     for row in document["accounts"]:
-        value = row.get("expected_liquidated_usd")
-        repaid = "-" if value is None else f"${value:,.0f}"
-        table.add_row(row["market"], row["wallet"], f"{row['probability']:.3f}", repaid)
+        repaid, bad, round_ = (
+            row.get(k) for k in ("expected_liquidated_usd", "expected_bad_debt_usd", "first_round")
+        )
+        table.add_row(
+            row["market"], row["wallet"], f"{row['probability']:.3f}",
+            "-" if repaid is None else f"${repaid:,.0f}", "-" if bad is None else f"${bad:,.0f}",
+            "-" if round_ is None else f"{round_:.1f}",
+        )  # fmt: skip
     console().print(table)
     console().print(
         f"bad debt estimate: ${document['bad_debt_usd']:,.0f}; expected liquidations:"

@@ -25,6 +25,7 @@ import torch
 
 from chainrisk.inputs import OptionError
 from graph.cascade import LendingMarket
+from graph.gnn.approx import approximate_cascade
 from graph.gnn.baselines import TreeModel, scenario_table
 from graph.gnn.compare import Data, build_data, one_seed, summarise
 from graph.gnn.dataset import Snapshot
@@ -60,14 +61,16 @@ def _scaled(market: LendingMarket, leverage: float) -> LendingMarket:
 
 def synthetic_snapshots(count: int, positions: int, seed: int) -> list[Snapshot]:
     """``count`` snapshots of a devnet-shaped book of ``positions`` position lines (see the module)."""
+    return [synthetic_snapshot(t, positions, seed) for t in range(count)]
+
+
+def synthetic_snapshot(t: int, positions: int, seed: int) -> Snapshot:
+    """Snapshot ``t`` of :func:`synthetic_snapshots` alone."""
     from chainrisk.bench.cascade import SHOCKED, address, devnet_book
 
-    found = []
-    for t in range(count):
-        book = devnet_book(positions, seed=seed * 1_000 + t)
-        markets = tuple(_scaled(m, 1.0 + LEVERAGE_STEP * t) for m in book.markets)
-        found.append(Snapshot(t, markets, book.pools, book.oracles, tuple(address(s) for s in SHOCKED)))
-    return found
+    book = devnet_book(positions, seed=seed * 1_000 + t)
+    markets = tuple(_scaled(m, 1.0 + LEVERAGE_STEP * t) for m in book.markets)
+    return Snapshot(t, markets, book.pools, book.oracles, tuple(address(s) for s in SHOCKED))
 
 
 @dataclass
@@ -141,6 +144,8 @@ class Prediction:
     bad_debt_usd: float
     below_one: int
     liquidated_usd: np.ndarray[Any, np.dtype[np.float64]] | None = None  # expected debt repaid (trees)
+    account_bad_debt_usd: np.ndarray[Any, np.dtype[np.float64]] | None = None  # expected (trees)
+    first_round: np.ndarray[Any, np.dtype[np.float64]] | None = None  # were it liquidated (trees)
 
 
 def predict(
@@ -161,9 +166,16 @@ def predict(
         assert tree is not None
         probability = tree.scores(table)
         bad = float(tree.bad_debt_usd(scenario_table(static, shocks, table))[0])
-        if getattr(tree, "value", None) is not None:  # trees stored before the value model have none
-            value = tree.liquidated_usd(table, probability)
-            return Prediction(static.accounts, probability, bad, below, value)
+        # Trees stored before the value model or the per-account heads have none.
+        value = tree.liquidated_usd(table, probability) if getattr(tree, "value", None) is not None else None
+        heads = getattr(tree, "heads", None)
+        if heads is not None:
+            return Prediction(
+                static.accounts, probability, bad, below, value,
+                heads.bad_debt_usd(table, approximate_cascade(static, shocks).bad_debt_account.reshape(-1)),
+                heads.first_round(table),
+            )  # fmt: skip
+        return Prediction(static.accounts, probability, bad, below, value)
     return Prediction(static.accounts, probability, bad, below)
 
 
@@ -328,6 +340,10 @@ def _synthetic_graph(
     return book_graph(latest), parsed
 
 
+def _at(values: np.ndarray[Any, np.dtype[np.float64]] | None, i: int) -> float | None:
+    return None if values is None else float(values[i])
+
+
 def predict_command(conninfo: str, shocks: Sequence[str], kind: str, book: str, top: int) -> dict[str, Any]:
     """Load the latest model of ``kind``, apply it to the shock on the chosen book, rank the accounts."""
     import psycopg
@@ -360,15 +376,18 @@ def predict_command(conninfo: str, shocks: Sequence[str], kind: str, book: str, 
         "expected_liquidated_usd": (
             None if result.liquidated_usd is None else float(result.liquidated_usd.sum())
         ),
+        "expected_account_bad_debt_usd": (
+            None if result.account_bad_debt_usd is None else float(result.account_bad_debt_usd.sum())
+        ),
         "below_one": result.below_one,
         "accounts": [
             {
                 "market": result.accounts[i][0],
                 "wallet": result.accounts[i][1],
                 "probability": float(result.probability[i]),
-                "expected_liquidated_usd": (
-                    None if result.liquidated_usd is None else float(result.liquidated_usd[i])
-                ),
+                "expected_liquidated_usd": _at(result.liquidated_usd, i),
+                "expected_bad_debt_usd": _at(result.account_bad_debt_usd, i),
+                "first_round": _at(result.first_round, i),
             }
             for i in order
         ],

@@ -3,6 +3,7 @@
     approx = approximate_cascade(static, shocks)
     approx.first_round      # (scenarios, accounts): 0 = never below 1 here, else the round
     approx.bad_debt_usd     # (scenarios,) the debt left when an account's collateral runs out
+    approx.bad_debt_account # (scenarios, accounts) the same, per account
 
 Each round, every account below a health factor of 1 repays half its debt (all of it at 0.95 or below)
 and loses that value times ``BONUS`` of its collateral, spread over its collateral assets; what is seized
@@ -37,8 +38,14 @@ class Approximation:
 
     first_round: IntArray  # (scenarios, accounts)
     price: FloatArray  # (scenarios, assets) multipliers at the end
-    bad_debt_usd: FloatArray  # (scenarios,)
+    bad_debt_account: FloatArray  # (scenarios, accounts) USD at the prices the sales leave
     liquidated_usd: FloatArray  # (scenarios,) debt repaid
+
+    @property
+    def bad_debt_usd(self) -> FloatArray:
+        """(scenarios,) bad debt, USD."""
+        found: FloatArray = self.bad_debt_account.sum(axis=1)
+        return found
 
     @property
     def depth(self) -> IntArray:
@@ -83,5 +90,5 @@ def approximate_cascade(static: StaticGraph, shocks: FloatArray, rounds: int = R
     owed = debt_left * (price @ static.debt_usd.T)
     held = coll_left * (price @ static.collateral_usd.T)
     # Bad debt: an account the cascade reached whose collateral no longer covers its debt.
-    bad = np.where(first > 0, np.maximum(owed - held / BONUS, 0.0), 0.0).sum(axis=1)
+    bad = np.where(first > 0, np.maximum(owed - held / BONUS, 0.0), 0.0)
     return Approximation(first, price, bad, repaid_total)

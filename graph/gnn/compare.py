@@ -17,10 +17,12 @@ from typing import Any
 import numpy as np
 
 from graph.gnn import metrics
+from graph.gnn.approx import approximate_cascade
 from graph.gnn.baselines import (
     TreeModel,
     analytic_scores,
     first_round_shortfall,
+    fit_heads,
     fit_mlp,
     fit_tree,
     scenario_table,
@@ -101,6 +103,16 @@ def fit_all(data: Data, seed: int, config: TrainConfig) -> Fitted:
     tree = fit_tree(table, liquidated, scen, bad, seed, _values(data.train + data.valid))
     seconds["tree"] = time.perf_counter() - start
     start = time.perf_counter()
+    fitting = data.train + data.valid
+    tree.heads = fit_heads(
+        table,
+        np.concatenate([anchor_of(p) for p in fitting]),
+        np.concatenate([p.labelled.first_round.reshape(-1) for p in fitting]),
+        np.concatenate([p.labelled.bad_debt_account.reshape(-1) for p in fitting]),
+        seed,
+    )
+    seconds["tree_heads"] = time.perf_counter() - start
+    start = time.perf_counter()
     mlp = fit_mlp(table, liquidated, seed)
     seconds["mlp"] = time.perf_counter() - start
     start = time.perf_counter()
@@ -166,6 +178,7 @@ def one_seed(data: Data, seed: int, config: TrainConfig) -> dict[str, Any]:
                 fitted.tree.liquidated_usd(prepared.table, scores["tree"]).reshape(first.shape),
                 prepared.labelled.liquidated_value,
             ),
+            **_heads_scores(fitted.tree, prepared),
             "bootstrap_gnn_vs_tree": metrics.paired_bootstrap(
                 first, scores["gnn"], scores["tree"], seed=seed
             ),
@@ -175,6 +188,26 @@ def one_seed(data: Data, seed: int, config: TrainConfig) -> dict[str, Any]:
         }
     found["fitted"] = fitted
     return found
+
+
+def anchor_of(prepared: Prepared) -> FloatArray:
+    """The approximate cascade's bad debt per row of a prepared set (USD), the per-account heads' anchor."""
+    found: FloatArray = approximate_cascade(prepared.static, prepared.shocks).bad_debt_account.reshape(-1)
+    return found
+
+
+def _heads_scores(tree: TreeModel, prepared: Prepared) -> dict[str, Any]:
+    """The trees' per-account bad debt and first round against the simulator's on one held-out set."""
+    if tree.heads is None:
+        return {}
+    labelled, shape = prepared.labelled, prepared.labelled.first_round.shape
+    predicted = tree.heads.bad_debt_usd(prepared.table, anchor_of(prepared)).reshape(shape)
+    return {
+        "account_bad_debt": metrics.account_bad_debt_error(predicted, labelled.bad_debt_account),
+        "round": metrics.round_error(
+            tree.heads.first_round(prepared.table).reshape(shape), prepared.table, labelled.first_round
+        ),
+    }
 
 
 def _mean(values: Sequence[float]) -> dict[str, float]:
@@ -199,6 +232,10 @@ def _group(per_seed: Sequence[Mapping[str, Any]], tests: Sequence[str]) -> dict[
     values = [s[t]["value"] for s in per_seed for t in tests if "value" in s[t]]
     for measure in ("total_relative_error", "scenario_median_relative_error"):
         table["tree"][f"liquidated_value_{measure}"] = _mean([v[measure] for v in values])
+    for part in ("account_bad_debt", "round"):
+        found = [s[t][part] for s in per_seed for t in tests if part in s[t]]
+        if found:
+            table["tree"][part] = {k: _mean([f[k] for f in found]) for k in found[0]}
     for name in ("bootstrap_gnn_vs_tree", "bootstrap_ensemble_vs_tree"):
         table[name] = {
             "difference": _mean([s[t][name]["difference"] for s in per_seed for t in tests]),

@@ -4,6 +4,7 @@
     labelled = label_set(snapshot, "severe", seed=7, scenarios=200)
     labelled.first_round          # (scenarios, accounts): 0 = not liquidated, else the round of the first
     labelled.liquidated_value     # (scenarios, accounts): debt repaid over every round, USD
+    labelled.bad_debt_account     # (scenarios, accounts): bad debt left, USD at the final prices
 
 Labels come from :class:`graph.fastcascade.FastCascade` (the vectorised engine: volume in seconds); the
 exact engine :func:`graph.cascade.run_cascade` checks them on a subset (:func:`exact_agreement`).
@@ -65,6 +66,17 @@ class LabelledSet:
     bad_debt_by_market: FloatArray  # (scenarios, markets) USD
     bad_debt: FloatArray  # (scenarios,) USD
     liquidated_usd: FloatArray  # (scenarios,) USD
+    bad_debt_account: FloatArray  # (scenarios, accounts) USD; sums to ``bad_debt`` per scenario
+
+    @property
+    def liquidated_by_market(self) -> FloatArray:
+        """(scenarios, markets) debt repaid, USD."""
+        column = {m: i for i, m in enumerate(self.markets)}
+        owner = np.array([column[m] for m, _ in self.accounts], dtype=np.int64)
+        one_hot = np.zeros((len(self.accounts), len(self.markets)))
+        one_hot[np.arange(len(self.accounts)), owner] = 1.0
+        found: FloatArray = self.liquidated_value @ one_hot
+        return found
 
     @property
     def key(self) -> tuple[int, str, int]:
@@ -122,6 +134,7 @@ def label_factors(
         bad_debt_by_market=out.bad_debt_by_market,
         bad_debt=out.bad_debt_usd,
         liquidated_usd=out.liquidated_usd,
+        bad_debt_account=out.account_bad_debt(),
     )
 
 

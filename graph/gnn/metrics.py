@@ -14,6 +14,8 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.metrics import average_precision_score
 
+from graph.gnn.features import FEATURES
+
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
@@ -97,4 +99,46 @@ def value_error(predicted: FloatArray, simulated: FloatArray) -> dict[str, float
         "scenario_median_relative_error": (
             float(np.median(np.abs(ours[kept] - truth[kept]) / truth[kept])) if kept.any() else math.nan
         ),
+    }
+
+
+def account_bad_debt_error(predicted: FloatArray, simulated: FloatArray) -> dict[str, float]:
+    """Bad debt per account, predicted against simulated, both (scenarios, accounts) USD: AUPRC of which
+    accounts end with any (the prediction as the score), the relative error of the total, the median
+    relative error of each scenario's total (scenarios with at least ``MIN_VAR_USD``) and the share of
+    the simulator's bad debt held by the accounts the prediction ranks first in their scenario, as many
+    as the simulator has."""
+    owing = simulated > 0
+    found = value_error(predicted, simulated)
+    caught = total = 0.0
+    for row_pred, row_sim, row_owing in zip(predicted, simulated, owing, strict=True):
+        k = int(row_owing.sum())
+        if k:
+            top = np.argsort(-row_pred, kind="stable")[:k]
+            caught += float(row_sim[top].sum())
+            total += float(row_sim.sum())
+    return {
+        "auprc_owing": auprc(owing.reshape(-1), predicted.reshape(-1)),
+        **found,
+        "top_ranked_share": caught / total if total else math.nan,
+    }
+
+
+def round_error(predicted: FloatArray, table: FloatArray, first_round: IntArray) -> dict[str, float]:
+    """On the rows the simulator liquidates: the mean absolute error of the predicted first round, the
+    share predicted exactly (rounded), the same share on the cascade-induced rows (round ≥ 2), and for
+    comparison the approximate cascade's exact share (its round, or 1 where it does not liquidate)."""
+    liquidated = first_round.reshape(-1) > 0
+    truth = first_round.reshape(-1)[liquidated].astype(np.float64)
+    if truth.size == 0:
+        nan = math.nan
+        return {"mae": nan, "exact_share": nan, "cascade_exact_share": nan, "approx_exact_share": nan}
+    ours = np.rint(predicted.reshape(-1)[liquidated])
+    approx = np.maximum(table[:, FEATURES.index("approx_round")][liquidated], 1.0)
+    later = truth >= 2
+    return {
+        "mae": float(np.abs(predicted.reshape(-1)[liquidated] - truth).mean()),
+        "exact_share": float((ours == truth).mean()),
+        "cascade_exact_share": float((ours[later] == truth[later]).mean()) if later.any() else math.nan,
+        "approx_exact_share": float((approx == truth).mean()),
     }

@@ -182,3 +182,42 @@ def test_each_liquidation_carries_its_debt_repaid_as_the_exact_engine_does(devne
                 assert value == pytest.approx(want[key], rel=LIQUIDATED_TOLERANCE, abs=1e-6)
                 compared += 1
     assert compared > 50
+
+
+def test_bad_debt_per_account_sums_to_the_scenario_and_matches_the_exact_engine(devnet) -> None:
+    """Each account's bad debt adds up to its scenario's; summed over the scenarios, each (market, user)
+    owes what the exact engine leaves it owing, within the bad-debt tolerance."""
+    book, _, _, outcomes, exact = devnet
+    per_account = outcomes.account_bad_debt()
+    assert per_account.shape == (len(outcomes.bad_debt_usd), len(outcomes.accounts))
+    assert np.allclose(per_account.sum(axis=1), outcomes.bad_debt_usd, rtol=1e-12, atol=1e-6)
+    assert (outcomes.bad_debt_account_usd > 0).all()
+    decimals = {r.asset: r.decimals for m in book.markets for rs in m.positions.values() for r in rs}
+    want: dict[tuple[str, str], float] = {}
+    for r in exact:
+        for (market, user, asset), amount in r.bad_debt_by_user.items():
+            usd = amount * r.oracle_prices[asset] / 10 ** decimals[asset] / 1e8
+            want[(market, user)] = want.get((market, user), 0.0) + usd
+    got = {outcomes.accounts[i]: float(v) for i, v in enumerate(per_account.sum(axis=0)) if v > 0}
+    assert len(want) >= 5
+    total = sum(want.values())
+    # Accounts one engine leaves owing and the other not carry at most the tolerance of the total.
+    missed = sum(v for k, v in want.items() if k not in got) + sum(v for k, v in got.items() if k not in want)
+    assert missed / total < BAD_DEBT_TOLERANCE
+    shared = [k for k in want if k in got]
+    assert sum(abs(got[k] - want[k]) for k in shared) / total < BAD_DEBT_TOLERANCE
+
+
+def test_an_account_without_collateral_owes_its_debt_in_every_scenario() -> None:
+    """USER_B holds no collateral from the start: its 500 USDC are bad debt in both scenarios; USER_A's
+    deficit (the 3.3 burn) is its own, as the exact engine leaves it in each scenario."""
+    market = _market("3.3", **_UNDERWATER, **{USER_B: _account(0, 500)})
+    outcomes = _fast(market=market).run([WETH], np.array([[0.75], [1.0]]))
+    per_account = outcomes.account_bad_debt()
+    assert np.allclose(per_account.sum(axis=1), outcomes.bad_debt_usd, rtol=1e-12)
+    a, b = outcomes.accounts.index(("aave", USER_A)), outcomes.accounts.index(("aave", USER_B))
+    assert per_account[:, b] == pytest.approx([500.0, 500.0])
+    for s, factor in enumerate((Fraction(3, 4), Fraction(1))):
+        exact = run_cascade([market], {KEY: _pool()}, _oracles(), {WETH: factor})
+        owed = exact.bad_debt_by_user[("aave", USER_A, USDC)] / E6
+        assert owed > 0 and per_account[s, a] == pytest.approx(owed, rel=1e-6)
