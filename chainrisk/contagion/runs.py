@@ -61,9 +61,6 @@ ENGINES: tuple[Engine, ...] = ("exact", "fast", "surrogate")
 # for their ranking errors), and never fewer than MIN_EXACT_WORST.
 EXACT_SHARE = 0.06
 MIN_EXACT_WORST = 20
-# The surrogate's exposure graph carries a DebtRank over accounts and assets as a dense square matrix
-# (graph.gnn.features): 10,000 accounts with debt make it 800 MB, and DebtRank holds a few of them.
-MAX_SURROGATE_ACCOUNTS = 10_000
 # Scenarios × accounts rows of account features the surrogate holds at once (~15 float64 each: ~120 MB).
 SURROGATE_ROWS = 1_000_000
 
@@ -328,7 +325,7 @@ def surrogate_bad_debt(
     """Per scenario (row of ``factors``), the tree surrogate's bad debt (USD) on the Aave markets and
     Morpho Blue books of ``inputs`` and the scenario's deepest price move of an asset with a feed
     (factor − 1, ≤ 0 for a fall). Scenarios go through in blocks of at most ``SURROGATE_ROWS`` account
-    rows. Raises :class:`OptionError` for a book beyond ``MAX_SURROGATE_ACCOUNTS`` accounts with debt."""
+    rows."""
     import numpy as np
 
     from graph.gnn.baselines import SCENARIO_FEATURES, scenario_table
@@ -339,11 +336,6 @@ def surrogate_bad_debt(
         for m in inputs.markets
         for reserves in m.positions.values()
     ) + sum(p.borrow_shares > 0 for b in inputs.morpho for p in b.positions.values())
-    if owing > MAX_SURROGATE_ACCOUNTS:
-        raise OptionError(
-            f"--engine surrogate: the book holds {owing:,} accounts with debt; the surrogate's exposure"
-            f" graph is dense in them, so at most {MAX_SURROGATE_ACCOUNTS:,}; use --engine fast"
-        )
     predicted, severity = np.zeros(len(factors)), np.zeros(len(factors))
     if owing == 0 or len(factors) == 0:  # nobody to liquidate: no bad debt
         return predicted, severity

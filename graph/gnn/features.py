@@ -23,12 +23,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import sparse
 
 from graph.cascade import LendingMarket, MorphoBook, OracleModel, PoolKey
-from graph.debtrank import debtrank
+from graph.debtrank import sparse_debtrank
 from graph.fastcascade import build_book
 from graph.univ3_pool import Pool
 
@@ -163,15 +165,26 @@ def _rank(collateral: FloatArray, equity: FloatArray) -> FloatArray:
     """DebtRank of each account when every collateral asset loses a fifth: accounts and assets as nodes,
     an account exposed to each collateral asset, an asset to the accounts that would sell it."""
     n, a = collateral.shape
-    exposures = np.zeros((n + a, n + a))
-    exposures[:n, n:] = collateral
-    exposures[n:, :n] = collateral.T
     buffers = np.concatenate([np.maximum(equity.sum(axis=1), 1.0), np.maximum(collateral.sum(axis=0), 1.0)])
     weights = np.concatenate([collateral.sum(axis=1), np.zeros(a)])
     shock = np.concatenate([np.zeros(n), np.full(a, 0.2)])
-    result = debtrank(exposures, buffers, weights if weights.sum() > 0 else np.ones(n + a), shock)
+    result = sparse_debtrank(
+        _bipartite(collateral), buffers, weights if weights.sum() > 0 else np.ones(n + a), shock
+    )
     final: FloatArray = result.final[:n]
     return final
+
+
+def _bipartite(collateral: FloatArray) -> Any:
+    """The (accounts + assets)² exposure matrix of :func:`_rank` as a CSR matrix: accounts first, an
+    account exposed to an asset by its collateral in it and the asset to the account by the same amount.
+    Sparse, since a dense one grows with the square of the accounts (5 GB at 25,000)."""
+    n, a = collateral.shape
+    account, asset = np.nonzero(collateral)
+    amount = collateral[account, asset]
+    rows = np.concatenate([account, n + asset])
+    columns = np.concatenate([n + asset, account])
+    return sparse.csr_array((np.concatenate([amount, amount]), (rows, columns)), shape=(n + a, n + a))
 
 
 def shock_matrix(static: StaticGraph, assets: Sequence[str], factors: FloatArray) -> FloatArray:
