@@ -63,24 +63,26 @@ def speed(
 
     def tree() -> None:
         shocks = shock_matrix(static, snapshot.moving, factors)
-        table = tabular(static, shocks)
+        approx = approximate_cascade(static, shocks)
+        table = tabular(static, shocks, approx)
         fitted.tree.scores(table)
-        fitted.tree.bad_debt_usd(scenario_table(static, shocks, table))
+        fitted.tree.bad_debt_usd(scenario_table(static, shocks, table, approx))
 
     def tree_accounts() -> None:  # every per-account answer: liquidation, debt repaid, bad debt, round
         shocks = shock_matrix(static, snapshot.moving, factors)
-        table = tabular(static, shocks)
+        approx = approximate_cascade(static, shocks)
+        table = tabular(static, shocks, approx)
         scores = fitted.tree.scores(table)
         fitted.tree.liquidated_usd(table, scores)
         if fitted.tree.heads is not None:
-            anchor = approximate_cascade(static, shocks).bad_debt_account.reshape(-1)
-            fitted.tree.heads.bad_debt_usd(table, anchor)
+            fitted.tree.heads.bad_debt_usd(table, approx.bad_debt_account.reshape(-1))
             fitted.tree.heads.first_round(table)
-        fitted.tree.bad_debt_usd(scenario_table(static, shocks, table))
+        fitted.tree.bad_debt_usd(scenario_table(static, shocks, table, approx))
 
     def tree_var() -> None:  # the VaR screen: bad debt per scenario, no per-account scores
         shocks = shock_matrix(static, snapshot.moving, factors)
-        fitted.tree.bad_debt_usd(scenario_table(static, shocks, tabular(static, shocks)))
+        approx = approximate_cascade(static, shocks)
+        fitted.tree.bad_debt_usd(scenario_table(static, shocks, tabular(static, shocks, approx), approx))
 
     def gnn() -> None:
         predict_gnn(fitted.gnn, static, shock_matrix(static, snapshot.moving, factors), batch=scenarios)

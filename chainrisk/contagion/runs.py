@@ -328,6 +328,7 @@ def surrogate_bad_debt(
     rows."""
     import numpy as np
 
+    from graph.gnn.approx import approximate_cascade
     from graph.gnn.baselines import SCENARIO_FEATURES, scenario_table
     from graph.gnn.features import shock_matrix, static_graph, tabular
 
@@ -344,7 +345,8 @@ def surrogate_bad_debt(
     column = SCENARIO_FEATURES.index("min_shock")
     for start in range(0, len(factors), step):
         shocks = shock_matrix(static, assets, factors[start : start + step])
-        table = scenario_table(static, shocks, tabular(static, shocks))
+        approx = approximate_cascade(static, shocks)
+        table = scenario_table(static, shocks, tabular(static, shocks, approx), approx)
         predicted[start : start + step] = tree.bad_debt_usd(table)
         severity[start : start + step] = table[:, column]
     return predicted, severity

@@ -156,7 +156,8 @@ def predict(
     assets = list(shock)
     factors = np.array([[float(shock[a]) for a in assets]])
     shocks = shock_matrix(static, assets, factors)
-    table = tabular(static, shocks)
+    approx = approximate_cascade(static, shocks)
+    table = tabular(static, shocks, approx)
     below = int(table[:, FEATURES.index("below_one")].sum())
     if kind == "gnn":
         assert gnn is not None
@@ -165,14 +166,14 @@ def predict(
     else:
         assert tree is not None
         probability = tree.scores(table)
-        bad = float(tree.bad_debt_usd(scenario_table(static, shocks, table))[0])
+        bad = float(tree.bad_debt_usd(scenario_table(static, shocks, table, approx))[0])
         # Trees stored before the value model or the per-account heads have none.
         value = tree.liquidated_usd(table, probability) if getattr(tree, "value", None) is not None else None
         heads = getattr(tree, "heads", None)
         if heads is not None:
             return Prediction(
                 static.accounts, probability, bad, below, value,
-                heads.bad_debt_usd(table, approximate_cascade(static, shocks).bad_debt_account.reshape(-1)),
+                heads.bad_debt_usd(table, approx.bad_debt_account.reshape(-1)),
                 heads.first_round(table),
             )  # fmt: skip
         return Prediction(static.accounts, probability, bad, below, value)

@@ -15,7 +15,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from graph.gnn.approx import approximate_cascade
+from graph.gnn.approx import Approximation, approximate_cascade
 from graph.gnn.features import FEATURES, FloatArray, StaticGraph, health_after
 
 SCREEN_HF = 1.5
@@ -47,11 +47,14 @@ def first_round_shortfall(static: StaticGraph, shocks: FloatArray) -> FloatArray
     return result
 
 
-def scenario_table(static: StaticGraph, shocks: FloatArray, table: FloatArray) -> FloatArray:
-    """(scenarios, len(SCENARIO_FEATURES)): asset-agnostic aggregates of a scenario, for bad debt."""
+def scenario_table(
+    static: StaticGraph, shocks: FloatArray, table: FloatArray, approx: Approximation | None = None
+) -> FloatArray:
+    """(scenarios, len(SCENARIO_FEATURES)): asset-agnostic aggregates of a scenario, for bad debt;
+    ``approx``: the approximate cascade of the same shocks when the caller has it already."""
     s = shocks.shape[0]
     hf = health_after(static, shocks)
-    approx = approximate_cascade(static, shocks)
+    approx = approximate_cascade(static, shocks) if approx is None else approx
     debt = shocks @ static.debt_usd.T
     below = hf < 1.0
     pressure = table[:, FEATURES.index("pressure_on_depth")].reshape(s, -1)

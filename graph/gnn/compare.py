@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from graph.gnn import metrics
-from graph.gnn.approx import approximate_cascade
 from graph.gnn.baselines import (
     TreeModel,
     analytic_scores,
@@ -73,7 +72,7 @@ def build_data(snapshots: Sequence[Snapshot], scenarios: int, seed: int) -> Data
 def _rows(sets: Sequence[Prepared]) -> tuple[FloatArray, np.ndarray, FloatArray, FloatArray]:
     table = np.concatenate([p.table for p in sets])
     liquidated = np.concatenate([p.liquidated for p in sets])
-    scen = np.concatenate([scenario_table(p.static, p.shocks, p.table) for p in sets])
+    scen = np.concatenate([scenario_table(p.static, p.shocks, p.table, p.approx) for p in sets])
     bad = np.concatenate([p.labelled.bad_debt for p in sets])
     return table, liquidated, scen, bad
 
@@ -131,7 +130,7 @@ def fit_all(data: Data, seed: int, config: TrainConfig) -> Fitted:
 def test_scores(fitted: Fitted, prepared: Prepared) -> tuple[dict[str, FloatArray], dict[str, FloatArray]]:
     """Per model: liquidation scores per row, and bad debt per scenario (USD)."""
     probs, by_market, embeds = predict_gnn(fitted.gnn, prepared.static, prepared.shocks, prepared.table)
-    scen = scenario_table(prepared.static, prepared.shocks, prepared.table)
+    scen = scenario_table(prepared.static, prepared.shocks, prepared.table, prepared.approx)
     scores = {
         "analytic": analytic_scores(prepared.table),
         "tree": fitted.tree.scores(prepared.table),
@@ -192,7 +191,7 @@ def one_seed(data: Data, seed: int, config: TrainConfig) -> dict[str, Any]:
 
 def anchor_of(prepared: Prepared) -> FloatArray:
     """The approximate cascade's bad debt per row of a prepared set (USD), the per-account heads' anchor."""
-    found: FloatArray = approximate_cascade(prepared.static, prepared.shocks).bad_debt_account.reshape(-1)
+    found: FloatArray = prepared.approx.bad_debt_account.reshape(-1)
     return found
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -33,6 +33,9 @@ from graph.cascade import LendingMarket, MorphoBook, OracleModel, PoolKey
 from graph.debtrank import sparse_debtrank
 from graph.fastcascade import build_book
 from graph.univ3_pool import Pool
+
+if TYPE_CHECKING:
+    from graph.gnn.approx import Approximation
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -215,8 +218,9 @@ def pair_pool_depth(static: StaticGraph) -> FloatArray:
     return found
 
 
-def tabular(static: StaticGraph, shocks: FloatArray) -> FloatArray:
-    """(scenarios × accounts, len(FEATURES)) rows, scenario-major."""
+def tabular(static: StaticGraph, shocks: FloatArray, approx: Approximation | None = None) -> FloatArray:
+    """(scenarios × accounts, len(FEATURES)) rows, scenario-major; ``approx``: the approximate cascade
+    of the same shocks when the caller has it already."""
     from graph.gnn.approx import approximate_cascade  # it reads StaticGraph from here
 
     s, n = shocks.shape[0], len(static.accounts)
@@ -231,7 +235,7 @@ def tabular(static: StaticGraph, shocks: FloatArray) -> FloatArray:
     # Collateral (shocked USD) of the accounts below 1, per scenario and asset: what round 1 sells.
     selling = np.einsum("sn,na,sa->sa", below, static.collateral_usd, shocks)
     total = np.maximum(static.collateral_usd.sum(axis=0), 1.0)
-    approx = approximate_cascade(static, shocks)
+    approx = approximate_cascade(static, shocks) if approx is None else approx
     columns = [
         np.broadcast_to(np.log(np.maximum(hf0, 1e-6)), (s, n)),
         np.log(np.maximum(hf1, 1e-6)),

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from graph.gnn.approx import Approximation, approximate_cascade
 from graph.gnn.dataset import LabelledSet
 from graph.gnn.features import FloatArray, StaticGraph, shock_matrix, tabular
 from graph.gnn.model import ContagionGNN
@@ -27,6 +28,7 @@ class Prepared:
     static: StaticGraph
     shocks: FloatArray
     table: FloatArray
+    approx: Approximation  # of the same shocks: the scenario features and the bad-debt anchor read it
 
     @property
     def liquidated(self) -> np.ndarray:
@@ -37,7 +39,8 @@ class Prepared:
 def prepare(labelled: LabelledSet, static: StaticGraph) -> Prepared:
     """Shocks and feature rows of a labelled set over its book's graph."""
     shocks = shock_matrix(static, labelled.assets, labelled.factors)
-    return Prepared(labelled, static, shocks, tabular(static, shocks))
+    approx = approximate_cascade(static, shocks)
+    return Prepared(labelled, static, shocks, tabular(static, shocks, approx), approx)
 
 
 @dataclass(frozen=True)
