@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,6 +21,15 @@ LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/test"
 # each other's template mid-run. A session that dies leaves its template; the next one drops it.
 TEMPLATE_PREFIX = "chainrisk_tpl_"
 TEMPLATE = f"{TEMPLATE_PREFIX}{os.getpid()}_{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture(autouse=True)
+def _keep_logging() -> Iterator[None]:
+    # The CLI configures logging for the process; keep that from leaking into later tests.
+    levels = {name: logging.getLogger(name).level for name in ("", "alembic", "httpx", "httpcore")}
+    yield
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def data_file(relative: str) -> Path:

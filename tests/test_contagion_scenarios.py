@@ -6,9 +6,7 @@ refused before the database is opened."""
 from __future__ import annotations
 
 import json
-import logging
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -241,16 +239,6 @@ def test_an_asset_without_a_recorded_series_needs_its_vol_and_corr() -> None:
 # ------------------------------------------------------------------------------------------- CLI
 
 UNREACHABLE_DB = "postgresql://nobody@127.0.0.1:9/none"
-
-
-@pytest.fixture(autouse=True)
-def _keep_logging() -> Iterator[None]:
-    # The CLI configures logging for the process; keep that from leaking into later tests.
-    names = ("", "alembic", "httpx", "httpcore")
-    levels = {name: logging.getLogger(name).level for name in names}
-    yield
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
 
 
 def _var(tmp_path: Path, *args: str) -> Result:

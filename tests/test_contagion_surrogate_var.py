@@ -6,7 +6,6 @@ or with --exact-worst on the exact engine, one error line and exit 2. The servic
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -75,15 +74,6 @@ def indexed(
         assert training.returncode == 0, err
         assert json.loads(out)["stored"]["tree"] == 1
         yield db
-
-
-@pytest.fixture(autouse=True)
-def _keep_logging() -> Iterator[None]:
-    # The CLI configures logging for the process; keep that from leaking into later tests.
-    levels = {name: logging.getLogger(name).level for name in ("", "alembic", "httpx", "httpcore")}
-    yield
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
 
 
 def _cli(db: str, tmp_path: Path, *args: str) -> Result:

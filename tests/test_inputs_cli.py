@@ -5,12 +5,10 @@ appear either."""
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -24,16 +22,6 @@ UNREACHABLE_DB = "postgresql://nobody@127.0.0.1:9/none"
 POOL = "0x87870Bca3F3fD6335C3F4ce8392D69350B4fA4E2"  # Aave v3 Pool, EIP-55 form
 BAD_CHECKSUM = POOL[:-1] + "e"  # one letter's case flipped
 CHAIN = '[[chains]]\nname = "mainnet"\nchain_id = 1\nrpc_urls = ["http://127.0.0.1:9"]\n'
-
-
-@pytest.fixture(autouse=True)
-def _keep_logging() -> Iterator[None]:
-    # The CLI configures logging for the process; keep that from leaking into later tests.
-    names = ("", "alembic", "httpx", "httpcore")
-    levels = {name: logging.getLogger(name).level for name in names}
-    yield
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
 
 
 def cli(tmp_path: Path, *args: str, config: str = "", **env: str | None) -> Result:

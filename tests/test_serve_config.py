@@ -3,9 +3,7 @@ their periods the same way in every process."""
 
 from __future__ import annotations
 
-import logging
 import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,15 +26,6 @@ TOKEN = (
 )
 TOKEN += "decimals = 18\n"
 ETH = data_file("prices/binance-ethusdt-daily.csv")
-
-
-@pytest.fixture(autouse=True)
-def _keep_logging() -> Iterator[None]:
-    # The CLI configures logging for the process; keep that from leaking into later tests.
-    levels = {name: logging.getLogger(name).level for name in ("", "alembic", "httpx", "httpcore")}
-    yield
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
 
 
 def serve(tmp_path: Path, config: str, **env: str) -> Result:

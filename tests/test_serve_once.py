@@ -4,8 +4,6 @@ done, and nothing runs while another process leads."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,14 +23,6 @@ pytestmark = pytest.mark.slow  # each case starts the CLI on a database; the for
 DAY = Schedule(interval_s=86_400)
 GONE = "gone-host:1:deadbeef"  # a leadership term whose process is no more
 ETH = data_file("prices/binance-ethusdt-daily.csv")
-
-
-@pytest.fixture(autouse=True)
-def _keep_logging() -> Iterator[None]:
-    levels = {name: logging.getLogger(name).level for name in ("", "alembic", "httpx", "httpcore")}
-    yield
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
 
 
 def once(tmp_path: Path, db_url: str, config: str) -> Result:

@@ -47,15 +47,6 @@ class Devnet:
     lag: int  # how far the node ran ahead of the index
 
 
-@pytest.fixture(autouse=True)
-def _keep_logging() -> Iterator[None]:
-    # The CLI configures logging for the process; keep that from leaking into later tests.
-    levels = {name: logging.getLogger(name).level for name in ("", "alembic", "httpx", "httpcore")}
-    yield
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
-
-
 def _rows(devnet: Devnet, query: str, *params: object) -> list[tuple[Any, ...]]:
     with psycopg.connect(devnet.conninfo) as conn:
         return [tuple(r) for r in conn.execute(query, params).fetchall()]

@@ -5,9 +5,7 @@ channel through the outbox. A weekly report on a daily schedule is written on th
 from __future__ import annotations
 
 import hashlib
-import logging
 import threading
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,14 +50,6 @@ name = "not-told"
 kind = "slack"
 url_env = "REPORT_TEST_OTHER_URL"
 """
-
-
-@pytest.fixture(autouse=True)
-def _keep_logging() -> Iterator[None]:
-    levels = {name: logging.getLogger(name).level for name in ("", "alembic", "httpx", "httpcore")}
-    yield
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
 
 
 def _once(home: Path, db: str, config: str = CONFIG) -> Result:
