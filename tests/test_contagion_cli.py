@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import tomllib
 from collections.abc import Iterator
 from dataclasses import replace
 from fractions import Fraction
@@ -19,6 +18,7 @@ import psycopg
 import pytest
 
 from chainrisk.db import to_libpq_url
+from tests.devnet_index import index_devnet_with_pools
 
 pytestmark = pytest.mark.slow
 
@@ -28,27 +28,13 @@ CHAIN = 31337
 @pytest.fixture(scope="module")
 def indexed(templates: dict[str, str], node_home: Path) -> Iterator[tuple[str, int]]:
     """A database indexed with the devnet config from markets, Uniswap pools and a short scenario."""
-    from devnet.aave import deploy_markets
     from devnet.anvil import Anvil
-    from devnet.scenario import simulate
-    from devnet.serve import indexer_toml
-    from devnet.uniswap import deploy_uniswap, manifest_with_uniswap
-    from indexer.catalog import sync_config
-    from indexer.config import IndexConfig
     from indexer.lending.health import indexed_head
-    from indexer.runner import config_plan, run_plan
     from tests.conftest import _fresh_database
 
     for db in _fresh_database(templates["embedded"]):
         with Anvil(node_home) as node:
-            deployment = deploy_markets(node, node_home)
-            uniswap = deploy_uniswap(deployment, node_home)
-            simulate(deployment, 1, 20, 3, uniswap=uniswap)
-            manifest = manifest_with_uniswap(deployment.to_manifest(), uniswap)
-            config = IndexConfig(**tomllib.loads(indexer_toml({**manifest, "rpc_url": node.url})))
-            with psycopg.connect(to_libpq_url(db)) as conn:
-                sync_config(conn, config.chains, config.tokens, config.labels)
-            run_plan(config_plan(config.chains[0], config.contracts, None, False), to_libpq_url(db))
+            index_devnet_with_pools(db, node, node_home, days=1, wallets=20, seed=3)
         with psycopg.connect(to_libpq_url(db)) as conn:
             head = indexed_head(conn, CHAIN)
         assert head is not None

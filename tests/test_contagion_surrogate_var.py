@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +21,7 @@ from typer.testing import CliRunner, Result
 
 from chainrisk.cli import app
 from chainrisk.db import to_libpq_url
+from tests.devnet_index import index_devnet_with_pools
 
 pytestmark = pytest.mark.slow
 
@@ -35,14 +35,7 @@ def indexed(
 ) -> Iterator[str]:
     """A database indexed from the devnet (markets, Uniswap pools, a short scenario) holding one trained
     pair of surrogates (tiny synthetic books, two epochs)."""
-    from devnet.aave import deploy_markets
     from devnet.anvil import Anvil
-    from devnet.scenario import simulate
-    from devnet.serve import indexer_toml
-    from devnet.uniswap import deploy_uniswap, manifest_with_uniswap
-    from indexer.catalog import sync_config
-    from indexer.config import IndexConfig
-    from indexer.runner import config_plan, run_plan
     from tests.conftest import _fresh_database
 
     home = tmp_path_factory.mktemp("surrogate_var")
@@ -59,14 +52,7 @@ def indexed(
         )  # fmt: skip
         try:
             with Anvil(node_home) as node:
-                deployment = deploy_markets(node, node_home)
-                uniswap = deploy_uniswap(deployment, node_home)
-                simulate(deployment, 1, 20, 3, uniswap=uniswap)
-                manifest = manifest_with_uniswap(deployment.to_manifest(), uniswap)
-                config = IndexConfig(**tomllib.loads(indexer_toml({**manifest, "rpc_url": node.url})))
-                with psycopg.connect(to_libpq_url(db)) as conn:
-                    sync_config(conn, config.chains, config.tokens, config.labels)
-                run_plan(config_plan(config.chains[0], config.contracts, None, False), to_libpq_url(db))
+                index_devnet_with_pools(db, node, node_home, days=1, wallets=20, seed=3)
             out, err = training.communicate(timeout=300)
         finally:
             training.kill()  # no-op once it has exited

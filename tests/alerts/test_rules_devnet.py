@@ -12,7 +12,6 @@ import json
 import logging
 import threading
 import time
-import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,6 +30,7 @@ from chainrisk.alerts.rules import Conn, register
 from chainrisk.alerts.rules_config import AlertRuleConfig
 from chainrisk.db import to_libpq_url
 from tests.conftest import data_file
+from tests.devnet_index import index_devnet_with_pools
 
 pytestmark = pytest.mark.slow
 
@@ -61,24 +61,10 @@ def _cli(*args: str, env: dict[str, str]) -> None:
 
 def _index(db: str, node: Any, home: Path) -> Any:
     """Deploy, run three days of the scenario, index it and build the positions; returns the config."""
-    from devnet.aave import deploy_markets
-    from devnet.scenario import simulate
-    from devnet.serve import indexer_toml
-    from devnet.uniswap import deploy_uniswap, manifest_with_uniswap
-    from indexer.catalog import sync_config
-    from indexer.config import IndexConfig
     from indexer.lending.health import indexed_head, pools, refresh
-    from indexer.runner import config_plan, run_plan
 
-    deployment = deploy_markets(node, home)
-    uniswap = deploy_uniswap(deployment, home)
-    simulate(deployment, 3, 30, 11, uniswap=uniswap)
-    manifest = manifest_with_uniswap(deployment.to_manifest(), uniswap)
-    config = IndexConfig(**tomllib.loads(indexer_toml({**manifest, "rpc_url": node.url})))
+    config = index_devnet_with_pools(db, node, home, days=3, wallets=30, seed=11)
     conninfo = to_libpq_url(db)
-    with psycopg.connect(conninfo) as conn:
-        sync_config(conn, config.chains, config.tokens, config.labels)
-    run_plan(config_plan(config.chains[0], config.contracts, None, False), conninfo)
     with psycopg.connect(conninfo) as conn:
         head = indexed_head(conn, CHAIN)
         assert head is not None
