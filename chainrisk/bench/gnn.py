@@ -88,7 +88,7 @@ def speed(
         predict_gnn(fitted.gnn, static, shock_matrix(static, snapshot.moving, factors), batch=scenarios)
 
     rates = {
-        "exact": _median_rate(exact, exact_scenarios, 1),
+        "exact": _median_rate(exact, exact_scenarios, repeats),
         "fast": _median_rate(lambda: fast.run(list(snapshot.moving), factors), scenarios, repeats),
         "tree": _median_rate(tree, scenarios, repeats),
         "tree_accounts": _median_rate(tree_accounts, scenarios, repeats),

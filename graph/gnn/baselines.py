@@ -116,12 +116,13 @@ class AccountHeads:
 
     def first_round(self, table: FloatArray) -> FloatArray:
         """The round (≥ 1, a real number) in which a row would first be liquidated, were it liquidated;
-        the approximate cascade's (1 where it does not liquidate the row) when no round model is fitted."""
-        if self.round_ is None:
-            result: FloatArray = np.maximum(table[:, FEATURES.index("approx_round")], 1.0)
-            return result
-        predicted: FloatArray = np.maximum(self.round_.predict(table), 1.0)
-        return predicted
+        the approximate cascade's (1 where it does not liquidate the row) where no round model is fitted
+        or :func:`screened_out` keeps the row from the trees."""
+        result: FloatArray = np.maximum(table[:, FEATURES.index("approx_round")], 1.0)
+        asked = ~screened_out(table)
+        if self.round_ is not None and asked.any():
+            result[asked] = np.maximum(self.round_.predict(table[asked]), 1.0)
+        return result
 
 
 def _with_anchor(table: FloatArray, anchor: FloatArray) -> FloatArray:
