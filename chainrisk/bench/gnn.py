@@ -113,16 +113,22 @@ def benchmark(
     threads: int,
     seed: int,
     speed_positions: int | None = None,
+    step: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     """The whole benchmark document (see the module); the speed figures run on the latest snapshot of a
-    book of ``speed_positions`` lines (by default the training books' size)."""
+    book of ``speed_positions`` lines (by default the training books' size). ``step(next)`` is called as
+    each of the ``seeds + 2`` stages ends, naming the next one."""
     torch.set_num_threads(threads)
     snapshots = synthetic_snapshots(SNAPSHOTS, positions, seed)
     started = time.perf_counter()
     data = build_data(snapshots, scenarios, seed)
     labelled_s = time.perf_counter() - started
     config = TrainConfig(epochs=epochs)
-    per_seed = [one_seed(data, seed + k, config) for k in range(seeds)]
+    per_seed = []
+    for k in range(seeds):
+        step(f"training seed {k + 1} of {seeds}")
+        per_seed.append(one_seed(data, seed + k, config))
+    step("timing the engines and models")
     document = summarise(data, per_seed)
     latest = snapshots[-1]
     check = label_set(latest, "severe", seed=98, scenarios=10)

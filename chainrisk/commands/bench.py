@@ -151,7 +151,19 @@ def bench_gnn(
 ) -> None:
     """The learned cascade surrogates (boosted trees, graph network) against the simulator: held-out
     accuracy over seeds and scenarios per second, with the exact and vectorised engines as baselines."""
+    from rich.console import Console
+    from rich.progress import Progress
+
     from chainrisk.bench.gnn import benchmark
 
-    result = benchmark(positions, scenarios, seeds, epochs, speed_scenarios, threads, seed, speed_positions)
+    # Minutes of work: a bar on stderr, so that stdout holds the document only.
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("labelling the scenario sets", total=seeds + 2)
+
+        def step(next_stage: str) -> None:
+            bar.update(task, advance=1, description=next_stage)
+
+        result = benchmark(
+            positions, scenarios, seeds, epochs, speed_scenarios, threads, seed, speed_positions, step
+        )
     typer.echo(json.dumps(result, default=str) if as_json else json.dumps(result, indent=2, default=str))
