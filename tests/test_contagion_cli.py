@@ -242,6 +242,31 @@ def test_var_fast_engine_replays_the_worst_exactly(indexed: tuple[str, int], tmp
     assert default["fast_path"]["bad_debt_max_abs_error_usd"] >= 0
 
 
+def test_var_fast_engine_stores_every_scenarios_bad_debt_per_wallet(
+    indexed: tuple[str, int], tmp_path: Path
+) -> None:
+    """A stored fast run keeps each wallet's bad debt in every scenario, not only in those replayed
+    exactly (none here): per scenario the wallets' rows add up to the scenario's bad debt."""
+    db, _ = indexed
+    document = _var(
+        db, tmp_path, "--seed", "9", "--vol", "WETH=0.2", "--engine", "fast", "--exact-worst", "5"
+    )
+    with psycopg.connect(to_libpq_url(db)) as conn:
+        rows = conn.execute(
+            "SELECT s.scenario, s.bad_debt_usd, coalesce(sum(w.usd), 0), count(w.usd)"
+            " FROM contagion_scenarios s LEFT JOIN contagion_wallet_bad_debt w"
+            " ON w.run_id = s.run_id AND w.scenario = s.scenario"
+            " WHERE s.run_id = %s GROUP BY s.scenario, s.bad_debt_usd ORDER BY s.scenario",
+            (document["run_id"],),
+        ).fetchall()
+    assert len(rows) == 40
+    owing = [r for r in rows if r[1] > 0]
+    assert len(owing) >= 2
+    for scenario, total, by_wallet, count in owing:
+        assert count > 0 and abs(by_wallet - total) <= 1e-6 * total, scenario
+    assert all(r[3] == 0 for r in rows if r[1] == 0)
+
+
 def test_var_prints_a_table(indexed: tuple[str, int], tmp_path: Path) -> None:
     db, _ = indexed
     result = _run(db, tmp_path, "--scenarios", "5", "--seed", "3", command="var")

@@ -250,15 +250,31 @@ def _fast(
     exact = scenario_outcomes_on(inputs, assets, factors[worst], address=dask)
     if progress is not None:
         progress(len(factors) - len(factors) // 2)
-    outcomes = [_from_fast(fast, i) for i in range(len(factors))]
+    wallets = _wallet_bad_debt(fast)
+    outcomes = [_from_fast(fast, i, wallets[i]) for i in range(len(factors))]
     for i, outcome in zip(worst.tolist(), exact, strict=True):
         outcomes[i] = outcome
     return outcomes, _fast_error(fast, worst.tolist(), exact)
 
 
-def _from_fast(fast: FastOutcomes, i: int) -> Outcome:
-    """A fast-path outcome: totals per market and asset; its liquidations are not kept per wallet
-    (stored runs hold wallet-level rows for the exactly replayed scenarios only)."""
+def _wallet_bad_debt(fast: FastOutcomes) -> list[dict[tuple[str, str], float]]:
+    """Per scenario, the bad debt each (market, wallet) leaves (USD), as the fast engine reports it."""
+    found: list[dict[tuple[str, str], float]] = [{} for _ in range(fast.bad_debt_usd.size)]
+    rows = zip(
+        fast.bad_debt_scenario.tolist(),
+        fast.bad_debt_account.tolist(),
+        fast.bad_debt_account_usd.tolist(),
+        strict=True,
+    )
+    for s, account, usd in rows:
+        key = fast.accounts[account]
+        found[s][key] = found[s].get(key, 0.0) + usd
+    return found
+
+
+def _from_fast(fast: FastOutcomes, i: int, wallets: dict[tuple[str, str], float]) -> Outcome:
+    """A fast-path outcome: totals per market and asset and bad debt per wallet; its liquidations are not
+    kept one by one (stored runs hold them for the exactly replayed scenarios only)."""
     by_asset = {
         (market, asset): float(fast.bad_debt_by_market_asset[i, m, a])
         for m, market in enumerate(fast.markets)
@@ -268,7 +284,7 @@ def _from_fast(fast: FastOutcomes, i: int) -> Outcome:
     by_market = {market: float(fast.bad_debt_by_market[i, m]) for m, market in enumerate(fast.markets)}
     none: tuple[WalletLiquidation, ...] = ()
     return Outcome(
-        float(fast.bad_debt_usd[i]), by_market, by_asset, {}, float(fast.liquidated_usd[i]),
+        float(fast.bad_debt_usd[i]), by_market, by_asset, wallets, float(fast.liquidated_usd[i]),
         int(fast.depth[i]), none,
     )  # fmt: skip
 
