@@ -191,6 +191,17 @@ def _train(db: str, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+def _predict(db: str, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ, "CHAINRISK_DATABASE_URL": db, "CHAINRISK_HOME": str(home / "home"),
+        "CHAINRISK_CONFIG": str(home / "chainrisk.toml"), "CHAINRISK_LOG_LEVEL": "WARNING",
+    }  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "chainrisk", "contagion", "predict", "--shock", "ETH=-30%", *args],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
 def test_training_on_the_indexed_history_splits_it_by_block(indexed: str, tmp_path: Path) -> None:
     """`train --book indexed`: books of the indexed chain at evenly spaced blocks from its first borrow to
     the head, the two latest held out; the stored models say so, predict refuses the synthetic book for
@@ -220,14 +231,15 @@ def test_training_on_the_indexed_history_splits_it_by_block(indexed: str, tmp_pa
     assert [len(s.markets) for s in snapshots][-1] >= 1 and all(s.moving for s in snapshots)
     accounts = [int(data_range["accounts"][str(t)]) for t in range(len(blocks))]
     assert accounts[-1] >= accounts[0] > 0
-    refused = subprocess.run(
-        [sys.executable, "-m", "chainrisk", "contagion", "predict", "--shock", "ETH=-30%",
-         "--book", "synthetic"],
-        env={**os.environ, "CHAINRISK_DATABASE_URL": indexed, "CHAINRISK_HOME": str(tmp_path / "home"),
-             "CHAINRISK_CONFIG": str(tmp_path / "chainrisk.toml"), "CHAINRISK_LOG_LEVEL": "WARNING"},
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    refused = _predict(indexed, tmp_path, "--book", "synthetic")
     assert refused.returncode == 2 and "trained on the indexed book" in refused.stderr, refused.stderr
+    # On the indexed book the model's own chain is the default; another chain is one error line.
+    predicted = _predict(indexed, tmp_path, "--book", "indexed", "--json")
+    assert predicted.returncode == 0, predicted.stderr
+    assert json.loads(predicted.stdout)["version"] == 2
+    elsewhere = _predict(indexed, tmp_path, "--chain-id", "5")
+    assert elsewhere.returncode == 2 and elsewhere.stderr.count("\n") == 1
+    assert "--chain-id 5" in elsewhere.stderr, elsewhere.stderr
     run = _var(indexed, tmp_path, "--engine", "surrogate", "--no-store")
     assert run["surrogate_path"]["version"] == 2
 

@@ -27,9 +27,11 @@ _TRAIN_HELP = "\n\n".join(
 _PREDICT_HELP = "\n\n".join(
     (
         "Who the cascade would liquidate under a shock, and the bad debt, from a stored surrogate.",
-        "--book indexed (the default) reads the indexed chain's markets and pools at its head; --book"
-        " synthetic uses the latest book the model was trained on. Milliseconds instead of a simulation;"
-        " `contagion simulate` gives the exact answer.",
+        "--book indexed (the default) reads the indexed chain's markets and pools at its head (the chain"
+        " the model was trained on, else --chain-id, else the one chain with Aave pools); --book"
+        " synthetic uses the latest book the model was trained on. Per account: the liquidation"
+        " probability and, from the trees, the debt repaid, the bad debt left and the round. Milliseconds"
+        " instead of a simulation; `contagion simulate` gives the exact answer.",
         "Example: chainrisk contagion predict --shock ETH=-30% --model tree",
     )
 )
@@ -51,6 +53,12 @@ Device = Annotated[
 ]
 ChainId = Annotated[
     int | None, typer.Option(min=1, help="With --book indexed: the chain (default: the one with Aave pools).")
+]
+PredictChainId = Annotated[
+    int | None,
+    typer.Option(
+        min=1, help="With --book indexed: the chain (default: the model's own, else the one with Aave pools)."
+    ),
 ]
 Epochs = Annotated[int, typer.Option(min=1, max=500, help="Most epochs of the graph network.")]
 Shocks = Annotated[list[str], typer.Option(help="SYMBOL=PERCENT price move, e.g. ETH=-30%; repeatable.")]
@@ -104,6 +112,7 @@ def predict_command(
     model: Model = "tree",
     book: Book = "indexed",
     top: Top = 10,
+    chain_id: PredictChainId = None,
     as_json: Json = False,
 ) -> None:
     from chainrisk.contagion import inputs as loading
@@ -116,7 +125,7 @@ def predict_command(
         loading.split_shock(given)  # a malformed shock fails before the database is opened
     from chainrisk.contagion import surrogate as model_api
 
-    document = model_api.predict_command(app_context(ctx).conninfo(), shock, model, book, top)
+    document = model_api.predict_command(app_context(ctx).conninfo(), shock, model, book, top, chain_id)
     if as_json:
         typer.echo(json.dumps(document, indent=2))
     else:

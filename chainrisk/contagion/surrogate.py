@@ -317,13 +317,15 @@ def indexed_snapshots(
     return found, (head.chain_id, blocks)
 
 
-def _indexed_graph(conninfo: str, shocks: Sequence[str]) -> tuple[StaticGraph, dict[str, Fraction]]:
+def _indexed_graph(
+    conninfo: str, shocks: Sequence[str], chain_id: int | None
+) -> tuple[StaticGraph, dict[str, Fraction]]:
     import psycopg
 
     from chainrisk.contagion import inputs as loading
 
     with psycopg.connect(conninfo) as conn:
-        inputs = loading.load_inputs(conn, None, None)
+        inputs = loading.load_inputs(conn, chain_id, None)
     parsed = loading.parse_shocks(shocks, inputs.symbols, list(inputs.oracles))
     return static_graph(inputs.books, inputs.pools, inputs.oracles), parsed
 
@@ -345,8 +347,11 @@ def _at(values: np.ndarray[Any, np.dtype[np.float64]] | None, i: int) -> float |
     return None if values is None else float(values[i])
 
 
-def predict_command(conninfo: str, shocks: Sequence[str], kind: str, book: str, top: int) -> dict[str, Any]:
-    """Load the latest model of ``kind``, apply it to the shock on the chosen book, rank the accounts."""
+def predict_command(
+    conninfo: str, shocks: Sequence[str], kind: str, book: str, top: int, chain_id: int | None = None
+) -> dict[str, Any]:
+    """Load the latest model of ``kind``, apply it to the shock on the chosen book, rank the accounts. With
+    the indexed book and no ``chain_id``: the chain the model was trained on, if it was trained on one."""
     import psycopg
 
     from chainrisk.contagion.surrogate_store import load_model, tree_from_weights
@@ -354,7 +359,8 @@ def predict_command(conninfo: str, shocks: Sequence[str], kind: str, book: str, 
     with psycopg.connect(conninfo) as conn:
         stored = load_model(conn, kind)
     if book == "indexed":
-        static, parsed = _indexed_graph(conninfo, shocks)
+        trained_on = stored.data_range.get("chain_id") if stored.data_range.get("book") == "indexed" else None
+        static, parsed = _indexed_graph(conninfo, shocks, chain_id if chain_id is not None else trained_on)
     elif stored.data_range.get("book") == "indexed":
         raise OptionError(
             f"--book synthetic: {kind} v{stored.version} was trained on the indexed book, not on a"
