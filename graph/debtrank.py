@@ -103,7 +103,7 @@ def sparse_debtrank(
     n = impact.shape[0]
     weight = _weights(weights, n)
     initial = _shock(shock, n)
-    final, rounds = _sparse_original(impact, initial)
+    final, rounds = _original(impact, initial)
     return _result(initial, final, weight, rounds, "original")
 
 
@@ -121,20 +121,9 @@ def _result(
     )
 
 
-def _original(impact: FloatArray, initial: FloatArray) -> tuple[FloatArray, int]:
-    h = initial.copy()
-    distressed = h > 0
-    inactive = np.zeros_like(distressed)
-    rounds = 0
-    while distressed.any():
-        h = np.minimum(1.0, h + impact[:, distressed] @ h[distressed])
-        inactive |= distressed
-        distressed = (h > 0) & ~inactive
-        rounds += 1
-    return h, rounds
-
-
-def _sparse_original(impact: Any, initial: FloatArray) -> tuple[FloatArray, int]:
+def _original(impact: Any, initial: FloatArray) -> tuple[FloatArray, int]:
+    """The original variant on a dense or a ``scipy.sparse`` impact matrix: ``V · (h ⊙ 1_D)`` is
+    ``V[:, D] · h[D]`` without slicing columns, which a sparse matrix does slowly."""
     h = initial.copy()
     distressed = h > 0
     inactive = np.zeros_like(distressed)

@@ -821,9 +821,7 @@ class FastCascade:
         }
 
     def _orphan_debt_rows(self, store: _Store) -> BoolArray:
-        book = self.book
-        start_orphan = np.logical_not((book.enabled & (book.collateral > 0)).any(axis=1))
-        result: BoolArray = start_orphan[store.account]
+        result: BoolArray = self._start_orphan[store.account]
         return result
 
 
